@@ -145,7 +145,7 @@ def linear_regression(X, y, *, num_partitions=None, name="linear_regression") ->
 
     >>> import numpy as np
     >>> p = linear_regression(np.eye(4)[None].repeat(2, 0), np.ones((2, 4)))
-    >>> p.num_partitions, p.dim, p.smoothness, p.optimal_value
+    >>> p.num_partitions, p.dim, p.smoothness, round(p.optimal_value, 12)
     (2, 4, 2.0, 0.0)
     """
     Xp, yp, _ = _partitioned(X, y, num_partitions, "linear_regression")
@@ -178,7 +178,7 @@ def lag_synthetic(num_partitions: int, dim: int = 50, seed: int = 0) -> Problem:
     (our convention).
 
     >>> p = lag_synthetic(3)
-    >>> [round(v, 4) for v in p.partition_smoothness]
+    >>> [round(float(v), 4) for v in p.partition_smoothness]
     [4.0, 5.29, 7.2361]
     """
     if not isinstance(dim, (int, np.integer)) or dim < 1:

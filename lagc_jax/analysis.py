@@ -1,0 +1,495 @@
+"""Expected per-iteration time and counts of the strategies (MODEL.md §3, §4, §6, §7).
+
+These closed forms and quadratures are independent checks for the Monte Carlo
+engine and cheap curves for plots. Assumptions (MODEL.md §3): i.i.d. unit times
+X, compute time = load · X (linear load scaling), a *parallel* link (each upload
+adds the same τ = ``upload_time``; the shared FIFO link is not modelled), one
+broadcast τ_b = ``broadcast_time`` per iteration, no persistent slowdown factors.
+
+Everything is numpy/``math`` only (no jax, no scipy). A delay is either one of
+``lagc_jax.delays.ShiftedExponential`` / ``Pareto`` (closed forms) or any object
+with a vectorised numpy ``cdf(x)`` of a nonnegative variable (numerical
+integration; an optional ``sf(x)`` = 1 − cdf is used when present, which keeps
+heavy tails accurate).
+
+>>> d = ShiftedExponential(rate=1.0)
+>>> [round(expected_iteration_time(s, 12, 2, d), 3) for s in ("gd", "gc", "grouping")]
+[3.103, 4.81, 2.083]
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+from lagc_jax.delays import Pareto, ShiftedExponential
+
+__all__ = [
+    "NON_LAZY_STRATEGIES",
+    "LAZY_STRATEGIES",
+    "expected_order_statistic",
+    "expected_min_then_max",
+    "expected_iteration_time",
+    "expected_iteration_costs",
+    "expected_lazy_iteration_costs",
+]
+
+NON_LAZY_STRATEGIES = ("gd", "fastest-k", "gc", "grouping")
+LAZY_STRATEGIES = ("lag-ps", "lag-wk", "g-lag", "g-lag-wk", "lagc", "lagc-ps")
+_METHODS = ("auto", "closed", "numeric")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    """Return ``value`` as int in [low, high] or raise a ValueError naming it."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if number < low or (high is not None and number > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be {bound}, got {number}")
+    return number
+
+
+def _check_time(name: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if not (math.isfinite(number) and number >= 0.0):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return number
+
+
+def _check_method(method: str) -> str:
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    return method
+
+
+def _check_delay(delay):
+    """Validate a known distribution; require a callable ``cdf`` otherwise."""
+    if isinstance(delay, (ShiftedExponential, Pareto)):
+        return delay.validate()
+    if not callable(getattr(delay, "cdf", None)):
+        raise ValueError(
+            "delay must be ShiftedExponential, Pareto or an object with a numpy "
+            f"cdf(x) method, got {type(delay).__name__}"
+        )
+    return delay
+
+
+def _check_workers(num_workers, stragglers) -> tuple[int, int]:
+    m = _check_int("num_workers", num_workers, 1)
+    s = _check_int("stragglers", stragglers, 0, m - 1)
+    return m, s
+
+
+def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
+    if num_workers % (stragglers + 1):
+        raise ValueError(
+            f"{name} needs (stragglers + 1) to divide num_workers, got "
+            f"num_workers={num_workers}, stragglers={stragglers}"
+        )
+    return num_workers // (stragglers + 1)
+
+
+# ------------------------------------------------------------- numeric integration
+
+_Q_CUT = 1e-9  # below this survival, 1 - cdf(x) has lost ~1e-7 relative accuracy
+_X_CAP = 1e250
+_MAX_PANELS = 2048
+_GL_LO = np.polynomial.legendre.leggauss(10)
+_GL_HI = np.polynomial.legendre.leggauss(21)
+
+
+def _survival(delay, x):
+    """(F, q) = (P(X <= x), P(X > x)) as float arrays, using ``sf`` if present."""
+    x = np.asarray(x, dtype=float)
+    sf = getattr(delay, "sf", None)
+    if callable(sf):
+        q = np.clip(np.asarray(sf(x), dtype=float), 0.0, 1.0)
+        f = np.clip(np.asarray(delay.cdf(x), dtype=float), 0.0, 1.0)
+    else:
+        f = np.clip(np.asarray(delay.cdf(x), dtype=float), 0.0, 1.0)
+        q = 1.0 - f
+    return np.broadcast_to(f, x.shape), np.broadcast_to(q, x.shape)
+
+
+def _log_cdf(f, q):
+    """log F with the precise branch on each side of 1/2."""
+    with np.errstate(divide="ignore"):
+        return np.where(q < 0.5, np.log1p(-q), np.log(f))
+
+
+class _MinOf:
+    """Distribution of the minimum of ``count`` i.i.d. copies of ``base``."""
+
+    def __init__(self, base, count: int):
+        self.base, self.count = base, count
+
+    def cdf(self, x):
+        f, _ = _survival(self.base, x)
+        with np.errstate(divide="ignore"):
+            return -np.expm1(self.count * np.log1p(-f))
+
+    def sf(self, x):
+        _, q = _survival(self.base, x)
+        return q**self.count
+
+
+def _quantile(delay, level: float, lo: float) -> float:
+    """Smallest x >= lo (up to bisection accuracy) with P(X > x) <= level."""
+    hi = max(2.0 * lo, 1.0)
+    while _survival(delay, hi)[1] > level:
+        if hi >= _X_CAP:
+            return _X_CAP
+        hi = min(hi * 4.0, _X_CAP)
+    a = lo
+    for _ in range(200):
+        mid = 0.5 * (a + hi)
+        if mid in (a, hi):
+            break
+        if _survival(delay, mid)[1] > level:
+            a = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _support_start(delay) -> float:
+    """sup{x >= 0 : P(X > x) = 1}, i.e. where the cdf starts to rise."""
+    if float(_survival(delay, np.nextafter(0.0, -1.0))[0]) > 0.0:
+        raise ValueError("delay must be a nonnegative variable: cdf(x) > 0 for x < 0")
+    if _survival(delay, 0.0)[1] < 1.0:
+        return 0.0
+    hi = 1.0
+    while _survival(delay, hi)[1] >= 1.0:
+        if hi >= _X_CAP:
+            raise ValueError("delay.cdf is 0 everywhere; not a distribution")
+        hi *= 4.0
+    a = 0.0
+    for _ in range(300):
+        mid = 0.5 * (a + hi)
+        if mid in (a, hi):
+            break
+        if _survival(delay, mid)[1] >= 1.0:
+            a = mid
+        else:
+            hi = mid
+    return a
+
+
+def _integrate_tail(surv, start: float, scale: float, cut: float) -> float:
+    """start + ∫_start^∞ surv(x) dx, where surv = 1 below ``start``.
+
+    Substitutes x = start + e^u, which turns both a power-law tail and the
+    behaviour near ``start`` into exponential decay in u, integrates
+    [start + scale·1e-16, cut] by adaptive Gauss–Legendre (10 vs 21 points per
+    panel) and extrapolates beyond ``cut`` (where 1 − cdf is no longer
+    accurate) with the local decay rate of the integrand; returns inf when the
+    integrand does not decay there (infinite mean).
+    """
+    if cut <= start:
+        return start
+
+    def h(u):
+        return surv(start + np.exp(u)) * np.exp(u)
+
+    u_lo, u_hi = math.log(scale * 1e-16), math.log(cut - start)
+    if u_hi <= u_lo:
+        return start
+    left = math.exp(u_lo)  # surv ~ 1 on (start, start + e^u_lo)
+    edges = np.linspace(u_lo, u_hi, 33)
+    a, b = edges[:-1], edges[1:]
+    total, accepted, width = 0.0, 0.0, u_hi - u_lo
+    (x10, w10), (x21, w21) = _GL_LO, _GL_HI
+    for _ in range(40):
+        mid, half = 0.5 * (a + b), 0.5 * (b - a)
+        i10 = (h(mid[:, None] + half[:, None] * x10) * w10).sum(1) * half
+        i21 = (h(mid[:, None] + half[:, None] * x21) * w21).sum(1) * half
+        err = np.abs(i21 - i10)
+        total = accepted + i21.sum()
+        # Rounding in 1 - cdf near ``cut`` puts a ~1e-11 relative noise floor
+        # under the panel errors, hence 1e-10 and a cap on the panel count.
+        tol = max(1e-10 * abs(total), 1e-300) * (b - a) / width
+        ok = err <= tol
+        if ok.all() or a.size > _MAX_PANELS:
+            accepted += i21.sum()
+            break
+        accepted += i21[ok].sum()
+        a, b = a[~ok], b[~ok]
+        m = 0.5 * (a + b)
+        a, b = np.concatenate([a, m]), np.concatenate([m, b])
+    else:  # pragma: no cover - only for pathological cdfs
+        accepted += i21.sum()
+    total = accepted
+    # The decay rate is taken over 2 units of u (a factor e^2 in x), wide enough
+    # to average out the rounding noise of 1 - cdf near ``cut``.
+    h_end, h_prev = float(h(u_hi)), float(h(u_hi - 2.0))
+    if h_end > 0.0:
+        rate = (math.log(h_prev) - math.log(h_end)) / 2.0 if h_prev > 0 else 0.0
+        if rate <= 1e-6:
+            return math.inf
+        total += h_end / rate
+    return start + left + total
+
+
+def _numeric_order_statistic(delay, k: int, n: int) -> float:
+    """E X_(k:n) = ∫_0^∞ P(fewer than k of n are <= x) dx (binomial tail)."""
+    j = np.arange(k, dtype=float)
+    log_binom = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                          for i in range(k)])
+
+    def surv(x):
+        f, q = _survival(delay, x)
+        log_f = _log_cdf(f, q)[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_q = np.log(q)[..., None]
+            jlogf = np.where(j == 0, 0.0, j * log_f)
+            terms = np.exp(log_binom + jlogf + (n - j) * log_q)
+        return np.minimum(terms.sum(-1), 1.0)
+
+    start = _support_start(delay)
+    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
+    cut = _quantile(delay, _Q_CUT, start)
+    return _integrate_tail(surv, start, scale, cut)
+
+
+def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
+    """E max(X_1 + lag, …, X_{n_late} + lag, Y_1, …, Y_{n_plain}), all i.i.d."""
+    def surv(x):
+        f1, q1 = _survival(delay, x - lag)
+        f2, q2 = _survival(delay, x)
+        with np.errstate(invalid="ignore"):
+            s = -np.expm1(n_late * _log_cdf(f1, q1) + n_plain * _log_cdf(f2, q2))
+        return np.nan_to_num(s, nan=1.0)
+
+    base = _support_start(delay)
+    start = base + lag
+    scale = max(_quantile(delay, 0.5, base) - base, 1e-300)
+    cut = _quantile(delay, _Q_CUT, base) + lag
+    return _integrate_tail(surv, start, scale, cut)
+
+
+# ------------------------------------------------------------------- public figures
+
+
+def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> float:
+    """E X_(k:n), the k-th smallest of n i.i.d. unit times (MODEL.md §7).
+
+    Closed forms for ShiftedExponential (a + (H_n − H_{n−k})/μ) and Pareto
+    (x_m Γ(n+1)Γ(n−k+1−1/β)/(Γ(n−k+1)Γ(n+1−1/β)), inf when n−k+1 <= 1/β);
+    ``method="numeric"`` integrates the binomial tail of ``delay.cdf`` instead
+    (the only option for other distributions).
+
+    >>> round(expected_order_statistic(ShiftedExponential(rate=1.0), 12, 12), 4)
+    3.1032
+    """
+    n = _check_int("n", n, 1)
+    k = _check_int("k", k, 1, n)
+    method = _check_method(method)
+    delay = _check_delay(delay)
+    closed = isinstance(delay, (ShiftedExponential, Pareto))
+    if method == "closed" and not closed:
+        raise ValueError(
+            f"method='closed' needs ShiftedExponential or Pareto, got {type(delay).__name__}"
+        )
+    if method == "numeric" or not closed:
+        return _numeric_order_statistic(delay, k, n)
+    if isinstance(delay, ShiftedExponential):
+        harmonic = math.fsum(1.0 / j for j in range(n - k + 1, n + 1))
+        return delay.shift + harmonic / delay.rate
+    m, a = n - k + 1, 1.0 / delay.shape
+    if m <= a:
+        return math.inf
+    return delay.scale * math.exp(
+        math.lgamma(n + 1) + math.lgamma(m - a) - math.lgamma(m) - math.lgamma(n + 1 - a)
+    )
+
+
+def _min_distribution(delay, group_size: int):
+    if isinstance(delay, ShiftedExponential):
+        return ShiftedExponential(delay.shift, delay.rate * group_size)
+    if isinstance(delay, Pareto):
+        return Pareto(delay.scale, delay.shape * group_size)
+    return _MinOf(delay, group_size)
+
+
+def expected_min_then_max(delay, group_size: int, num_groups: int, *,
+                          method: str = "auto") -> float:
+    """E[max over ``num_groups`` groups of the min of ``group_size`` unit times].
+
+    The grouping wait rule (first reply in every group). The min of S+1
+    exponentials is exponential with rate (S+1)μ, of S+1 Pareto(x_m, β) is
+    Pareto(x_m, (S+1)β); other distributions go through the numeric path.
+
+    >>> round(expected_min_then_max(ShiftedExponential(rate=1.0), 3, 4), 4)
+    0.6944
+    """
+    group_size = _check_int("group_size", group_size, 1)
+    num_groups = _check_int("num_groups", num_groups, 1)
+    method = _check_method(method)
+    delay = _check_delay(delay)
+    inner = _min_distribution(delay, group_size)
+    if method == "numeric" and not isinstance(inner, _MinOf):
+        inner = _MinOf(delay, group_size)
+    return expected_order_statistic(inner, num_groups, num_groups,
+                                    method="auto" if method == "numeric" else method)
+
+
+def _mixed_max(delay, n_late: int, n_plain: int, lag: float, method: str) -> float:
+    """E max of n_late copies of X + lag and n_plain copies of X (lag >= 0)."""
+    n = n_late + n_plain
+    if n == 0:
+        return 0.0
+    if n_late == 0 or lag == 0.0:
+        return expected_order_statistic(delay, n, n, method=method)
+    if n_plain == 0:
+        return expected_order_statistic(delay, n, n, method=method) + lag
+    if method == "closed":
+        raise ValueError(
+            "method='closed': no closed form for a maximum where only some of the "
+            "messages pay upload_time; use method='auto' or 'numeric'"
+        )
+    return _numeric_mixed_max(delay, n_late, n_plain, lag)
+
+
+def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay, *,
+                            upload_time: float = 0.0, broadcast_time: float = 0.0,
+                            method: str = "auto") -> float:
+    """Expected duration of one iteration of a non-lazy strategy (MODEL.md §7).
+
+    gd: E X_(M:M); fastest-k: E X_(M−S:M); gc: (S+1) E X_(M−S:M);
+    grouping: (S+1) E[max over M/(S+1) groups of the min of S+1]; each plus
+    broadcast_time + upload_time (parallel link: every message pays τ).
+
+    >>> d = ShiftedExponential(shift=0.0, rate=1.0)
+    >>> round(expected_iteration_time("gd", 12, 2, d), 3)
+    3.103
+    >>> round(expected_iteration_time("gc", 12, 2, d, upload_time=0.5), 3)
+    5.31
+    """
+    if name not in NON_LAZY_STRATEGIES:
+        raise ValueError(f"name must be one of {NON_LAZY_STRATEGIES}, got {name!r}")
+    m, s = _check_workers(num_workers, stragglers)
+    tau = _check_time("upload_time", upload_time)
+    tau_b = _check_time("broadcast_time", broadcast_time)
+    method = _check_method(method)
+    delay = _check_delay(delay)
+    if name == "gd":
+        compute = expected_order_statistic(delay, m, m, method=method)
+    elif name == "fastest-k":
+        compute = expected_order_statistic(delay, m - s, m, method=method)
+    elif name == "gc":
+        compute = (s + 1) * expected_order_statistic(delay, m - s, m, method=method)
+    else:
+        g = _num_groups(m, s, name)
+        compute = (s + 1) * expected_min_then_max(delay, s + 1, g, method=method)
+    return tau_b + tau + compute
+
+
+def expected_iteration_costs(name: str, num_workers: int, stragglers: int, delay,
+                             **kw) -> dict:
+    """Expected time and counts of one iteration (MODEL.md §4) of a non-lazy strategy.
+
+    Returns ``{"time", "uploads", "downloads", "computations"}``: uploads = gradient
+    vectors used (gd M, fastest-k and gc M−S, grouping G); downloads = M;
+    computations = Σ loads (gd, fastest-k M; gc, grouping M(S+1)). ``kw`` is
+    passed to :func:`expected_iteration_time`.
+
+    >>> expected_iteration_costs("grouping", 12, 2, ShiftedExponential())["uploads"]
+    4
+    """
+    time = expected_iteration_time(name, num_workers, stragglers, delay, **kw)
+    m, s = num_workers, stragglers
+    uploads = {"gd": m, "fastest-k": m - s, "gc": m - s, "grouping": m // (s + 1)}[name]
+    computations = m if name in ("gd", "fastest-k") else m * (s + 1)
+    return {"time": time, "uploads": uploads, "downloads": m, "computations": computations}
+
+
+def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, delay,
+                                  num_units_active: int, *, upload_time: float = 0.0,
+                                  broadcast_time: float = 0.0,
+                                  method: str = "auto") -> dict:
+    """Expected time and counts of one lazy iteration with ``n = num_units_active``.
+
+    Laziness makes n random and data-dependent; these are the figures *given* n,
+    assuming (as holds for the triggers of MODEL.md §5, which depend on iterates,
+    not on the current delays) that which units are active is independent of
+    the current unit times. n counts:
+
+    - lag-ps: workers asked (0..M). Time τ_b + τ + E X_(n:n) (τ_b if n = 0).
+    - lag-wk: workers that upload (0..M); all M compute and the server waits for
+      all M messages, skips arriving at c, uploads at c + τ. Time τ_b + E max of
+      n copies of X + τ and M − n of X (exact; numeric when 0 < n < M, τ > 0).
+    - g-lag: groups selected (0..G). Time τ_b + τ + (S+1) E[max over n groups of
+      min of S+1]; downloads n(S+1); computations n(S+1)·(S+1).
+    - g-lag-wk: groups whose first finisher uploads (0..G); all groups compute.
+      Time exact as in lag-wk, on the group minima scaled by S+1.
+    - lagc: uploads among the first M−S messages (0..M−S). Time
+      τ_b + (S+1) E X_(M−S:M) + (τ if n > 0): exact for τ = 0 or when every
+      worker uploads (the gc twin), otherwise an *upper bound* within τ of the
+      truth (parallel-link approximation: which workers make up the first M−S
+      depends on who pays τ).
+    - lagc-ps: partitions selected (0..P, P = M). Not a function of n alone
+      (loads depend on which partitions are selected), so *upper bounds*:
+      every holder has load <= min(n, S+1), hence time <=
+      τ_b + τ + min(n, S+1) E X_(M−S:M); downloads (holders, at least
+      min(M, n+S)) <= min(M, n(S+1)); uploads <= min(M−S, n(S+1)).
+      computations = n(S+1) is exact. All exact at n = M.
+
+    With n at its maximum, lag-ps and lag-wk reduce to gd, g-lag and g-lag-wk
+    to grouping, lagc and lagc-ps to gc.
+
+    >>> d = ShiftedExponential(rate=1.0)
+    >>> c = expected_lazy_iteration_costs("g-lag", 12, 2, d, 4)
+    >>> round(c["time"], 3), c["uploads"], c["computations"]
+    (2.083, 4, 36)
+    """
+    if name not in LAZY_STRATEGIES:
+        raise ValueError(f"name must be one of {LAZY_STRATEGIES}, got {name!r}")
+    m, s = _check_workers(num_workers, stragglers)
+    tau = _check_time("upload_time", upload_time)
+    tau_b = _check_time("broadcast_time", broadcast_time)
+    method = _check_method(method)
+    delay = _check_delay(delay)
+    load = s + 1
+    if name in ("g-lag", "g-lag-wk"):
+        g = _num_groups(m, s, name)
+        n = _check_int("num_units_active", num_units_active, 0, g)
+        group_min = _min_distribution(delay, load)
+        if name == "g-lag":
+            time = tau_b + (tau + load * expected_order_statistic(
+                group_min, n, n, method=method) if n else 0.0)
+            return {"time": time, "uploads": n, "downloads": n * load,
+                    "computations": n * load * load}
+        time = tau_b + load * _mixed_max(group_min, n, g - n, tau / load, method)
+        return {"time": time, "uploads": n, "downloads": m, "computations": m * load}
+    if name == "lagc":
+        n = _check_int("num_units_active", num_units_active, 0, m - s)
+        time = tau_b + (tau if n else 0.0) + load * expected_order_statistic(
+            delay, m - s, m, method=method)
+        return {"time": time, "uploads": n, "downloads": m, "computations": m * load}
+    n = _check_int("num_units_active", num_units_active, 0, m)
+    if name == "lag-ps":
+        time = tau_b + (tau + expected_order_statistic(delay, n, n, method=method)
+                        if n else 0.0)
+        return {"time": time, "uploads": n, "downloads": n, "computations": n}
+    if name == "lag-wk":
+        time = tau_b + _mixed_max(delay, n, m - n, tau, method)
+        return {"time": time, "uploads": n, "downloads": m, "computations": m}
+    # lagc-ps: upper bounds (see docstring)
+    if n == 0:
+        return {"time": tau_b, "uploads": 0, "downloads": 0, "computations": 0}
+    time = tau_b + tau + min(n, load) * expected_order_statistic(
+        delay, m - s, m, method=method)
+    return {"time": time, "uploads": min(m - s, n * load),
+            "downloads": min(m, n * load), "computations": n * load}
