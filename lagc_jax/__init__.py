@@ -2,13 +2,14 @@
 distributed learning (GD, gradient coding, grouping, LAG, LAGC, G-LAG) in JAX."""
 
 from . import coding, delays, problems, strategies, timing, triggers
-from .delays import Pareto, ShiftedExponential
-from .engine import simulate
+from .delays import MarkovStragglers, Pareto, ShiftedExponential
+from .engine import simulate, sweep
 from .results import Result
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "MarkovStragglers",
     "Pareto",
     "Result",
     "ShiftedExponential",
@@ -17,6 +18,7 @@ __all__ = [
     "problems",
     "simulate",
     "strategies",
+    "sweep",
     "timing",
     "triggers",
 ]

@@ -84,13 +84,84 @@ class Pareto(NamedTuple):
         return f"pareto(scale={self.scale:g}, shape={self.shape:g})"
 
 
-Delay = Union[ShiftedExponential, Pareto]
+class MarkovStragglers(NamedTuple):
+    """Persistent stragglers: a two-state (fast/slow) Markov chain per worker.
+
+    A slow worker's unit time is ``slow_factor`` × a draw of ``base``. Each
+    iteration a fast worker turns slow with probability ``p_slow`` and a slow
+    one recovers with probability ``p_recover``; at k = 0 states are drawn from
+    the stationary law, P(slow) = p_slow / (p_slow + p_recover). The base draws
+    are the same standard exponentials as for ``base`` alone (paired samples).
+
+    Within one iteration the workers' unit times are i.i.d. with the stationary
+    mixture ``cdf``, so the analysis' order-statistic formulas still give the mean
+    iteration time (numerically); across iterations they are correlated, so the
+    variance of a run's wall clock is not that of independent iterations.
+    """
+
+    base: Union[ShiftedExponential, Pareto] = ShiftedExponential()
+    slow_factor: float = 5.0
+    p_slow: float = 0.05
+    p_recover: float = 0.2
+
+    def validate(self) -> "MarkovStragglers":
+        if not isinstance(self.base, (ShiftedExponential, Pareto)):
+            raise ValueError(f"base must be ShiftedExponential or Pareto, got {self.base!r}")
+        factor = _check_number("slow_factor", self.slow_factor, positive=True)
+        probabilities = []
+        for name in ("p_slow", "p_recover"):
+            p = _check_number(name, getattr(self, name), positive=True)
+            if p > 1:
+                raise ValueError(f"{name} must be in (0, 1], got {p!r}")
+            probabilities.append(p)
+        return MarkovStragglers(self.base.validate(), factor, *probabilities)
+
+    @property
+    def stationary_slow(self):
+        return self.p_slow / (self.p_slow + self.p_recover)
+
+    def cdf(self, x):
+        """Stationary marginal P(X <= x): mixture of base and slow_factor × base."""
+        pi = float(self.stationary_slow)
+        x = np.asarray(x, dtype=float)
+        return (1 - pi) * self.base.cdf(x) + pi * self.base.cdf(x / self.slow_factor)
+
+    def describe(self) -> str:
+        return (f"markov({self.base.describe()}, ×{self.slow_factor:g}, "
+                f"p_slow={self.p_slow:g}, p_recover={self.p_recover:g})")
+
+
+Delay = Union[ShiftedExponential, Pareto, MarkovStragglers]
+DISTRIBUTIONS = (ShiftedExponential, Pareto, MarkovStragglers)
+
+
+def init_delay_state(delay: Delay, key, num_workers: int):
+    """Per-trial state of a delay model: () for i.i.d. models, slow flags (M,) for Markov."""
+    if isinstance(delay, MarkovStragglers):
+        return jax.random.uniform(key, (num_workers,)) < delay.stationary_slow
+    return ()
+
+
+def advance_delay_state(delay: Delay, state, key):
+    """One Markov transition of every worker's fast/slow state (no-op for i.i.d. models)."""
+    if not isinstance(delay, MarkovStragglers):
+        return state
+    u = jax.random.uniform(key, state.shape)
+    return jnp.where(state, u >= delay.p_recover, u < delay.p_slow)
+
+
+def apply_delay_state(delay: Delay, state, unit_times):
+    """Multiply the unit times of slow workers by the slow factor."""
+    if not isinstance(delay, MarkovStragglers):
+        return unit_times
+    return unit_times * jnp.where(state, delay.slow_factor, 1.0)
 
 
 def sample_unit_times(delay: Delay, key, num_workers: int, dtype=None):
     """Draw one iteration's unit times X_{k,m}, shape (num_workers,).
 
-    Jittable and vmappable over ``key`` and over the delay's parameters.
+    Jittable and vmappable over ``key`` and over the delay's parameters. For
+    ``MarkovStragglers`` these are the base draws; ``apply_delay_state`` slows them.
 
     >>> import jax
     >>> keys = jax.random.split(jax.random.key(1), 1000)
@@ -99,7 +170,8 @@ def sample_unit_times(delay: Delay, key, num_workers: int, dtype=None):
     True
     """
     e = jax.random.exponential(key, (num_workers,), dtype=dtype)
-    return delay.from_standard(e)
+    base = delay.base if isinstance(delay, MarkovStragglers) else delay
+    return base.from_standard(e)
 
 
 def parse_delay(text: str) -> Delay:

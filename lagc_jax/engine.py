@@ -2,61 +2,81 @@
 
 Structure of a run (MODEL.md §3–4):
 
-    vmap over trials ( scan over record blocks ( scan over `record_every` iterations ) )
+    [vmap over sweep points] vmap over trials ( scan over record blocks ( scan over
+    `record_every` iterations ) )
 
-Per iteration k of trial i the unit times are drawn from ``fold_in(key_i, k)``
-with ``key_i = fold_in(key(seed), i)``, so they are identical for every
-strategy (common random numbers) and independent of how trials and iterations
-are chunked. Iterations run in chunks: the carry (θ, optimizer state, strategy
-state) passes between calls of one compiled function, which bounds memory and
-lets a progress callback report. Per-iteration durations and counts are summed
-inside a record block and accumulated into running totals on the host in
-float64 / int64.
+Random streams are positional: trial i has ``key_i = fold_in(key(seed), i)``;
+iteration k draws its unit times from ``fold_in(key_i, k)`` — identical for
+every strategy (common random numbers) — and derives Markov-straggler
+transitions and mini-batches from that key by further ``fold_in``. So results
+depend neither on chunking nor on how trials are split across devices.
+
+Iterations run in chunks: the carry (θ, optimizer state, strategy state, delay
+state) passes between calls of one compiled function, which bounds memory, lets
+a progress callback report and lets a checkpointed run resume. Durations and
+counts are summed inside a record block and accumulated into running totals on
+the host in float64 / int64. Where iterates do not depend on the delays, the
+carry stays unbatched across trials: the θ trajectory is computed once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from functools import partial
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import delays as delays_lib
-from .problems import Problem, loss_and_partition_grads
-from .results import Result, package_versions
-from .strategies import StepParams, Strategy, StrategyArrays
+from .problems import Problem, loss_and_partition_grads, minibatch_partition_grads
+from .results import Result, _atomic_write, package_versions
+from .strategies import StepParams, Strategy
 from .timing import LINKS
 
 # A trial is flagged as diverged when its gap exceeds this multiple of the
 # initial gap (plus |f*|), or when its loss stops being finite.
 DIVERGENCE_FACTOR = 1e6
 
+# Tags of the random streams derived from an iteration's key.
+_MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG = 1, 2, 3
+
+SWEEPABLE = ("step_size", "xi", "upload_time", "broadcast_time", "delay")
+
 
 class _Static(NamedTuple):
     """Everything that fixes shapes or code paths: the jit cache key."""
 
     strategy: Strategy
-    partition_loss: Callable
+    weighted_loss: Callable
     optimizer: optax.GradientTransformation | None
     link: str
     record_every: int
     num_blocks: int
     record_masks: bool
     replay: bool  # unit times given instead of drawn
-    carry_batched_in: bool
-    carry_batched_out: bool
+    batch_size: int | None
+    first_chunk: bool  # the carry is the (unbatched) initial state
+    swept: bool  # leading axis of sweep points on the traced knobs
+
+    @property
+    def iterates_batched(self) -> bool:
+        """Whether θ differs across trials (else it is computed once for all)."""
+        return self.strategy.delay_dependent or self.batch_size is not None
 
 
 class _Traced(NamedTuple):
     """Numeric knobs: changing them never recompiles."""
 
     step: StepParams
-    delay: object  # a delay distribution (pytree of floats)
+    delay: object  # a delay model (pytree of floats)
     slowdown: jnp.ndarray  # (M,)
 
 
@@ -66,22 +86,32 @@ def _optimizer(static: _Static, step_size):
     return optax.sgd(step_size)
 
 
-def _trial_chunk(static: _Static, data, arrays: StrategyArrays, traced: _Traced,
-                 carry, trial_key, unit_times, k0):
+def _trial_chunk(static: _Static, data, arrays, traced: _Traced, carry, trial_key, unit_times, k0):
     """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
     strategy = static.strategy
     M = strategy.num_workers
     optimizer = _optimizer(static, traced.step.step_size)
 
     def iteration(state, i):
-        (theta, opt_state, strat_state), acc = state
+        (theta, opt_state, strat_state, delay_state), acc = state
         k = k0 + i
-        loss, grads = loss_and_partition_grads(static.partition_loss, theta, data)
+        key = jax.random.fold_in(trial_key, k)
+        loss, grads = loss_and_partition_grads(static.weighted_loss, theta, data)
+        if static.batch_size is not None:
+            grads = minibatch_partition_grads(static.weighted_loss, theta, data,
+                                              jax.random.fold_in(key, _MINIBATCH_TAG),
+                                              static.batch_size)
         if static.replay:
             x = unit_times[i]
         else:
-            x = delays_lib.sample_unit_times(
-                traced.delay, jax.random.fold_in(trial_key, k), M, dtype=theta.dtype)
+            initial = delays_lib.init_delay_state(
+                traced.delay, jax.random.fold_in(jax.random.fold_in(trial_key, 0), _MARKOV_INIT_TAG), M)
+            advanced = delays_lib.advance_delay_state(
+                traced.delay, delay_state, jax.random.fold_in(key, _MARKOV_TAG))
+            delay_state = jax.tree_util.tree_map(
+                lambda a, b: jnp.where(k == 0, a, b), initial, advanced)
+            x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
+            x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
         aggregate, strat_state, stats = strategy.step(
             arrays, traced.step, strat_state, theta, k, grads, x, static.link)
@@ -96,46 +126,44 @@ def _trial_chunk(static: _Static, data, arrays: StrategyArrays, traced: _Traced,
             downloads + stats.downloads,
             computations + stats.computations,
         )
-        return ((new_theta, opt_state, strat_state), acc), (
+        return ((new_theta, opt_state, strat_state, delay_state), acc), (
             stats.upload_mask if static.record_masks else None)
 
     def block(carry, b):
         zero = jnp.zeros((), carry[0].dtype)
         izero = jnp.zeros((), jnp.int32)
-        acc = (zero, zero, izero, izero, izero)
         steps = b * static.record_every + jnp.arange(static.record_every)
-        (carry, acc), masks = jax.lax.scan(iteration, (carry, acc), steps)
+        (carry, acc), masks = jax.lax.scan(iteration, (carry, (zero, zero, izero, izero, izero)), steps)
         return carry, (acc, masks)
 
     carry, (records, masks) = jax.lax.scan(block, carry, jnp.arange(static.num_blocks))
     if static.record_masks:
         masks = masks.reshape(-1, masks.shape[-1])
-    return carry, records, masks
+    end_loss, _ = loss_and_partition_grads(static.weighted_loss, carry[0], data)
+    return carry, records, masks, end_loss
 
 
 @partial(jax.jit, static_argnames=("static",))
 def _run_chunk(static: _Static, data, arrays, traced, carry, trial_keys, unit_times, k0):
-    carry_in = 0 if static.carry_batched_in else None
-    carry_out = 0 if static.carry_batched_out else None
-    times_axis = 0 if static.replay else None
+    iterates = 0 if static.iterates_batched else None
+    carry_axes = (iterates, iterates, iterates, 0)  # delay state is always per trial
+    carry_in = None if static.first_chunk else carry_axes
     run = jax.vmap(
-        partial(_trial_chunk, static, data, arrays, traced),
-        in_axes=(carry_in, 0, times_axis, None),
-        out_axes=(carry_out, 0, 0),
+        partial(_trial_chunk, static, data, arrays),
+        in_axes=(None, carry_in, 0, 0 if static.replay else None, None),
+        out_axes=(carry_axes, 0, 0, 0),
     )
-    return run(carry, trial_keys, unit_times, k0)
+    if static.swept:
+        run = jax.vmap(run, in_axes=(0, None if static.first_chunk else 0, None, None, None))
+    return run(traced, carry, trial_keys, unit_times, k0)
 
 
-@partial(jax.jit, static_argnames=("partition_loss", "batched"))
-def _final_loss(partition_loss, batched, data, theta):
-    def loss(t):
-        return loss_and_partition_grads(partition_loss, t, data)[0]
-    return jax.vmap(loss)(theta) if batched else loss(theta)
-
-
-def _init_carry(static: _Static, theta0, step_size):
+def _initial_carry(static: _Static, theta0, step_size, delay, num_workers):
     optimizer = _optimizer(static, step_size)
-    return theta0, optimizer.init(theta0), static.strategy.init_state(theta0, theta0.dtype)
+    delay_state = jax.tree_util.tree_map(
+        jnp.zeros_like, delays_lib.init_delay_state(delay, jax.random.key(0), num_workers))
+    return (theta0, optimizer.init(theta0), static.strategy.init_state(theta0, theta0.dtype),
+            delay_state)
 
 
 # --------------------------------------------------------------------------- #
@@ -157,6 +185,20 @@ def _nonnegative(name, value):
     return number
 
 
+def _positive(name, value):
+    number = _nonnegative(name, value)
+    if number == 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return number
+
+
+def _check_delay(delay):
+    if not isinstance(delay, delays_lib.DISTRIBUTIONS):
+        names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
+        raise ValueError(f"delay must be one of {names}, got {type(delay).__name__}")
+    return delay.validate()
+
+
 def _unit_smoothness(problem: Problem, strategy: Strategy) -> np.ndarray:
     if strategy.trigger != "server":
         return np.ones(max(strategy.num_units, 1))
@@ -169,41 +211,86 @@ def compute_dtype():
 
 
 # --------------------------------------------------------------------------- #
-# public entry point
+# devices and checkpoints
 # --------------------------------------------------------------------------- #
-def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
-             seed: int = 0, step_size=None, optimizer=None, upload_time=0.0,
-             broadcast_time=0.0, link: str = "parallel", unit_times=None, slowdown=None,
-             record_every: int = 1, record_masks: bool = False, chunk_size: int | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Result:
-    """Simulate ``num_trials`` independent runs of ``strategy`` on ``problem``.
+def _trial_sharding(num_trials: int):
+    """Sharding of a leading trial axis over all devices (None on one device), and the
+    trial count padded to a multiple of the device count."""
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None, num_trials
+    padded = -(-num_trials // len(devices)) * len(devices)
+    return NamedSharding(Mesh(np.array(devices), ("trials",)), PartitionSpec("trials")), padded
 
-    Args:
-      problem: a :class:`~lagc_jax.problems.Problem` with ``num_partitions`` equal
-        to the strategy's P.
-      strategy: from :func:`lagc_jax.strategies.make`.
-      delay: unit-time distribution (``ShiftedExponential`` or ``Pareto``);
-        may be None when ``unit_times`` is given.
-      num_iters, num_trials: iterations K and Monte Carlo trials.
-      seed: trial i uses ``fold_in(key(seed), i)``; per-iteration draws fold in k.
-      step_size: α (default 1/L); also the nominal α of the lazy thresholds.
-      optimizer: any optax GradientTransformation applied to the aggregated
-        gradient (default ``optax.sgd(step_size)``).
-      upload_time, broadcast_time: τ and τ_b (≥ 0).
-      link: "parallel" or "shared" uplink (MODEL.md §3).
-      unit_times: measured unit times, array (num_trials, num_iters, M), replacing the draws.
-      slowdown: (M,) factors multiplying the unit times (persistent stragglers).
-      record_every: record every r-th iterate (r must divide num_iters).
-      record_masks: also record ``upload_mask`` (trials, iters, units) of lazy strategies.
-      chunk_size: iterations per compiled call (a multiple of record_every);
-        default: the whole run in one call.
-      progress: called as ``progress(iterations_done, num_iters)`` after each chunk.
 
-    Returns:
-      a :class:`~lagc_jax.results.Result` whose arrays have shape
-      (num_trials, num_iters // record_every + 1).
-    """
-    # -- validate everything before anything compiles
+def _place(array, sharding):
+    """A global array from a host array (identical on every process), sharded over trials."""
+    array = np.asarray(array)
+    if sharding is None:
+        return jnp.asarray(array)
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _to_host(tree):
+    """Fetch (all shards of) outputs to numpy, across processes when running multi-host."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return jax.tree_util.tree_map(
+            lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+class _Checkpoint:
+    """Chunk records and the latest carry in a directory, so an interrupted run resumes."""
+
+    def __init__(self, directory, fingerprint: dict):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
+        meta = self.dir / "checkpoint.json"
+        self.done = 0
+        if meta.exists():
+            saved = json.loads(meta.read_text())
+            if saved["key"] != self.key:
+                raise ValueError(f"checkpoint {self.dir} belongs to a different run configuration; "
+                                 "use another directory or delete it")
+            self.done = saved["done"]
+
+    def load(self, carry_template):
+        """(records per chunk, masks per chunk, end loss, carry) saved so far."""
+        with np.load(self.dir / "carry.npz") as z:
+            leaves = [z[f"leaf{i}"] for i in range(len(z.files))]
+        carry = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(carry_template), leaves)
+        records, masks, end_loss = [], [], None
+        for path in sorted(self.dir.glob("chunk_*.npz")):
+            if int(path.stem.split("_")[1]) >= self.done:
+                continue
+            with np.load(path) as z:
+                records.append(tuple(z[f"record{i}"] for i in range(5)))
+                if "masks" in z.files:
+                    masks.append(z["masks"])
+                end_loss = z["end_loss"]
+        return records, masks, end_loss, carry
+
+    def save(self, k0, done, records, masks, end_loss, carry):
+        arrays = {f"record{i}": r for i, r in enumerate(records)}
+        arrays["end_loss"] = end_loss
+        if masks is not None:
+            arrays["masks"] = masks
+        _atomic_write(self.dir / f"chunk_{k0:09d}.npz", lambda f: np.savez(f, **arrays))
+        leaves = {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(carry))}
+        _atomic_write(self.dir / "carry.npz", lambda f: np.savez(f, **leaves))
+        meta = json.dumps({"key": self.key, "done": done}).encode()
+        _atomic_write(self.dir / "checkpoint.json", lambda f: f.write(meta))
+
+
+# --------------------------------------------------------------------------- #
+# the run loop shared by simulate and sweep
+# --------------------------------------------------------------------------- #
+def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, optimizer,
+             upload_time, broadcast_time, link, unit_times, slowdown, record_every, chunk_size,
+             batch_size):
+    """Validate every argument before anything compiles; return the normalised values."""
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}")
     if not isinstance(strategy, Strategy):
@@ -222,15 +309,16 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    upload_time = _nonnegative("upload_time", upload_time)
-    broadcast_time = _nonnegative("broadcast_time", broadcast_time)
-    step_size = 1.0 / problem.smoothness if step_size is None else float(step_size)
-    if not math.isfinite(step_size) or step_size <= 0:
-        raise ValueError(f"step_size must be finite and > 0, got {step_size!r}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("optimizer must be an optax.GradientTransformation")
+    if batch_size is not None:
+        smallest = int(problem.partition_sizes.min())
+        if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= smallest:
+            raise ValueError(f"batch_size must be an integer in [1, {smallest}] (the smallest "
+                             f"partition), got {batch_size!r}")
+        batch_size = int(batch_size)
     M = strategy.num_workers
     if unit_times is not None:
         unit_times = np.asarray(unit_times, dtype=np.float64)
@@ -242,60 +330,107 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
             raise ValueError("unit_times must be finite and >= 0")
     elif delay is None:
         raise ValueError("delay is required unless unit_times are given")
-    if delay is not None:
-        if not isinstance(delay, (delays_lib.ShiftedExponential, delays_lib.Pareto)):
-            raise ValueError(f"delay must be ShiftedExponential or Pareto, got {type(delay).__name__}")
-        delay = delay.validate()
-    else:
-        delay = delays_lib.ShiftedExponential()  # unused: times are replayed
-    if slowdown is None:
-        slowdown = np.ones(M)
-    slowdown = np.asarray(slowdown, dtype=np.float64)
+    slowdown = np.ones(M) if slowdown is None else np.asarray(slowdown, dtype=np.float64)
     if slowdown.shape != (M,) or not np.all(np.isfinite(slowdown)) or np.any(slowdown <= 0):
         raise ValueError(f"slowdown must be {M} finite factors > 0, got {slowdown!r}")
+    knobs = dict(
+        step_size=[_positive("step_size", s) for s in np.atleast_1d(
+            1.0 / problem.smoothness if step_size is None else step_size)],
+        xi=[_nonnegative("xi", strategy.xi or 0.0)],
+        upload_time=[_nonnegative("upload_time", t) for t in np.atleast_1d(upload_time)],
+        broadcast_time=[_nonnegative("broadcast_time", t) for t in np.atleast_1d(broadcast_time)],
+        delay=[_check_delay(d) for d in (delay if isinstance(delay, list) else [delay])]
+        if delay is not None else [delays_lib.ShiftedExponential()],  # unused when replaying
+    )
+    return dict(num_iters=num_iters, num_trials=num_trials, record_every=record_every,
+                chunk_size=chunk_size, batch_size=batch_size, unit_times=unit_times,
+                slowdown=slowdown, knobs=knobs)
 
-    # -- assemble the compiled program's arguments
+
+def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimizer, link,
+         unit_times, slowdown, record_every, chunk_size, batch_size, record_masks, progress,
+         checkpoint):
+    """Run all chunks; return per-point lists of host arrays (point axis first)."""
     dtype = compute_dtype()
-    data = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), problem.data)
+    M = strategy.num_workers
+    num_points = len(knobs["step_size"])
+    data = problem.device_data(dtype)
     arrays = strategy.arrays(_unit_smoothness(problem, strategy), dtype)
+
+    def stack(values):
+        return jnp.asarray(np.array(values, dtype=np.float64), dtype)
+
+    delays_ = knobs["delay"]
     traced = _Traced(
-        step=StepParams(*(jnp.asarray(v, dtype) for v in
-                          (step_size, strategy.xi or 0.0, upload_time, broadcast_time))),
-        delay=type(delay)(*(jnp.asarray(v, dtype) for v in delay)),
+        step=StepParams(stack(knobs["step_size"]), stack(knobs["xi"]),
+                        stack(knobs["upload_time"]), stack(knobs["broadcast_time"])),
+        delay=jax.tree_util.tree_map(lambda *v: stack(list(v)), *delays_),
         slowdown=jnp.asarray(slowdown, dtype),
     )
+    if not swept:
+        traced = traced._replace(step=StepParams(*(v[0] for v in traced.step)),
+                                 delay=jax.tree_util.tree_map(lambda v: v[0], traced.delay))
+    else:
+        traced = traced._replace(slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)))
+
+    trial_sharding, padded = _trial_sharding(num_trials)
     root = jax.random.key(seed)
-    trial_keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num_trials))
+    trial_keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(padded))
+    if trial_sharding is not None:
+        trial_keys = jax.device_put(trial_keys, trial_sharding)
+    if unit_times is not None and padded > num_trials:
+        unit_times = np.concatenate([unit_times, np.repeat(unit_times[:1], padded - num_trials, 0)])
 
-    def static_for(num_blocks, batched_in):
-        return _Static(strategy, problem.partition_loss, optimizer, link, record_every,
-                       num_blocks, record_masks, unit_times is not None, batched_in,
-                       strategy.delay_dependent)
+    def static_for(num_blocks, first):
+        return _Static(strategy, problem.weighted_loss, optimizer, link, record_every, num_blocks,
+                       record_masks, unit_times is not None, batch_size, first, swept)
 
-    carry = _init_carry(static_for(0, False), jnp.asarray(problem.initial_params(), dtype),
-                        traced.step.step_size)
-    batched = False
-    records, masks = [], []
-    for k0 in range(0, num_iters, chunk_size):
+    theta0 = jnp.asarray(problem.initial_params(), dtype)
+    first_delay = jax.tree_util.tree_map(lambda v: v[0], traced.delay) if swept else traced.delay
+    carry = _initial_carry(static_for(0, True), theta0, knobs["step_size"][0], first_delay, M)
+    records, masks, end_loss, start = [], [], None, 0
+    if checkpoint is not None and checkpoint.done:
+        # the carry keeps its pytree structure across chunks; only leaf shapes change
+        records, masks, end_loss, carry = checkpoint.load(carry)
+        start = checkpoint.done
+    for k0 in range(start, num_iters, chunk_size):
         length = min(chunk_size, num_iters - k0)
-        static = static_for(length // record_every, batched)
-        chunk_times = (jnp.asarray(unit_times[:, k0:k0 + length], dtype)
-                       if unit_times is not None else None)
-        carry, chunk_records, chunk_masks = _run_chunk(
+        static = static_for(length // record_every, k0 == 0)
+        chunk_times = None
+        if unit_times is not None:
+            chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
+        carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, arrays, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
-        batched = static.carry_batched_out
-        records.append(jax.tree_util.tree_map(np.asarray, chunk_records))
+        chunk_records, chunk_masks, end_loss = _to_host((chunk_records, chunk_masks, chunk_end))
+        records.append(chunk_records)
         if record_masks:
-            masks.append(np.asarray(chunk_masks))
+            masks.append(chunk_masks)
+        if checkpoint is not None:
+            checkpoint.save(k0, k0 + length, chunk_records, chunk_masks if record_masks else None,
+                            end_loss, _to_host(carry))
         if progress is not None:
             progress(k0 + length, num_iters)
-    final_loss = np.asarray(_final_loss(problem.partition_loss, batched, data, carry[0]))
-    final_loss = np.broadcast_to(final_loss, (num_trials,))
 
-    # -- host-side assembly: cumulative totals in float64 / int64
-    first_loss, duration, uploads, downloads, computations = (
-        np.concatenate(parts, axis=1) for parts in zip(*records))
-    loss = np.concatenate([first_loss, final_loss[:, None]], axis=1).astype(np.float64)
+    trial_axis = 1 if swept else 0
+
+    def joined(parts):
+        return np.take(np.concatenate(parts, axis=trial_axis + 1), np.arange(num_trials), axis=trial_axis)
+
+    first_loss, duration, uploads, downloads, computations = (joined(p) for p in zip(*records))
+    end_loss = np.take(end_loss, np.arange(num_trials), axis=trial_axis)
+    mask = joined(masks).astype(bool) if record_masks else None
+    if not swept:  # give everything a leading point axis of length 1
+        first_loss, duration, uploads, downloads, computations, end_loss = (
+            a[None] for a in (first_loss, duration, uploads, downloads, computations, end_loss))
+        mask = None if mask is None else mask[None]
+    return first_loss, duration, uploads, downloads, computations, end_loss, mask
+
+
+def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads, computations,
+              end_loss, mask, config) -> Result:
+    """Host-side assembly of one point: cumulative totals in float64 / int64, divergence flag."""
+    num_trials = first_loss.shape[0]
+    loss = np.concatenate([first_loss, end_loss[:, None]], axis=1).astype(np.float64)
 
     def cumulative(per_block, kind):
         totals = np.cumsum(per_block.astype(kind), axis=1)
@@ -307,30 +442,163 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
         gap > DIVERGENCE_FACTOR * (np.abs(gap[:, :1]) + abs(f_star)), axis=1)
     if diverged.any():
         warnings.warn(
-            f"{strategy.name}: {int(diverged.sum())} of {num_trials} trials diverged "
+            f"{strategy.name}{point}: {int(diverged.sum())} of {num_trials} trials diverged "
             f"(loss non-finite or gap > {DIVERGENCE_FACTOR:g}× the initial); see Result.diverged",
-            RuntimeWarning, stacklevel=2)
-    config = dict(
-        problem=problem.name, num_partitions=problem.num_partitions, dim=problem.dim,
-        strategy=strategy.name, num_workers=M, stragglers=strategy.stragglers,
-        xi=strategy.xi, history=strategy.history, start=strategy.start,
-        delay=None if unit_times is not None else {type(delay).__name__: [float(v) for v in delay]},
-        num_iters=num_iters, num_trials=num_trials, seed=int(seed), step_size=step_size,
-        optimizer="sgd" if optimizer is None else repr(optimizer),
-        upload_time=upload_time, broadcast_time=broadcast_time, link=link,
-        replayed_unit_times=unit_times is not None, slowdown=slowdown.tolist(),
-        record_every=record_every, dtype=jnp.dtype(dtype).name, versions=package_versions(),
-    )
+            RuntimeWarning, stacklevel=3)
+    record_every = config["record_every"]
     return Result(
-        iterations=np.arange(0, num_iters + 1, record_every),
-        loss=loss,
-        gap=gap,
+        iterations=np.arange(0, config["num_iters"] + 1, record_every),
+        loss=loss, gap=gap,
         wall_clock=cumulative(duration, np.float64),
         uploads=cumulative(uploads, np.int64),
         downloads=cumulative(downloads, np.int64),
         computations=cumulative(computations, np.int64),
-        diverged=diverged,
-        optimal_value=f_star,
-        upload_mask=np.concatenate(masks, axis=1).astype(bool) if record_masks else None,
-        config=config,
+        diverged=diverged, optimal_value=f_star, upload_mask=mask, config=config,
     )
+
+
+def _describe_delay(delay):
+    if delay is None:
+        return None
+    return {type(delay).__name__: [float(v) for v in jax.tree_util.tree_leaves(delay)]}
+
+
+def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi, upload_time,
+            broadcast_time, delay, record_masks):
+    return dict(
+        problem=problem.name, num_partitions=problem.num_partitions, dim=problem.dim,
+        optimum_estimated=problem.estimated,
+        strategy=strategy.name, num_workers=strategy.num_workers, stragglers=strategy.stragglers,
+        xi=xi if strategy.is_lazy else None, history=strategy.history, start=strategy.start,
+        delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
+        num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
+        step_size=step_size, optimizer="sgd" if optimizer is None else repr(optimizer),
+        upload_time=upload_time, broadcast_time=broadcast_time, link=link,
+        replayed_unit_times=prepared["unit_times"] is not None,
+        slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],
+        record_every=prepared["record_every"], record_masks=record_masks,
+        dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
+    )
+
+
+# --------------------------------------------------------------------------- #
+# public entry points
+# --------------------------------------------------------------------------- #
+def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
+             seed: int = 0, step_size=None, optimizer=None, upload_time=0.0,
+             broadcast_time=0.0, link: str = "parallel", unit_times=None, slowdown=None,
+             record_every: int = 1, record_masks: bool = False, chunk_size: int | None = None,
+             batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+             checkpoint_dir=None) -> Result:
+    """Simulate ``num_trials`` independent runs of ``strategy`` on ``problem``.
+
+    Args:
+      problem: a :class:`~lagc_jax.problems.Problem` with ``num_partitions`` equal
+        to the strategy's P.
+      strategy: from :func:`lagc_jax.strategies.make`.
+      delay: unit-time model (``ShiftedExponential``, ``Pareto`` or
+        ``MarkovStragglers``); may be None when ``unit_times`` is given.
+      num_iters, num_trials: iterations K and Monte Carlo trials.
+      seed: trial i uses ``fold_in(key(seed), i)``; iteration k folds in k.
+      step_size: α (default 1/L); also the nominal α of the lazy thresholds.
+      optimizer: any optax GradientTransformation applied to the aggregated
+        gradient (default ``optax.sgd(step_size)``).
+      upload_time, broadcast_time: τ and τ_b (≥ 0).
+      link: "parallel" or "shared" uplink (MODEL.md §3).
+      unit_times: measured unit times, array (num_trials, num_iters, M), replacing the draws.
+      slowdown: (M,) factors multiplying the unit times (persistent stragglers).
+      record_every: record every r-th iterate (r must divide num_iters).
+      record_masks: also record ``upload_mask`` (trials, iters, units) of lazy strategies.
+      chunk_size: iterations per compiled call (a multiple of record_every);
+        default: the whole run in one call.
+      batch_size: mini-batch size per partition for stochastic gradients (default:
+        full partition gradients); sampled per trial and iteration.
+      progress: called as ``progress(iterations_done, num_iters)`` after each chunk.
+      checkpoint_dir: save each chunk there; a rerun with the same arguments
+        resumes after the last chunk written.
+
+    Returns:
+      a :class:`~lagc_jax.results.Result` whose arrays have shape
+      (num_trials, num_iters // record_every + 1).
+    """
+    prepared = _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size,
+                        optimizer, upload_time, broadcast_time, link, unit_times, slowdown,
+                        record_every, chunk_size, batch_size)
+    knobs = prepared["knobs"]
+    if any(len(v) != 1 for v in knobs.values()):
+        raise ValueError("simulate takes scalar knobs; use lagc_jax.sweep for several values")
+    config = _config(problem, strategy, prepared, seed=seed, optimizer=optimizer, link=link,
+                     step_size=knobs["step_size"][0], xi=knobs["xi"][0],
+                     upload_time=knobs["upload_time"][0], broadcast_time=knobs["broadcast_time"][0],
+                     delay=delay, record_masks=record_masks)
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = _Checkpoint(checkpoint_dir, {**config, "versions": None,
+                                                  "chunk_size": prepared["chunk_size"]})
+    outputs = _run(problem, strategy, knobs=knobs, swept=False, seed=seed, optimizer=optimizer,
+                   link=link, record_masks=record_masks, progress=progress,
+                   checkpoint=checkpoint, **{k: prepared[k] for k in (
+                       "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
+                       "chunk_size", "batch_size")})
+    return _assemble(problem, strategy, "", *(o[0] if o is not None else None for o in outputs),
+                     config=config)
+
+
+def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
+          step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, **kwargs) -> list[Result]:
+    """Simulate several values of the numeric knobs in one vmapped, compiled program.
+
+    ``step_size``, ``xi``, ``upload_time``, ``broadcast_time`` and ``delay`` (a
+    list of delay models of one type) may each be a sequence; sequences must have
+    one common length N and are zipped (use ``numpy.meshgrid`` for a grid); scalars
+    are broadcast. Every point sees the same unit-time draws (common random
+    numbers). Other keyword arguments are those of :func:`simulate`. Returns N
+    Results. A second sweep with other values of the same shape does not recompile.
+
+    >>> import lagc_jax as lj
+    >>> rs = sweep(lj.problems.lag_synthetic(4, dim=8), lj.strategies.make("gd", 4),
+    ...            lj.ShiftedExponential(), num_iters=5, num_trials=2, upload_time=[0.0, 1.0])
+    >>> [round(float(r.wall_clock[0, -1] - rs[0].wall_clock[0, -1]), 6) for r in rs]
+    [0.0, 5.0]
+    """
+    checkpoint_dir = kwargs.pop("checkpoint_dir", None)
+    kwargs.setdefault("record_masks", False)
+    kwargs.setdefault("progress", None)
+    prepared = _prepare(problem, strategy, delay, num_iters, num_trials, kwargs.get("seed", 0),
+                        step_size, kwargs.get("optimizer"), upload_time, broadcast_time,
+                        kwargs.get("link", "parallel"), kwargs.get("unit_times"),
+                        kwargs.get("slowdown"), kwargs.get("record_every", 1),
+                        kwargs.get("chunk_size"), kwargs.get("batch_size"))
+    knobs = prepared["knobs"]
+    if xi is not None:
+        if not strategy.is_lazy:
+            raise ValueError(f"xi does not apply to strategy {strategy.name!r}")
+        knobs["xi"] = [_nonnegative("xi", v) for v in np.atleast_1d(xi)]
+    lengths = {name: len(values) for name, values in knobs.items() if len(values) != 1}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"swept knobs must share one length, got {lengths}")
+    num_points = max(lengths.values(), default=1)
+    knobs = {name: values * num_points if len(values) == 1 else values
+             for name, values in knobs.items()}
+    if len({type(d) for d in knobs["delay"]}) > 1:
+        raise ValueError("delay: a sweep takes delay models of one type")
+    seed = kwargs.get("seed", 0)
+    optimizer, link = kwargs.get("optimizer"), kwargs.get("link", "parallel")
+    configs = [
+        _config(problem, strategy, prepared, seed=seed, optimizer=optimizer, link=link,
+                step_size=knobs["step_size"][i], xi=knobs["xi"][i],
+                upload_time=knobs["upload_time"][i], broadcast_time=knobs["broadcast_time"][i],
+                delay=knobs["delay"][i], record_masks=kwargs["record_masks"])
+        for i in range(num_points)]
+    checkpoint = None
+    if checkpoint_dir is not None:
+        checkpoint = _Checkpoint(checkpoint_dir, {"points": [{**c, "versions": None} for c in configs],
+                                                  "chunk_size": prepared["chunk_size"]})
+    outputs = _run(problem, strategy, knobs=knobs, swept=True, seed=seed, optimizer=optimizer,
+                   link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
+                   checkpoint=checkpoint, **{k: prepared[k] for k in (
+                       "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
+                       "chunk_size", "batch_size")})
+    return [_assemble(problem, strategy, f"[point {i}]",
+                      *(o[i] if o is not None else None for o in outputs), config=configs[i])
+            for i in range(num_points)]

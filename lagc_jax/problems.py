@@ -11,59 +11,124 @@ optimum f* — is computed once in float64 with numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 
+class ProblemData(NamedTuple):
+    """What the compiled program sees of a problem (traced, never baked in)."""
+
+    examples: Any  # pytree, leaves (P, n, ...)
+    weights: Any  # (P, n): 1 for real examples, 0 for padding
+    l2: Any  # ridge coefficient, added as (l2/2)‖θ‖² to every partition
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """A finite-sum problem split into partitions.
 
+    f(θ) = Σ_p f_p(θ),  f_p(θ) = Σ_{i∈p} w_i ℓ(θ, x_i) + (l2/2)‖θ‖².
+
     Attributes:
       name: short label used in results and plots.
-      partition_loss: pure ``(theta (d,), data_p) -> scalar`` loss of one partition.
-      data: pytree of numpy arrays, each with leading axis ``num_partitions``.
+      weighted_loss: pure ``(theta (d,), examples (n, ...), weights (n,)) -> Σ_i w_i ℓ(θ, x_i)``
+        for one partition, written in vectorised form (one matrix product, not a
+        loop over examples); :func:`weighted_sum` builds it from a per-example loss.
+      examples: pytree of numpy arrays with leading axes (P, n); partitions
+        shorter than n are padded (weight 0).
+      weights: (P, n) example weights (1 real, 0 padding).
+      l2: ridge coefficient per partition.
       dim: length d of the flat parameter vector θ.
       smoothness: global smoothness L of f (step size 1/L by default).
       partition_smoothness: (P,) smoothness L_p of each f_p.
-      optimal_value: f* = min f, computed in float64.
+      optimal_value: f* = min f (float64).
       union_smoothness: host callable, bool mask (P,) -> smoothness of Σ_{p in mask} f_p.
       init_params: θ⁰ (d,), zeros unless given.
+      estimated: True when L and f* are estimates (non-convex models), not exact.
+      unravel: maps a flat θ back to the model's parameter pytree (identity for vectors).
     """
 
     name: str
-    partition_loss: Callable[[Any, Any], Any]
-    data: Any
+    weighted_loss: Callable[[Any, Any, Any], Any]
+    examples: Any
+    weights: np.ndarray
+    l2: float
     dim: int
     smoothness: float
     partition_smoothness: np.ndarray
     optimal_value: float
     union_smoothness: Callable[[np.ndarray], float] = field(repr=False)
     init_params: np.ndarray | None = field(default=None, repr=False)
+    estimated: bool = False
+    unravel: Callable = field(default=lambda theta: theta, repr=False)
 
     @property
     def num_partitions(self) -> int:
         return len(self.partition_smoothness)
+
+    @property
+    def partition_sizes(self) -> np.ndarray:
+        return self.weights.sum(axis=1).astype(int)
 
     def initial_params(self) -> np.ndarray:
         if self.init_params is None:
             return np.zeros(self.dim)
         return np.asarray(self.init_params, dtype=float)
 
+    def device_data(self, dtype) -> ProblemData:
+        """The problem's arrays in the compute dtype, for the compiled program."""
+        def cast(a):
+            a = np.asarray(a)
+            return jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
+        return ProblemData(jax.tree_util.tree_map(cast, self.examples),
+                           jnp.asarray(self.weights, dtype), jnp.asarray(self.l2, dtype))
+
     def loss(self, theta) -> float:
         """f(θ) at jax's default precision (float64 when x64 is enabled)."""
-        data = jax.tree_util.tree_map(jnp.asarray, self.data)
-        value, _ = loss_and_partition_grads(self.partition_loss, jnp.asarray(theta), data)
-        return float(value)
+        data = self.device_data(jnp.asarray(0.0).dtype)
+        return float(loss_and_partition_grads(self.weighted_loss, jnp.asarray(theta), data)[0])
 
 
-def loss_and_partition_grads(partition_loss, theta, data):
+def weighted_sum(example_loss):
+    """Turn a per-example loss ``(theta, example) -> scalar`` into a ``weighted_loss``."""
+    def weighted_loss(theta, examples, weights):
+        return jnp.dot(weights, jax.vmap(example_loss, in_axes=(None, 0))(theta, examples))
+    return weighted_loss
+
+
+def loss_and_partition_grads(weighted_loss, theta, data: ProblemData):
     """f(θ) and the (P, d) matrix of partition gradients ∇f_p(θ), from shared residuals."""
-    values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0))(theta, data)
+    def partition_loss(theta, examples, weights):
+        return weighted_loss(theta, examples, weights) + 0.5 * data.l2 * jnp.dot(theta, theta)
+
+    values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0, 0))(
+        theta, data.examples, data.weights)
     return jnp.sum(values), grads
+
+
+def minibatch_partition_grads(weighted_loss, theta, data: ProblemData, key, batch_size: int):
+    """(P, d) unbiased stochastic partition gradients from ``batch_size`` examples each.
+
+    Each partition samples ``batch_size`` of its real examples without
+    replacement and rescales by n_p / batch_size.
+    """
+    P, n = data.weights.shape
+    keys = jax.random.split(key, P)
+
+    def one(key, examples, weights):
+        size = jnp.sum(weights)
+        idx = jax.random.choice(key, n, (batch_size,), replace=False, p=weights / size)
+        batch = jax.tree_util.tree_map(lambda a: a[idx], examples)
+        scale = jnp.full((batch_size,), size / batch_size, weights.dtype)
+
+        def batch_loss(theta):
+            return weighted_loss(theta, batch, scale) + 0.5 * data.l2 * jnp.dot(theta, theta)
+        return jax.grad(batch_loss)(theta)
+
+    return jax.vmap(one)(keys, data.examples, data.weights)
 
 
 # --------------------------------------------------------------------------- #
@@ -85,32 +150,48 @@ def _check_partitions(num_partitions, num_rows: int) -> int:
     return int(num_partitions)
 
 
-def _split_rows(X: np.ndarray, y: np.ndarray, num_partitions: int):
-    """Contiguous split into near-equal parts (sizes differ by at most one), padded.
+PARTITIONINGS = ("contiguous", "random", "sorted")
 
-    Returns X (P, n, d), y (P, n), weights (P, n) with weight 0 on padding rows.
+
+def partition_rows(num_rows: int, num_partitions: int, partitioning: str = "contiguous",
+                   labels=None, seed: int = 0):
+    """Split row indices into ``num_partitions`` near-equal parts (sizes differ by at most one).
+
+    ``partitioning``: "contiguous" (in order), "random" (a seeded permutation) or
+    "sorted" (rows sorted by label, so partitions are heterogeneous: where LAG saves most).
+    Returns (index (P, n) int, weights (P, n)); short partitions repeat their first
+    row with weight 0.
+
+    >>> idx, w = partition_rows(5, 2)
+    >>> idx.tolist(), w.tolist()
+    ([[0, 1, 2], [3, 4, 3]], [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     """
-    parts = np.array_split(np.arange(len(y)), num_partitions)
+    num_partitions = _check_partitions(num_partitions, num_rows)
+    if partitioning == "contiguous":
+        order = np.arange(num_rows)
+    elif partitioning == "random":
+        order = np.random.default_rng(seed).permutation(num_rows)
+    elif partitioning == "sorted":
+        if labels is None:
+            raise ValueError("partitioning='sorted' needs labels")
+        order = np.argsort(np.asarray(labels), kind="stable")
+    else:
+        raise ValueError(f"partitioning must be one of {PARTITIONINGS}, got {partitioning!r}")
+    parts = np.array_split(order, num_partitions)
     n = max(len(p) for p in parts)
-    Xp = np.zeros((num_partitions, n, X.shape[1]))
-    yp = np.zeros((num_partitions, n))
-    wp = np.zeros((num_partitions, n))
-    for i, rows in enumerate(parts):
-        Xp[i, : len(rows)] = X[rows]
-        yp[i, : len(rows)] = y[rows]
-        wp[i, : len(rows)] = 1.0
-    return Xp, yp, wp
+    index = np.stack([np.concatenate([p, np.full(n - len(p), p[0])]) for p in parts])
+    weights = np.stack([np.arange(n) < len(p) for p in parts]).astype(float)
+    return index, weights
 
 
-def _partitioned(X, y, num_partitions, name):
-    """Accept X (P, n, d), y (P, n) or X (N, d), y (N,) with num_partitions."""
+def _partitioned(X, y, num_partitions, partitioning, seed):
+    """X (P, n, d), y (P, n), weights from 3-D input or from X (N, d), y (N,)."""
     X = _as_finite("X", X)
     y = _as_finite("y", y)
     if X.ndim == 3:
         if num_partitions is not None and num_partitions != X.shape[0]:
             raise ValueError(
-                f"num_partitions={num_partitions} disagrees with X.shape[0]={X.shape[0]}"
-            )
+                f"num_partitions={num_partitions} disagrees with X.shape[0]={X.shape[0]}")
         if y.shape != X.shape[:2]:
             raise ValueError(f"y must have shape {X.shape[:2]} to match X {X.shape}, got {y.shape}")
         return X, y, np.ones(y.shape)
@@ -118,8 +199,9 @@ def _partitioned(X, y, num_partitions, name):
         if y.shape != (X.shape[0],):
             raise ValueError(f"y must have shape ({X.shape[0]},) to match X {X.shape}, got {y.shape}")
         if num_partitions is None:
-            raise ValueError(f"{name}: num_partitions is required when X is 2-D (N, d)")
-        return _split_rows(X, y, _check_partitions(num_partitions, X.shape[0]))
+            raise ValueError("num_partitions is required when X is 2-D (N, d)")
+        index, weights = partition_rows(len(y), num_partitions, partitioning, y, seed)
+        return X[index], y[index], weights
     raise ValueError(f"X must be 2-D (N, d) or 3-D (P, n, d), got shape {X.shape}")
 
 
@@ -127,39 +209,47 @@ def _lambda_max(gram: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(gram)[-1])
 
 
+def _weighted_grams(X, w):
+    return np.einsum("pni,pn,pnj->pij", X, w, X)
+
+
 # --------------------------------------------------------------------------- #
 # least squares
 # --------------------------------------------------------------------------- #
-def _least_squares_loss(theta, data):
-    X, y = data
+def _squared_error(theta, examples, weights):
+    X, y = examples
     residual = X @ theta - y
-    return 0.5 * jnp.dot(residual, residual)
+    return 0.5 * jnp.dot(weights * residual, residual)
 
 
-def linear_regression(X, y, *, num_partitions=None, name="linear_regression") -> Problem:
+def linear_regression(X, y, *, num_partitions=None, partitioning="contiguous", seed=0,
+                      name="linear_regression") -> Problem:
     """f(θ) = Σ_p ½‖X_p θ − y_p‖².
 
-    X (P, n, d) with y (P, n); or X (N, d) with y (N,) and ``num_partitions``
-    (contiguous split, sizes differing by at most one; short partitions are
-    padded with zero rows, which add nothing to f or its gradient).
+    X (P, n, d) with y (P, n); or X (N, d) with y (N,), ``num_partitions`` and a
+    ``partitioning`` ("contiguous", "random" with ``seed``, or "sorted" by label).
 
     >>> import numpy as np
     >>> p = linear_regression(np.eye(4)[None].repeat(2, 0), np.ones((2, 4)))
     >>> p.num_partitions, p.dim, p.smoothness, round(p.optimal_value, 12)
     (2, 4, 2.0, 0.0)
     """
-    Xp, yp, _ = _partitioned(X, y, num_partitions, "linear_regression")
-    grams = np.einsum("pni,pnj->pij", Xp, Xp)
-    theta_star = np.linalg.lstsq(Xp.reshape(-1, Xp.shape[-1]), yp.reshape(-1), rcond=None)[0]
-    residual = Xp.reshape(-1, Xp.shape[-1]) @ theta_star - yp.reshape(-1)
+    Xp, yp, wp = _partitioned(X, y, num_partitions, partitioning, seed)
+    grams = _weighted_grams(Xp, wp)
+    sqrt_w = np.sqrt(wp).reshape(-1)
+    A, b = Xp.reshape(-1, Xp.shape[-1]) * sqrt_w[:, None], yp.reshape(-1) * sqrt_w
+    theta_star = np.linalg.lstsq(A, b, rcond=None)[0]
+    residual = A @ theta_star - b
 
     def union_smoothness(mask):
         return _lambda_max(grams[np.asarray(mask, bool)].sum(0))
 
     return Problem(
         name=name,
-        partition_loss=_least_squares_loss,
-        data=(Xp, yp),
+        weighted_loss=_squared_error,
+        examples=(Xp, yp),
+        weights=wp,
+        l2=0.0,
         dim=Xp.shape[-1],
         smoothness=_lambda_max(grams.sum(0)),
         partition_smoothness=np.array([_lambda_max(g) for g in grams]),
@@ -195,10 +285,9 @@ def lag_synthetic(num_partitions: int, dim: int = 50, seed: int = 0) -> Problem:
 # --------------------------------------------------------------------------- #
 # L2-regularised logistic regression
 # --------------------------------------------------------------------------- #
-def _logistic_loss(theta, data):
-    X, y, w, l2 = data
-    margins = y * (X @ theta)
-    return jnp.dot(w, jnp.logaddexp(0.0, -margins)) + 0.5 * l2 * jnp.dot(theta, theta)
+def _logistic_loss(theta, examples, weights):
+    X, y = examples
+    return jnp.dot(weights, jnp.logaddexp(0.0, -y * (X @ theta)))
 
 
 def _logistic_optimum(X, y, w, l2, num_partitions) -> np.ndarray:
@@ -217,11 +306,13 @@ def _logistic_optimum(X, y, w, l2, num_partitions) -> np.ndarray:
     return theta
 
 
-def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, name="logistic_regression") -> Problem:
+def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, partitioning="contiguous", seed=0,
+                        name="logistic_regression") -> Problem:
     """f(θ) = Σ_p [Σ_{i∈p} log(1 + exp(−y_i x_iᵀθ)) + (l2/2)‖θ‖²], labels y ∈ {−1, +1}.
 
     Each partition carries its own ridge term, so L_u = λ_max(Σ_{p∈u} X_pᵀX_p)/4 + |u|·l2
-    (MODEL.md §1). l2 > 0 keeps f* attained.
+    (MODEL.md §1). l2 > 0 keeps f* attained. Data layout and ``partitioning`` as in
+    :func:`linear_regression`.
 
     >>> import numpy as np
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.5]])
@@ -232,11 +323,11 @@ def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, name="logistic_re
     l2 = float(l2)
     if not np.isfinite(l2) or l2 <= 0:
         raise ValueError(f"l2 must be finite and > 0, got {l2!r}")
-    Xp, yp, wp = _partitioned(X, y, num_partitions, "logistic_regression")
+    Xp, yp, wp = _partitioned(X, y, num_partitions, partitioning, seed)
     if not np.all(np.isin(yp[wp > 0], (-1.0, 1.0))):
         raise ValueError("y must hold labels -1 and +1 only")
     P = Xp.shape[0]
-    grams = np.einsum("pni,pnj->pij", Xp, Xp)
+    grams = _weighted_grams(Xp, wp)
     theta_star = _logistic_optimum(Xp, yp, wp, l2, P)
     margins = yp * (Xp @ theta_star)
     f_star = float(np.sum(wp * np.logaddexp(0.0, -margins)) + 0.5 * P * l2 * theta_star @ theta_star)
@@ -247,11 +338,123 @@ def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, name="logistic_re
 
     return Problem(
         name=name,
-        partition_loss=_logistic_loss,
-        data=(Xp, yp, wp, np.full(P, l2)),
+        weighted_loss=_logistic_loss,
+        examples=(Xp, yp),
+        weights=wp,
+        l2=l2,
         dim=Xp.shape[-1],
         smoothness=union_smoothness(np.ones(P, bool)),
         partition_smoothness=np.array([_lambda_max(g) / 4 + l2 for g in grams]),
         optimal_value=f_star,
         union_smoothness=union_smoothness,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# any JAX model
+# --------------------------------------------------------------------------- #
+def _power_iteration(hvp, dim: int, iters: int = 100, seed: int = 0) -> float:
+    """Largest |eigenvalue| of a symmetric operator given as a Hessian-vector product."""
+    v = np.random.default_rng(seed).standard_normal(dim)
+    v /= np.linalg.norm(v)
+    value = 0.0
+    for _ in range(iters):
+        w = np.asarray(hvp(jnp.asarray(v)), dtype=np.float64)
+        value = float(np.linalg.norm(w))
+        if value == 0.0:
+            break
+        v = w / value
+    return value
+
+
+def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float = 0.0,
+              partitioning: str = "contiguous", labels=None, seed: int = 0,
+              optimum_steps: int = 3000, name: str = "model") -> Problem:
+    """A problem from any per-example loss written in JAX and any pytree of parameters.
+
+    Args:
+      per_example_loss: ``(params, example) -> scalar``, ``example`` being one row
+        of every leaf of ``data``.
+      params: initial parameters (any pytree); θ is their flattened vector.
+      data: pytree of arrays with a common leading axis N (examples).
+      num_partitions: P; rows are split by ``partitioning`` ("contiguous",
+        "random" with ``seed``, or "sorted" by ``labels``).
+      l2: ridge coefficient added to every partition.
+      optimum_steps: gradient steps (step 1/L, float64 if enabled) used to estimate f*.
+
+    L and L_p are estimated as the largest Hessian eigenvalue at the initial
+    parameters (power iteration on Hessian-vector products), and f* as the best
+    loss found by ``optimum_steps`` steps of gradient descent; ``Problem.estimated``
+    is True, and results record that the optimum is an estimate. For a non-convex
+    model both are local estimates: use them as a scale, not a guarantee.
+
+    >>> import jax.numpy as jnp, numpy as np
+    >>> X = np.random.default_rng(0).standard_normal((40, 3)); y = X @ np.array([1.0, -2.0, 0.5])
+    >>> p = from_loss(lambda w, ex: 0.5 * (ex[0] @ w["w"] - ex[1]) ** 2, {"w": jnp.zeros(3)},
+    ...               (X, y), 4, optimum_steps=500)
+    >>> p.dim, p.num_partitions, p.estimated, bool(abs(p.optimal_value) < 1e-8)
+    (3, 4, True, True)
+    """
+    from jax.flatten_util import ravel_pytree
+
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError("data must hold at least one array")
+    num_rows = len(leaves[0])
+    if any(len(leaf) != num_rows for leaf in leaves):
+        raise ValueError("every leaf of data must have the same leading length (examples)")
+    for leaf in leaves:
+        if np.issubdtype(np.asarray(leaf).dtype, np.floating):
+            _as_finite("data", leaf)
+    l2 = float(l2)
+    if not np.isfinite(l2) or l2 < 0:
+        raise ValueError(f"l2 must be finite and >= 0, got {l2!r}")
+    index, weights = partition_rows(num_rows, num_partitions, partitioning, labels, seed)
+    examples = jax.tree_util.tree_map(lambda a: np.asarray(a)[index], data)
+    theta0, unravel = ravel_pytree(params)
+    theta0 = np.asarray(theta0, dtype=np.float64)
+
+    def example_loss(theta, example):
+        return per_example_loss(unravel(theta), example)
+
+    weighted_loss = weighted_sum(example_loss)
+    dtype = jnp.asarray(0.0).dtype
+    device_examples = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a),
+        examples)
+    device_weights = jnp.asarray(weights, dtype)
+
+    def union_loss(theta, mask):
+        w = device_weights * jnp.asarray(mask, dtype)[:, None]
+        per_partition = jax.vmap(weighted_loss, in_axes=(None, 0, 0))(theta, device_examples, w)
+        return jnp.sum(per_partition) + 0.5 * l2 * jnp.sum(mask) * jnp.dot(theta, theta)
+
+    def union_smoothness(mask):
+        mask = np.asarray(mask, float)
+        grad = jax.grad(union_loss)
+        hvp = jax.jit(lambda v: jax.jvp(lambda t: grad(t, mask), (jnp.asarray(theta0, dtype),), (v,))[1])
+        return _power_iteration(hvp, len(theta0))
+
+    P = index.shape[0]
+    smoothness = union_smoothness(np.ones(P))
+    loss_and_grad = jax.jit(jax.value_and_grad(lambda t: union_loss(t, np.ones(P))))
+    theta, best = jnp.asarray(theta0, dtype), np.inf
+    for _ in range(optimum_steps):
+        value, grad = loss_and_grad(theta)
+        best = min(best, float(value))
+        theta = theta - grad / smoothness
+    return Problem(
+        name=name,
+        weighted_loss=weighted_loss,
+        examples=examples,
+        weights=weights,
+        l2=l2,
+        dim=len(theta0),
+        smoothness=smoothness,
+        partition_smoothness=np.array([union_smoothness(np.eye(P)[p]) for p in range(P)]),
+        optimal_value=min(best, float(loss_and_grad(theta)[0])),
+        union_smoothness=union_smoothness,
+        init_params=theta0,
+        estimated=True,
+        unravel=unravel,
     )

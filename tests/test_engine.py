@@ -139,9 +139,13 @@ def run(name, M_, S_, problem=None, **kwargs):
     return lj.simulate(problem, strategies.make(name, M_, S_, **options), EXP, **kwargs)
 
 
-def assert_same_run(a, b):
-    for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
+def assert_same_run(a, b, rtol=1e-12):
+    """Counts exactly; loss and wall clock to rounding (a strategy whose iterates depend on
+    the delays runs batched over trials, which may round differently from unbatched)."""
+    for field in ("uploads", "downloads", "computations"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    for field in ("loss", "wall_clock"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, err_msg=field)
 
 
 @pytest.mark.parametrize("link", ["parallel", "shared"])
@@ -220,7 +224,7 @@ def test_any_optax_optimizer_runs():
     alpha, beta = 1.0 / problem.smoothness, 0.5
     r = run("gd", 4, 0, problem=problem, num_iters=60, num_trials=1,
             optimizer=optax.sgd(alpha, momentum=beta))
-    X, y = problem.data
+    X, y = problem.examples
     theta, velocity, losses = np.zeros(10), np.zeros(10), []
     for _ in range(61):
         residual = np.einsum("pnd,d->pn", X, theta) - y

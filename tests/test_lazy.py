@@ -102,7 +102,7 @@ def test_lagc_ps_has_iterates_of_lag_ps_on_partitions():
 def test_g_lag_has_iterates_of_lag_ps_on_virtual_workers():
     M, S = 6, 1
     problem = lag_synthetic(M, dim=24)
-    X, y = problem.data
+    X, y = problem.examples
     merged = linear_regression(X.reshape(M // 2, -1, X.shape[-1]), y.reshape(M // 2, -1))
     a = simulate("g-lag", M, S, problem=problem, num_iters=150)
     b = simulate("lag-ps", M // 2, 0, problem=merged, num_iters=150)

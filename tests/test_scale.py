@@ -1,0 +1,129 @@
+"""Sweeps, checkpoint/resume and sharding over devices: invariances of results."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lagc_jax as lj
+from lagc_jax import engine, strategies
+from lagc_jax.problems import lag_synthetic
+
+EXP = lj.ShiftedExponential(rate=1.0)
+
+
+def fields_equal(a, b, rtol=0.0):
+    for field in ("uploads", "downloads", "computations"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    for field in ("loss", "wall_clock"):
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, err_msg=field)
+
+
+@pytest.mark.parametrize("name", ["gc", "lag-ps"])
+def test_sweep_points_equal_separate_runs(name):
+    problem = lag_synthetic(6, dim=12)
+    strategy = strategies.make(name, 6, 1 if name == "gc" else 0)
+    step_sizes = [0.5 / problem.smoothness, 1.0 / problem.smoothness]
+    taus = [0.0, 0.7]
+    swept = lj.sweep(problem, strategy, EXP, num_iters=20, num_trials=3, step_size=step_sizes,
+                     upload_time=taus, link="shared")
+    for point, (alpha, tau) in enumerate(zip(step_sizes, taus)):
+        single = lj.simulate(problem, strategy, EXP, num_iters=20, num_trials=3, step_size=alpha,
+                             upload_time=tau, link="shared")
+        fields_equal(swept[point], single, rtol=1e-12)
+        assert swept[point].config["upload_time"] == tau
+
+
+def test_sweep_over_xi_and_delay_parameters_does_not_recompile():
+    problem = lag_synthetic(6, dim=12)
+    strategy = strategies.make("lag-wk", 6)
+    kwargs = dict(num_iters=10, num_trials=2)
+    first = lj.sweep(problem, strategy, [lj.Pareto(1.0, 2.0), lj.Pareto(1.0, 3.0)],
+                     xi=[0.0, 1.0], **kwargs)
+    size = engine._run_chunk._cache_size()
+    second = lj.sweep(problem, strategy, [lj.Pareto(2.0, 1.5), lj.Pareto(1.0, 4.0)],
+                      xi=[0.5, 2.0], **kwargs)
+    assert engine._run_chunk._cache_size() == size
+    # ξ = 0: every worker uploads every iteration; larger ξ uploads less
+    assert first[0].uploads[0, -1] == 6 * 10 > first[1].uploads[0, -1]
+    # common random numbers: Pareto(2, 1.5) draws are 2·exp(E/1.5), Pareto(1, 3) are exp(E/3)
+    assert not np.allclose(second[0].wall_clock, first[0].wall_clock)
+
+
+def test_sweep_validation():
+    problem = lag_synthetic(4, dim=8)
+    with pytest.raises(ValueError, match="share one length"):
+        lj.sweep(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1,
+                 step_size=[0.1, 0.2], upload_time=[0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="xi does not apply"):
+        lj.sweep(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1, xi=[0.0, 1.0])
+    with pytest.raises(ValueError, match="scalar knobs"):
+        lj.simulate(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1,
+                    upload_time=[0.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["lagc", "g-lag"])
+def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
+    problem = lag_synthetic(6, dim=12)
+    strategy = strategies.make(name, 6, 1)
+    kwargs = dict(num_iters=24, num_trials=3, chunk_size=6, record_masks=True)
+    whole = lj.simulate(problem, strategy, EXP, **kwargs)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two_chunks(done, total):
+        if done == 12:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, progress=stop_after_two_chunks,
+                    **kwargs)
+    seen = []
+    resumed = lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path,
+                          progress=lambda done, total: seen.append(done), **kwargs)
+    assert seen == [18, 24]  # only the two missing chunks ran
+    fields_equal(whole, resumed)
+    np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
+    with pytest.raises(ValueError, match="different run configuration"):
+        lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, seed=1, **kwargs)
+
+
+SHARDED = """
+import numpy as np, jax
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == {devices}, jax.devices()
+import lagc_jax as lj
+p = lj.problems.lag_synthetic(6, dim=12)
+out = {{}}
+for name in ("gc", "lag-ps", "lagc"):
+    r = lj.simulate(p, lj.strategies.make(name, 6, 1 if name != "lag-ps" else 0), lj.Pareto(1.0, 2.0),
+                    num_iters=15, num_trials=7, upload_time=0.2, chunk_size=5)
+    for f in ("loss", "wall_clock", "uploads", "computations"):
+        out[name + "/" + f] = getattr(r, f)
+sw = lj.sweep(p, lj.strategies.make("gc", 6, 1), lj.ShiftedExponential(), num_iters=6,
+              num_trials=5, upload_time=[0.0, 1.0])
+out["sweep"] = np.stack([r.wall_clock for r in sw])
+np.savez({path!r}, **out)
+"""
+
+
+def run_on_devices(devices, path):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    code = SHARDED.format(devices=devices, path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return np.load(path)
+
+
+def test_results_identical_on_one_and_four_devices(tmp_path):
+    one = run_on_devices(1, tmp_path / "one.npz")
+    four = run_on_devices(4, tmp_path / "four.npz")  # 7 trials: padded to 8 and trimmed
+    for key in one.files:
+        if key.endswith(("uploads", "computations")):
+            np.testing.assert_array_equal(one[key], four[key], err_msg=key)
+        else:
+            np.testing.assert_allclose(one[key], four[key], rtol=1e-12, err_msg=key)
