@@ -177,3 +177,25 @@ def test_default_thresholds(name):
     s = strategies.make(name, 6, 0 if name.startswith("lag-") else 1)
     assert s.xi == (1.0 if s.trigger == "worker" else 10.0)
     assert s.history == 10 and s.start == "clean"
+
+
+def test_lagc_stability_depends_on_decoding_weights():
+    """MODEL.md §6: LAGC decodes stale coded gradients of different ages. A random Tandon
+    code with large decoding weights (max|a| ≈ 370) diverges at ξ = 1 and converges at
+    ξ = 0.1; the library's default code (max|a| ≈ 8.6) converges at ξ = 1."""
+    from lagc_jax import coding
+    problem = lag_synthetic(12)
+    tandon = coding.tandon_cyclic(12, 2, 0)
+    assert coding.decoding_stats(tandon, 2)["max_abs_weight"] > 300
+    assert coding.decoding_stats(coding.cyclic_repetition(12, 2), 2)["max_abs_weight"] < 9
+
+    def run(xi, encoding=None):
+        options = {"xi": xi} if encoding is None else {"xi": xi, "encoding": encoding}
+        return lj.simulate(problem, strategies.make("lagc", 12, 2, **options), EXP,
+                           num_iters=400, num_trials=8)
+
+    with pytest.warns(RuntimeWarning, match="8 of 8 trials diverged"):
+        assert run(1.0, tandon).diverged.all()
+    for result in (run(0.1, tandon), run(1.0)):
+        assert not result.diverged.any()
+        assert np.median(result.gap[:, -1]) < 1e-9
