@@ -30,6 +30,10 @@ def arrival_times(compute_times, uploads, upload_time, link: str):
     ``link="parallel"``: every worker has its own link (arrival = c + τ).
     ``link="shared"``: one FIFO uplink serving uploads in order of compute
     completion, so upload j finishes at max(c_j, finish of the previous upload) + τ.
+
+    >>> c, up = jnp.array([1.0, 1.0, 3.0]), jnp.array([True, True, True])
+    >>> arrival_times(c, up, 1.0, "parallel").tolist(), arrival_times(c, up, 1.0, "shared").tolist()
+    ([2.0, 2.0, 4.0], [2.0, 3.0, 4.0])
     """
     c = jnp.asarray(compute_times)
     tau = jnp.asarray(upload_time, c.dtype)
@@ -48,7 +52,12 @@ def arrival_times(compute_times, uploads, upload_time, link: str):
 
 
 def wait_all(arrivals, waited):
-    """Wait for every message in the mask ``waited``: (used mask, wait time; 0 if none)."""
+    """Wait for every message in the mask ``waited``: (used mask, wait time; 0 if none).
+
+    >>> used, t = wait_all(jnp.array([2.0, 5.0, 1.0]), jnp.array([True, False, True]))
+    >>> float(t)
+    2.0
+    """
     return waited, jnp.max(jnp.where(waited, arrivals, 0.0), initial=0.0)
 
 
@@ -56,6 +65,10 @@ def wait_fastest(arrivals, num_needed: int, eligible=None):
     """Wait for the first ``num_needed`` arrivals among ``eligible`` (k-th order statistic).
 
     Returns (used mask of exactly ``num_needed`` workers, the k-th smallest arrival).
+
+    >>> used, t = wait_fastest(jnp.array([4.0, 1.0, 3.0, 2.0]), 3)
+    >>> used.tolist(), float(t)
+    ([False, True, True, True], 3.0)
     """
     arrivals = jnp.asarray(arrivals)
     if num_needed == 0:
@@ -71,6 +84,10 @@ def wait_first_per_group(arrivals, group_size: int, waited_groups=None):
 
     ``waited_groups`` (G,) restricts the wait to some groups (default all).
     Returns (used mask with one worker per waited group, max over groups of the min).
+
+    >>> used, t = wait_first_per_group(jnp.array([4.0, 1.0, 3.0, 2.0]), 2)
+    >>> used.tolist(), float(t)
+    ([False, True, False, True], 2.0)
     """
     arrivals = jnp.asarray(arrivals)
     grouped = arrivals.reshape(-1, group_size)

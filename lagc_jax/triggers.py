@@ -24,22 +24,39 @@ import jax.numpy as jnp
 
 
 def push_step(history, step_sq, k):
-    """Store ‖θ^{k+1} − θ^k‖² in the ring buffer of the last D squared steps."""
+    """Store ‖θ^{k+1} − θ^k‖² in the ring buffer of the last D squared steps.
+
+    >>> push_step(jnp.zeros(2), 3.0, 5).tolist()      # slot 5 mod 2
+    [0.0, 3.0]
+    """
     return history.at[k % history.shape[0]].set(step_sq)
 
 
 def lazy_threshold(history, xi, step_size, num_units: int):
-    """ξ R_k / (α² U² D), with R_k the sum of the ring buffer (missing entries are 0)."""
+    """ξ R_k / (α² U² D), with R_k the sum of the ring buffer (missing entries are 0).
+
+    >>> float(lazy_threshold(jnp.array([1.0, 3.0]), xi=1.0, step_size=1.0, num_units=2))
+    0.5
+    """
     D = history.shape[0]
     return xi * jnp.sum(history) / (step_size**2 * num_units**2 * D)
 
 
 def worker_trigger(fresh, stored, threshold):
-    """Worker-side rule: units (U, d) whose gradient moved more than the threshold upload."""
+    """Worker-side rule: units (U, d) whose gradient moved more than the threshold upload.
+
+    >>> worker_trigger(jnp.array([[1.0, 1.0], [0.1, 0.0]]), jnp.zeros((2, 2)), 0.5).tolist()
+    [True, False]
+    """
     return jnp.sum((fresh - stored) ** 2, axis=-1) > threshold
 
 
 def server_trigger(theta, stored_params, unit_smoothness, threshold):
-    """Server-side rule: ask units whose iterate is stale enough, L_u² ‖θ̂_u − θ‖² > threshold."""
+    """Server-side rule: ask units whose iterate is stale enough, L_u² ‖θ̂_u − θ‖² > threshold.
+
+    >>> stale = jnp.array([[0.0], [1.0]])           # θ̂_u of two units; θ = 0
+    >>> server_trigger(jnp.zeros(1), stale, jnp.array([5.0, 2.0]), 3.0).tolist()
+    [False, True]
+    """
     drift = jnp.sum((stored_params - theta) ** 2, axis=-1)
     return unit_smoothness**2 * drift > threshold
