@@ -472,13 +472,27 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
         xi=xi if strategy.is_lazy else None, history=strategy.history, start=strategy.start,
         delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
         num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
-        step_size=step_size, optimizer="sgd" if optimizer is None else repr(optimizer),
+        step_size=step_size,
+        optimizer="sgd(step_size)" if optimizer is None else "custom optax transformation",
         upload_time=upload_time, broadcast_time=broadcast_time, link=link,
         replayed_unit_times=prepared["unit_times"] is not None,
         slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],
         record_every=prepared["record_every"], record_masks=record_masks,
         dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
     )
+
+
+def _fingerprint(config, prepared) -> dict:
+    """What a checkpoint must match to be resumed: the configuration, the chunking and
+    the replayed unit times. A custom optimizer cannot be compared across processes:
+    resuming assumes it is the same."""
+    unit_times = prepared["unit_times"]
+    configs = config if isinstance(config, list) else [config]
+    return {
+        "configs": [{k: v for k, v in c.items() if k != "versions"} for c in configs],
+        "chunk_size": prepared["chunk_size"],
+        "unit_times": None if unit_times is None else hashlib.sha256(unit_times.tobytes()).hexdigest(),
+    }
 
 
 # --------------------------------------------------------------------------- #
@@ -533,8 +547,7 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                      delay=delay, record_masks=record_masks)
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, {**config, "versions": None,
-                                                  "chunk_size": prepared["chunk_size"]})
+        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(config, prepared))
     outputs = _run(problem, strategy, knobs=knobs, swept=False, seed=seed, optimizer=optimizer,
                    link=link, record_masks=record_masks, progress=progress,
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
@@ -592,8 +605,7 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
         for i in range(num_points)]
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, {"points": [{**c, "versions": None} for c in configs],
-                                                  "chunk_size": prepared["chunk_size"]})
+        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(configs, prepared))
     outputs = _run(problem, strategy, knobs=knobs, swept=True, seed=seed, optimizer=optimizer,
                    link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
