@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate strategies and summarise (default)")
     _add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
+    from . import study
+    table = sub.add_parser("table", help="analytic vs Monte Carlo per-iteration costs")
+    study.add_table_arguments(table)
+    table.set_defaults(handler=study.cmd_table)
+    reproduce = sub.add_parser("reproduce", help="the paper-reproduction study: figures, tables")
+    study.add_reproduce_arguments(reproduce)
+    reproduce.set_defaults(handler=study.cmd_reproduce)
     return parser
 
 

@@ -1,0 +1,290 @@
+"""Figures of the reproduction study (matplotlib, Agg backend, PNG).
+
+One colour per strategy, kept across every figure: :data:`COLORS` is the only
+mapping used. Line styles encode the family (:data:`LINESTYLES`): solid =
+exact, non-lazy; dashed = worker-side lazy (WK); dash-dot = server-side lazy
+(PS); dotted = approximate (fastest-k). Each function takes plain numpy data,
+writes a PNG and returns the path; :func:`line_colors` reads back the colour
+of every labelled line of a figure (used by the tests).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+DPI = 150
+
+# The one strategy → colour mapping of every figure.
+COLORS = {
+    "gd": "#404040",
+    "fastest-k": "#8c564b",
+    "gc": "#1f77b4",
+    "grouping": "#17becf",
+    "lag-wk": "#ff7f0e",
+    "lag-ps": "#bcbd22",
+    "lagc": "#9467bd",
+    "lagc-ps": "#e377c2",
+    "g-lag": "#d62728",
+    "g-lag-wk": "#2ca02c",
+}
+LINESTYLES = {
+    "gd": "-", "fastest-k": ":", "gc": "-", "grouping": "-",
+    "lag-wk": "--", "lag-ps": "-.", "lagc": "--", "lagc-ps": "-.",
+    "g-lag": "-.", "g-lag-wk": "--",
+}
+MARKERS = {
+    "gd": "o", "fastest-k": "x", "gc": "s", "grouping": "D", "lag-wk": "v",
+    "lag-ps": "^", "lagc": "P", "lagc-ps": "X", "g-lag": "*", "g-lag-wk": "h",
+}
+DISTRIBUTION_LABELS = {
+    "exponential": "Exponential(rate 1) unit times",
+    "pareto": "Pareto(scale 1, shape 1.5) unit times",
+}
+
+TIME_LABEL = "wall-clock time (units of E[X])"
+UPLOADS_LABEL = "uploads (gradient vectors)"
+COMPUTATIONS_LABEL = "computations (partition gradients)"
+GAP_LABEL = "optimality gap f(θ) − f*"
+
+plt.rcParams.update({
+    "font.size": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+})
+
+
+def style(name: str) -> dict:
+    """Line keyword arguments of a strategy (colour from :data:`COLORS`)."""
+    return dict(color=COLORS[name], linestyle=LINESTYLES.get(name, "-"), label=name,
+                linewidth=2.0 if name == "g-lag" else 1.5)
+
+
+def line_colors(fig) -> dict:
+    """{label: hex colour} of every labelled line or errorbar in ``fig``."""
+    out = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            label = line.get_label()
+            if label and not label.startswith("_"):
+                out.setdefault(label, to_hex(line.get_color()))
+        for container in ax.containers:
+            label = container.get_label()
+            if label and not label.startswith("_") and container.lines and container.lines[0]:
+                out.setdefault(label, to_hex(container.lines[0].get_color()))
+    return out
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path
+
+
+def _legend_right(fig, names, extra=()):
+    handles = [Line2D([], [], **style(n)) for n in names] + list(extra)
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               title="strategy")
+
+
+def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path, dict]:
+    """Gap vs wall clock, uploads and computations (three panels, shared y).
+
+    ``curves[name] = {"time": (grid, q10, q50, q90), "uploads": (...),
+    "computations": (...)}``: medians and 10–90 % bands on a common x grid.
+    Returns (path, line colours).
+    """
+    names = list(curves)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
+    panels = (("time", TIME_LABEL, "median and 10–90 % band over trials"),
+              ("uploads", UPLOADS_LABEL, "median over trials"),
+              ("computations", COMPUTATIONS_LABEL, "median over trials"))
+    ymax = max(float(np.nanmax(np.where(np.isfinite(c["time"][2]), c["time"][2], np.nan)))
+               for c in curves.values()) * 3
+    ymin = target_gap * 1e-4
+    for ax, (key, xlabel, subtitle) in zip(axes, panels):
+        for name in names:
+            grid, lo, med, hi = curves[name][key]
+            lo, med, hi = (np.clip(v, ymin * 0.5, ymax * 10) for v in (lo, med, hi))
+            ax.plot(grid, med, **style(name))
+            if key == "time":
+                ax.fill_between(grid, lo, hi, color=COLORS[name], alpha=0.12, linewidth=0)
+        ax.set_yscale("log")
+        ax.set_ylim(ymin, ymax)
+        ax.axhline(target_gap, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
+        ax.set_xlabel(xlabel)
+        xmax = max(c[key][0][-1] for c in curves.values())
+        if key == "uploads":  # lazy strategies upload 10–30× less: log scale separates them
+            ax.set_xscale("log")
+            ax.set_xlim(3.0, xmax)
+        else:
+            ax.set_xlim(0, xmax)
+        ax.set_title(subtitle, fontsize=10)
+    axes[0].set_ylabel(GAP_LABEL)
+    target = Line2D([], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)),
+                    label=f"target {target_gap:g}")
+    _legend_right(fig, names, [target])
+    fig.suptitle(title)
+    fig.tight_layout()
+    colors = line_colors(fig)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path, colors
+
+
+def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> tuple[Path, dict]:
+    """Analytic (lines) vs Monte Carlo (points, 95 % CI of the mean) iteration time vs S.
+
+    ``data[distribution][name] = {"S": [...], "analytic": [...], "mc": [...],
+    "ci": [(lo, hi), ...]}`` in units of E[X].
+    """
+    dists = list(data)
+    fig, axes = plt.subplots(1, len(dists), figsize=(5.2 * len(dists), 4.2), squeeze=False)
+    names = []
+    for ax, dist in zip(axes[0], dists):
+        for name, d in data[dist].items():
+            if name not in names:
+                names.append(name)
+            s = np.asarray(d["S"])
+            ax.plot(s, d["analytic"], color=COLORS[name], linestyle=LINESTYLES[name],
+                    linewidth=1.3, label=name)
+            mc = np.asarray(d["mc"])
+            ci = np.asarray(d["ci"]).T
+            ax.errorbar(s, mc, yerr=[mc - ci[0], ci[1] - mc], fmt=MARKERS[name],
+                        color=COLORS[name], markersize=5, capsize=3, linestyle="none",
+                        label="_mc_" + name)
+        ax.set_xlabel("stragglers tolerated S")
+        ax.set_ylabel("mean iteration time (units of E[X])")
+        ax.set_xticks(sorted({int(v) for d in data[dist].values() for v in d["S"]}))
+        ax.set_title(DISTRIBUTION_LABELS.get(dist, dist), fontsize=10)
+    extra = [Line2D([], [], color="0.3", linewidth=1.3, label="analytic (MODEL.md §7)"),
+             Line2D([], [], color="0.3", marker="o", linestyle="none",
+                    label="Monte Carlo, 95 % CI\n(bars hidden by the\nmarker when smaller)")]
+    handles = [Line2D([], [], color=COLORS[n], linestyle=LINESTYLES[n], marker=MARKERS[n],
+                      label=n) for n in names] + extra
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
+    fig.tight_layout()
+    if note:
+        fig.text(0.01, -0.01, note, fontsize=8.5, color="0.3", va="top", wrap=True)
+    colors = line_colors(fig)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path, colors
+
+
+def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear",
+                 ylabel=f"time to reach the target gap\n(median, units of E[X])",
+                 xticks=None) -> tuple[Path, dict]:
+    """Median time to target (with 95 % interval of the median) vs a swept parameter.
+
+    ``panels[panel title][name] = (x, median, lo, hi)``; panels laid out in a row
+    or, for four, a 2×2 grid.
+    """
+    keys = list(panels)
+    n = len(keys)
+    rows, cols = (2, 2) if n == 4 else (1, n)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False)
+    names = []
+    for ax, key in zip(axes.flat, keys):
+        for name, (x, med, lo, hi) in panels[key].items():
+            if name not in names:
+                names.append(name)
+            x, med, lo, hi = (np.asarray(v, float) for v in (x, med, lo, hi))
+            ax.plot(x, np.where(np.isfinite(med), med, np.nan), marker=MARKERS[name],
+                    markersize=4, **style(name))
+            finite = np.isfinite(hi)
+            ax.fill_between(x[finite], lo[finite], hi[finite], color=COLORS[name],
+                            alpha=0.15, linewidth=0)
+            missing = ~np.isfinite(med)
+            if missing.any():  # target not reached by the median trial: × at the top
+                low, high = ax.get_ylim()
+                ax.set_ylim(low, high * 2.0)  # headroom for the mark
+                top = blended_transform_factory(ax.transData, ax.transAxes)
+                ax.plot(x[missing], np.full(missing.sum(), 0.96), marker="x", markersize=8,
+                        markeredgewidth=2, color=COLORS[name], linestyle="none",
+                        transform=top, clip_on=False, label="_missing_" + name)
+                for xm in x[missing]:
+                    ax.annotate(f"{name}: not reached", (xm, 0.96), xycoords=top,
+                                xytext=(-6, -4), textcoords="offset points", ha="right",
+                                va="top", fontsize=8, color=COLORS[name])
+        if xscale == "symlog":
+            positive = [v for v in (xticks or []) if v > 0]
+            ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.6)
+        else:
+            ax.set_xscale(xscale)
+        ax.set_yscale("log")
+        if xticks is not None:
+            ax.set_xticks(xticks)
+            ax.set_xticklabels([f"{t:g}" for t in xticks])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(key, fontsize=10)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    _legend_right(fig, names)
+    fig.suptitle(title)
+    fig.tight_layout()
+    colors = line_colors(fig)
+    path = _save(fig, path)
+    plt.close(fig)
+    return path, colors
+
+
+def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
+    """Per distribution: median uploads vs median wall clock to target, marker area ∝
+    computations; error bars = 95 % intervals of the medians.
+
+    ``points[panel][name] = {"time": (med, lo, hi), "uploads": (...), "computations": (...)}``.
+    """
+    keys = list(points)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.3), squeeze=False)
+    names = []
+    all_comp = [p["computations"][0] for pts in points.values() for p in pts.values()
+                if np.isfinite(p["computations"][0])]
+    cmax = max(all_comp) if all_comp else 1.0
+    for ax, key in zip(axes[0], keys):
+        for name, p in points[key].items():
+            t, u, c = p["time"], p["uploads"], p["computations"]
+            if not np.isfinite(t[0]):
+                continue
+            if name not in names:
+                names.append(name)
+            xerr = [[u[0] - u[1]], [u[2] - u[0] if np.isfinite(u[2]) else 0]]
+            yerr = [[t[0] - t[1]], [t[2] - t[0] if np.isfinite(t[2]) else 0]]
+            ax.errorbar([u[0]], [t[0]], xerr=xerr, yerr=yerr, color=COLORS[name],
+                        fmt="none", capsize=2, linewidth=1, label="_err_" + name)
+            ax.scatter([u[0]], [t[0]], s=60 + 240 * c[0] / cmax, color=COLORS[name],
+                       marker=MARKERS[name], label=name, edgecolor="k", linewidth=0.4,
+                       zorder=3)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{UPLOADS_LABEL} to target")
+        ax.set_ylabel(f"{TIME_LABEL}\nto target")
+        ax.set_title(DISTRIBUTION_LABELS.get(key, key), fontsize=10)
+    handles = [Line2D([], [], color=COLORS[n], marker=MARKERS[n], linestyle="none",
+                      markeredgecolor="k", markeredgewidth=0.4, markersize=8, label=n)
+               for n in names]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
+               title="strategy\n(marker area ∝\ncomputations)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    colors = {}
+    for ax in fig.axes:
+        for coll in ax.collections:
+            label = coll.get_label()
+            if label and not label.startswith("_"):
+                colors.setdefault(label, to_hex(coll.get_facecolor()[0]))
+    path = _save(fig, path)
+    plt.close(fig)
+    return path, colors

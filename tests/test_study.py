@@ -1,0 +1,241 @@
+"""The reproduction study (lagc-jax reproduce) and the per-iteration table (lagc-jax table)."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from lagc_jax import analysis, cli, delays, plotting, strategies, study
+from lagc_jax.results import Result, median_interval
+
+# A small grid of the full study: every strategy in the main study, both
+# distributions, a two-point S sweep and a two-point τ sweep on both links.
+SMALL = dict(workers=6, stragglers=1, trials=24, iters=150, s_values=(0, 1), s_sweep_iters=150,
+             taus=(0.0, 1.0), tau_strategies=("gd", "lag-wk", "g-lag"),
+             s_sweep_strategies=("gd", "gc", "grouping", "g-lag"))
+
+
+@pytest.fixture(scope="module")
+def study_out(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    config = study.StudyConfig.quick(**SMALL)
+    out = study.reproduce(config, root / "figures", root / "runs", log=lambda m: None)
+    out["root"] = root
+    return out
+
+
+def test_outputs_exist(study_out):
+    figures = study_out["root"] / "figures"
+    for name in ("convergence_exponential.png", "convergence_pareto.png", "tradeoff.png",
+                 "iteration_time_vs_S.png", "sweep_S.png", "sweep_tau.png", "table.md",
+                 "table.csv", "sweep_S.csv", "sweep_tau.csv"):
+        assert (figures / name).stat().st_size > 0, name
+    for dist in ("exponential", "pareto"):
+        for name in strategies.names():
+            assert (study_out["root"] / "runs" / f"main_{dist}_{name}.npz").exists()
+            assert (study_out["root"] / "runs" / f"main_{dist}_{name}.json").exists()
+    assert set(study_out["figures"]) == {str(p) for p in figures.glob("*.png")}
+
+
+def test_table_matches_saved_results(study_out):
+    csv_rows = study.read_table_csv(study_out["table_csv"])
+    md = study_out["table_md"].read_text()
+    assert set(csv_rows) == {"exponential", "pareto"}
+    for dist, rows in csv_rows.items():
+        assert list(rows) == list(strategies.names())
+        unit = study.mean_unit_time(study.DISTRIBUTIONS[dist])
+        section = md.split(f"## {dist}")[1].split("##")[0]
+        for name, row in rows.items():
+            assert f"| {name} |" in section
+            r = Result.load(study_out["root"] / "runs" / f"main_{dist}_{name}.npz")
+            assert r.num_trials == SMALL["trials"] and r.config["seed"] == 0
+            reach = r.to_reach(1e-6)
+            uploads = median_interval(reach["uploads"])
+            assert row["uploads_median"] == uploads[0]
+            assert (row["uploads_lo"], row["uploads_hi"]) == uploads[1:]
+            if math.isfinite(uploads[0]):
+                assert row["uploads_median"] == np.median(reach["uploads"])
+            wall = median_interval(reach["wall_clock"])
+            assert row["wall_clock_median"] == pytest.approx(wall[0] / unit, rel=1e-9)
+            comp = median_interval(reach["computations"])
+            assert row["computations_median"] == comp[0]
+            assert row["reached"] == pytest.approx(np.mean(~np.isnan(reach["wall_clock"])))
+            assert row["diverged"] == r.diverged.sum()
+    # fastest-k is approximate: it never reaches 1e-6; exact ones all do
+    for dist, rows in csv_rows.items():
+        assert rows["fastest-k"]["reached"] == 0
+        for name in ("gd", "gc", "grouping", "lag-wk", "lag-ps", "g-lag-wk"):
+            assert rows[name]["reached"] == 1, (dist, name)
+
+
+def test_common_random_numbers(study_out):
+    """gd, grouping and gc wall clocks at k = 1 are functions of the same draws."""
+    runs = study_out["root"] / "runs"
+    gd = Result.load(runs / "main_exponential_gd.npz")
+    lag_wk = Result.load(runs / "main_exponential_lag-wk.npz")
+    # lag-wk waits for all M messages at τ = 0, like gd: identical iteration times
+    np.testing.assert_allclose(gd.wall_clock, lag_wk.wall_clock, rtol=1e-12)
+
+
+def test_conclusion_lines_name_argmin(study_out):
+    csv_rows = study.read_table_csv(study_out["table_csv"])
+    md = study_out["table_md"].read_text()
+    for dist, rows in csv_rows.items():
+        med = {n: r["wall_clock_median"] for n, r in rows.items()}
+        fastest = min(med, key=med.get)
+        up = {n: (r["uploads_median"], r["wall_clock_median"]) for n, r in rows.items()}
+        fewest = min(up, key=up.get)
+        line = next(l for l in md.splitlines() if l.startswith(f"- **{dist}**"))
+        assert re.search(rf"fastest: \*\*{re.escape(fastest)}\*\*", line), line
+        assert re.search(rf"fewest uploads: \*\*{re.escape(fewest)}\*\*", line), line
+        assert study.conclusions(study_out["tables"][dist]) == {
+            "fastest": fastest, "fewest_uploads": fewest}
+
+
+def test_s_sweep_analytic_vs_monte_carlo(study_out):
+    rows = [r for r in study_out["s_sweep"] if r["strategy"] in analysis.NON_LAZY_STRATEGIES]
+    checked = 0
+    for r in rows:
+        delay = study.DISTRIBUTIONS[r["distribution"]]
+        expected = analysis.expected_iteration_time(r["strategy"], SMALL["workers"], r["S"],
+                                                    delay) / study.mean_unit_time(delay)
+        assert r["analytic_iteration_time"] == pytest.approx(expected, rel=1e-12)
+        # Pareto(shape 1.5): the iteration time has infinite variance unless the
+        # wait rule discards the largest draw (S ≥ 1, and never for gd): the
+        # standard error is then meaningless, so only finite-variance cases count.
+        if r["distribution"] == "pareto" and (r["S"] == 0 or r["strategy"] == "gd"):
+            continue
+        assert r["mc_iteration_time_se"] > 0
+        z = (r["mc_iteration_time"] - expected) / r["mc_iteration_time_se"]
+        assert abs(z) < 4, r
+        checked += 1
+    assert checked >= 10
+    # S = 0: gc and grouping are gd (same delays, same iteration time)
+    s0 = {(r["distribution"], r["strategy"]): r["mc_iteration_time"] for r in rows if r["S"] == 0}
+    for dist in ("exponential", "pareto"):
+        assert s0[(dist, "gc")] == pytest.approx(s0[(dist, "gd")], rel=1e-12)
+        assert s0[(dist, "grouping")] == pytest.approx(s0[(dist, "gd")], rel=1e-12)
+
+
+def test_tau_sweep_rows(study_out):
+    rows = study_out["tau_sweep"]
+    assert {(r["link"], r["tau"], r["strategy"]) for r in rows} == {
+        (link, tau, name) for link in ("parallel", "shared") for tau in (0.0, 1.0)
+        for name in SMALL["tau_strategies"]}
+    by = {(r["link"], r["tau"], r["strategy"]): r for r in rows}
+    for name in SMALL["tau_strategies"]:
+        # τ = 0: both links are the same run; uploads to target do not depend on τ
+        assert by[("shared", 0.0, name)]["wall_clock_median"] == \
+            by[("parallel", 0.0, name)]["wall_clock_median"]
+        assert by[("parallel", 1.0, name)]["uploads_median"] == \
+            by[("parallel", 0.0, name)]["uploads_median"]
+        # uploads take time: slower with τ > 0, and the shared link is the slower one
+        assert by[("parallel", 1.0, name)]["wall_clock_median"] > \
+            by[("parallel", 0.0, name)]["wall_clock_median"]
+        assert by[("shared", 1.0, name)]["wall_clock_median"] >= \
+            by[("parallel", 1.0, name)]["wall_clock_median"]
+    # gd pays τ on every iteration: its time grows by ≈ τ·E[X] per iteration (parallel link)
+    iters = study.read_table_csv(study_out["table_csv"])["exponential"]["gd"]["iterations_median"]
+    grow = by[("parallel", 1.0, "gd")]["wall_clock_median"] - \
+        by[("parallel", 0.0, "gd")]["wall_clock_median"]
+    assert grow == pytest.approx(iters, rel=0.05)
+
+
+def test_one_colour_per_strategy_across_figures(study_out):
+    seen = {}
+    for path, colors in study_out["figures"].items():
+        strategy_lines = {k: v for k, v in colors.items() if k in plotting.COLORS}
+        assert strategy_lines, path
+        for name, color in strategy_lines.items():
+            assert color == plotting.COLORS[name].lower(), (path, name)
+            seen.setdefault(name, set()).add(color)
+    assert set(seen) == set(strategies.names())
+    assert all(len(c) == 1 for c in seen.values())
+    assert len(set(plotting.COLORS.values())) == len(plotting.COLORS)
+    assert set(plotting.COLORS) == set(strategies.names())
+
+
+def test_on_grid_and_band():
+    r = Result(iterations=np.arange(3), loss=np.array([[3.0, 2.0, 1.0], [3.0, 1.5, np.nan]]),
+               gap=np.array([[2.0, 1.0, 0.0], [2.0, 0.5, np.nan]]),
+               wall_clock=np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),
+               uploads=np.array([[0, 4, 8], [0, 2, 4]]), downloads=np.zeros((2, 3), int),
+               computations=np.zeros((2, 3), int), diverged=np.array([False, True]),
+               optimal_value=1.0)
+    g = study.on_grid(r, "uploads", [0, 3, 4, 9])
+    np.testing.assert_array_equal(g, [[2.0, 2.0, 1.0, 0.0], [2.0, 0.5, np.inf, np.inf]])
+    np.testing.assert_array_equal(study.on_grid(r, "wall_clock", [1.5]), [[1.0], [2.0]])
+    np.testing.assert_array_equal(study.running_fraction(r, "uploads", [0, 5, 9]), [1, 0.5, 0])
+    np.testing.assert_array_equal(study.band(g, (0.5,))[0], [2.0, 0.5, 1.0, 0.0])
+
+
+def test_reproduce_cli_wiring(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake(config, out, runs):
+        seen.update(config=config, out=out, runs=runs)
+        (tmp_path / "table.md").write_text("table\n")
+        return {"table_md": tmp_path / "table.md"}
+
+    monkeypatch.setattr(study, "reproduce", fake)
+    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path), "--trials", "7",
+                     "--s-values", "0,1", "--taus", "0,0.5"]) == 0
+    c = seen["config"]
+    assert (c.trials, c.iters, c.s_values, c.taus) == (7, 300, (0, 1), (0.0, 0.5))
+    assert seen["out"] == str(tmp_path) and seen["runs"] == "results/reproduce"
+    assert cli.main(["reproduce"]) == 0
+    assert seen["config"] == study.StudyConfig.full()
+    assert seen["config"].trials == 1000 and seen["config"].workers == 12
+
+
+def _parse_table(text):
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and cells[1] in study.QUANTITIES:
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def test_table_command_against_analysis(study_out, capsys):
+    # same shapes as the study fixture's runs: the compiled programs are reused
+    M, S, trials, iters = SMALL["workers"], SMALL["stragglers"], SMALL["trials"], SMALL["iters"]
+    assert cli.main(["table", "--workers", str(M), "--stragglers", str(S), "--delay",
+                     "exp:2,0.5", "--trials", str(trials), "--iters", str(iters)]) == 0
+    rows = _parse_table(capsys.readouterr().out)
+    delay = delays.ShiftedExponential(shift=0.5, rate=2.0)
+    assert {name for name, _ in rows} == set(strategies.names())
+    for name in analysis.NON_LAZY_STRATEGIES:
+        costs = analysis.expected_iteration_costs(name, M, S, delay)
+        for q in study.QUANTITIES:
+            cells = rows[(name, q)]
+            assert float(cells[2]) == pytest.approx(costs[q], abs=5e-5)
+            assert cells[3] == "exact"
+            assert abs(float(cells[6])) < 4, cells
+    for (name, q), cells in rows.items():
+        if cells[3] == "bound":
+            assert cells[6] == "bound holds"
+            assert float(cells[4]) <= float(cells[2]) + 1e-9
+        else:
+            assert abs(float(cells[6])) < 4, cells
+    # lag-ps and g-lag at τ = 0 ask fewer workers: their mean time is below gd / grouping
+    assert float(rows[("lag-ps", "time")][4]) < float(rows[("gd", "time")][4])
+
+
+def test_iteration_table_lazy_given_n(study_out):
+    """Lazy rows: the analytic value is the conditional analysis averaged over observed n."""
+    rows = study.iteration_table(SMALL["workers"], SMALL["stragglers"], delays.ShiftedExponential(),
+                                 trials=SMALL["trials"], iters=SMALL["iters"], seed=3,
+                                 names=("g-lag", "lag-wk"))
+    by = {(r["strategy"], r["quantity"]): r for r in rows}
+    for name in ("g-lag", "lag-wk"):
+        assert by[(name, "uploads")]["analytic"] == pytest.approx(by[(name, "uploads")]["mc_mean"])
+        assert by[(name, "uploads")]["se"] == 0  # delay-independent triggers
+        assert abs(by[(name, "time")]["z"]) < 4
+
+
+def test_table_command_bad_input(capsys):
+    assert cli.main(["table", "--delay", "exp:-1"]) == 2
+    assert "rate must be finite" in capsys.readouterr().err
+    assert cli.main(["table", "--strategy", "nope"]) == 2
