@@ -92,6 +92,18 @@ def _save(fig, path) -> Path:
     return path
 
 
+def _finish(fig, title: str, path, note: str = "", colors=None) -> tuple[Path, dict]:
+    """Title, layout, save and close a figure; return (path, colours of its labelled lines)."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    if note:
+        fig.text(0.01, -0.01, note, fontsize=8.5, color="0.3", va="top", wrap=True)
+    colors = line_colors(fig) if colors is None else colors
+    path = _save(fig, path)
+    plt.close(fig)
+    return path, colors
+
+
 def _legend_right(fig, names, extra=()):
     handles = [Line2D([], [], **style(n)) for n in names] + list(extra)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
@@ -135,12 +147,7 @@ def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tup
     target = Line2D([], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)),
                     label=f"target {target_gap:g}")
     _legend_right(fig, names, [target])
-    fig.suptitle(title)
-    fig.tight_layout()
-    colors = line_colors(fig)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path, colors
+    return _finish(fig, title, path)
 
 
 def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> tuple[Path, dict]:
@@ -174,14 +181,7 @@ def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> 
     handles = [Line2D([], [], color=COLORS[n], linestyle=LINESTYLES[n], marker=MARKERS[n],
                       label=n) for n in names] + extra
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(title)
-    fig.tight_layout()
-    if note:
-        fig.text(0.01, -0.01, note, fontsize=8.5, color="0.3", va="top", wrap=True)
-    colors = line_colors(fig)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path, colors
+    return _finish(fig, title, path, note=note)
 
 
 def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear",
@@ -234,12 +234,7 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     _legend_right(fig, names)
-    fig.suptitle(title)
-    fig.tight_layout()
-    colors = line_colors(fig)
-    path = _save(fig, path)
-    plt.close(fig)
-    return path, colors
+    return _finish(fig, title, path)
 
 
 def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
@@ -277,14 +272,10 @@ def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
                for n in names]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
                title="strategy\n(marker area ∝\ncomputations)")
-    fig.suptitle(title)
-    fig.tight_layout()
     colors = {}
     for ax in fig.axes:
         for coll in ax.collections:
             label = coll.get_label()
             if label and not label.startswith("_"):
                 colors.setdefault(label, to_hex(coll.get_facecolor()[0]))
-    path = _save(fig, path)
-    plt.close(fig)
-    return path, colors
+    return _finish(fig, title, path, colors=colors)

@@ -10,6 +10,8 @@ import lagc_jax as lj
 from lagc_jax import engine, strategies
 from lagc_jax.problems import lag_synthetic, linear_regression
 
+from helpers import assert_same_run
+
 EXP = lj.ShiftedExponential(rate=1.0)
 
 
@@ -137,15 +139,6 @@ def run(name, M_, S_, problem=None, **kwargs):
     kwargs = {"num_iters": 30, "num_trials": 5, "upload_time": 0.3, **kwargs}
     options = kwargs.pop("options", {})
     return lj.simulate(problem, strategies.make(name, M_, S_, **options), EXP, **kwargs)
-
-
-def assert_same_run(a, b, rtol=1e-12):
-    """Counts exactly; loss and wall clock to rounding (a strategy whose iterates depend on
-    the delays runs batched over trials, which may round differently from unbatched)."""
-    for field in ("uploads", "downloads", "computations"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-    for field in ("loss", "wall_clock"):
-        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, err_msg=field)
 
 
 @pytest.mark.parametrize("link", ["parallel", "shared"])

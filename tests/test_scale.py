@@ -11,14 +11,9 @@ import lagc_jax as lj
 from lagc_jax import engine, strategies
 from lagc_jax.problems import lag_synthetic
 
+from helpers import assert_same_run
+
 EXP = lj.ShiftedExponential(rate=1.0)
-
-
-def fields_equal(a, b, rtol=0.0):
-    for field in ("uploads", "downloads", "computations"):
-        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-    for field in ("loss", "wall_clock"):
-        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=rtol, err_msg=field)
 
 
 @pytest.mark.parametrize("name", ["gc", "lag-ps"])
@@ -32,7 +27,7 @@ def test_sweep_points_equal_separate_runs(name):
     for point, (alpha, tau) in enumerate(zip(step_sizes, taus)):
         single = lj.simulate(problem, strategy, EXP, num_iters=20, num_trials=3, step_size=alpha,
                              upload_time=tau, link="shared")
-        fields_equal(swept[point], single, rtol=1e-12)
+        assert_same_run(swept[point], single, rtol=1e-12)
         assert swept[point].config["upload_time"] == tau
 
 
@@ -85,7 +80,7 @@ def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
     resumed = lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path,
                           progress=lambda done, total: seen.append(done), **kwargs)
     assert seen == [18, 24]  # only the two missing chunks ran
-    fields_equal(whole, resumed)
+    assert_same_run(whole, resumed, rtol=0)
     np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
     with pytest.raises(ValueError, match="different run configuration"):
         lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, seed=1, **kwargs)
