@@ -19,6 +19,7 @@ function over worker arrays:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -56,7 +57,7 @@ class LazyState(NamedTuple):
     """Per-trial lazy-aggregation state: O(U·d + D) memory."""
 
     stored_grads: jnp.ndarray  # (U, d) ĝ_u, last gradient the server received
-    stored_params: jnp.ndarray  # (U, d) θ̂_u, the iterate it was computed at
+    stored_params: jnp.ndarray  # (U, d) θ̂_u, its iterate (server-side rules; else (0, d))
     uploaded: jnp.ndarray  # (U,) bool: the server holds a gradient from u
     step_history: jnp.ndarray  # (D,) ring buffer of ‖θ^{k+1} − θ^k‖²
 
@@ -102,7 +103,7 @@ class Strategy:
     def _key(self):
         return (
             self.name, self.num_workers, self.stragglers, self.encoding.shape,
-            self.encoding.tobytes(), self.history, self.start,
+            self.encoding.tobytes(), self.history, self.start, self.delay_dependent,
         )
 
     def __hash__(self):
@@ -151,7 +152,8 @@ class Strategy:
             unit_matrix = self.unit_partitions.astype(float)
         table = np.zeros((0, self.num_workers))
         if self.aggregate == "decode" and math.comb(self.num_workers, self.stragglers) * self.num_workers <= _MAX_DECODING_TABLE:
-            table = coding.decoding_table(self.encoding, self.stragglers)
+            table = _cached_decoding_table(self.encoding.shape, self.encoding.dtype.str,
+                                           self.encoding.tobytes(), self.stragglers)
         return StrategyArrays(
             encoding=jnp.asarray(self.encoding, dtype),
             unit_matrix=jnp.asarray(unit_matrix, dtype),
@@ -168,7 +170,9 @@ class Strategy:
         reference = self.start == "lag-reference"
         return LazyState(
             stored_grads=jnp.full((U, d), 1.0 if reference else 0.0, dtype),
-            stored_params=jnp.broadcast_to(jnp.asarray(theta0, dtype), (U, d)),
+            # θ̂_u is only read by the server-side rule: (0, d) for the others
+            stored_params=jnp.broadcast_to(jnp.asarray(theta0, dtype),
+                                           (U if self.trigger == "server" else 0, d)),
             uploaded=jnp.full((U,), reference),
             step_history=jnp.zeros((self.history,), dtype),
         )
@@ -183,6 +187,35 @@ class Strategy:
         if arrays.decoding_table.shape[0]:
             return coding.lookup_decoding_weights(arrays.decoding_table, finished, self.stragglers)
         return coding.decoding_weights_jax(arrays.encoding, finished)
+
+    def _coded(self, arrays, grads, selected=None):
+        """(M, d) worker messages B @ grads, of the ``selected`` partitions (P,) only if given.
+
+        A cyclic support (worker m stores partitions m … m+S) is summed as S+1 shifted
+        copies of grads, O(S·M·d) instead of the dense O(M·P·d) product; any other
+        placement uses the product. The selection masks the coefficients, not the
+        gradients, so with every partition selected the arithmetic (and its rounding)
+        is that of the unmasked messages.
+        """
+        M, P = self.encoding.shape
+        if selected is None and P == M and np.array_equal(self.encoding, np.eye(M)):
+            return grads
+        rows = np.arange(M)
+        offsets = [j for j in range(M) if P == M and np.any(self.encoding[rows, (rows + j) % M])]
+        if P != M or 2 * len(offsets) > M:
+            encoding = arrays.encoding
+            if selected is not None:
+                encoding = encoding * selected.astype(encoding.dtype)[None, :]
+            return encoding @ grads
+        coded = None
+        for j in offsets:
+            columns = (rows + j) % M
+            weights = arrays.encoding[rows, columns]
+            if selected is not None:
+                weights = weights * selected[columns].astype(weights.dtype)
+            term = weights[:, None] * jnp.roll(grads, -j, axis=0)
+            coded = term if coded is None else coded + term
+        return coded
 
     def _fresh_unit_grads(self, arrays, grads, coded):
         """(U, d) current gradient of every lazy unit."""
@@ -219,8 +252,7 @@ class Strategy:
         """
         M, S = self.num_workers, self.stragglers
         dtype = grads.dtype
-        identity = self.encoding.shape == (M, M) and np.array_equal(self.encoding, np.eye(M))
-        coded = grads if identity else arrays.encoding @ grads  # (M, d) worker messages
+        coded = self._coded(arrays, grads)  # (M, d) worker messages
         loads = jnp.asarray(self.loads, dtype)
         participating = jnp.ones((M,), bool)
         is_upload = participating
@@ -279,7 +311,7 @@ class Strategy:
             stored = jnp.where(updated[:, None], fresh, state.stored_grads)
             ones = jnp.ones((self.num_units,), dtype)
             if self.units == "partitions":
-                fresh_selected = arrays.encoding @ jnp.where(selected[:, None], grads, 0.0)
+                fresh_selected = self._coded(arrays, grads, selected)
                 aggregate = (self._decode(arrays, used) @ fresh_selected
                              + ones @ jnp.where(selected[:, None], 0.0, state.stored_grads))
             elif self.aggregate == "decode":
@@ -288,9 +320,11 @@ class Strategy:
                 aggregate = ones @ stored
             new_state = state._replace(
                 stored_grads=stored,
-                stored_params=jnp.where(updated[:, None], theta, state.stored_params),
                 uploaded=state.uploaded | updated,
             )
+            if self.trigger == "server":  # θ̂_u is only read by the server-side rule
+                new_state = new_state._replace(
+                    stored_params=jnp.where(updated[:, None], theta, state.stored_params))
             upload_mask = updated
 
         stats = IterationStats(
@@ -301,6 +335,15 @@ class Strategy:
             upload_mask=upload_mask,
         )
         return aggregate, new_state, stats
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_decoding_table(shape, dtype, encoding_bytes, stragglers):
+    """coding.decoding_table, once per code (0.6 s for C(48, 3) sets); read-only result."""
+    encoding = np.frombuffer(encoding_bytes, dtype=np.dtype(dtype)).reshape(shape)
+    table = coding.decoding_table(encoding, stragglers)
+    table.flags.writeable = False
+    return table
 
 
 # --------------------------------------------------------------------------- #

@@ -43,7 +43,7 @@ def np_first_per_group(arrivals, size):
 
 
 times_arrays = st.integers(2, 9).flatmap(lambda m: st.tuples(
-    st.lists(st.floats(0, 10, allow_nan=False), min_size=m, max_size=m),
+    st.lists(st.floats(0, 10, allow_nan=False, allow_subnormal=False), min_size=m, max_size=m),
     st.lists(st.booleans(), min_size=m, max_size=m),
     st.floats(0, 3, allow_nan=False)))
 
