@@ -16,6 +16,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 
 class ProblemData(NamedTuple):
@@ -101,12 +102,47 @@ def weighted_sum(example_loss):
 
 def loss_and_partition_grads(weighted_loss, theta, data: ProblemData):
     """f(θ) and the (P, d) matrix of partition gradients ∇f_p(θ), from shared residuals."""
+    if weighted_loss is _squared_error:
+        return _least_squares_loss_and_grads(theta, data)
+
     def partition_loss(theta, examples, weights):
         return weighted_loss(theta, examples, weights) + 0.5 * data.l2 * jnp.dot(theta, theta)
 
     values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0, 0))(
         theta, data.examples, data.weights)
     return jnp.sum(values), grads
+
+
+def _partition_grads_fn(weighted_loss, data: ProblemData):
+    """``theta -> (f(θ), (P, d) partition gradients)``, as :func:`loss_and_partition_grads`.
+
+    Call it once, outside a loop over iterations: loop-invariant work is done here
+    (for least squares, the transposed data matrix the residual product reads).
+    """
+    if weighted_loss is _squared_error:
+        X = data.examples[0]
+        rows_t = X.reshape(-1, X.shape[-1]).T  # (d, P·n)
+        return lambda theta: _least_squares_loss_and_grads(theta, data, rows_t)
+    return lambda theta: loss_and_partition_grads(weighted_loss, theta, data)
+
+
+def _least_squares_loss_and_grads(theta, data: ProblemData, rows_t=None):
+    """Least squares by hand: the same values as autodiff, in a form that batches well.
+
+    Under vmap over trials (θ of shape (T, d)) the residuals are one matrix product
+    (T, d) @ (d, P·n) (θ is the left operand, so no transpose follows), the gradients
+    one batched product over partitions, and f a fused reduction (``jnp.dot`` of the
+    residuals would become T·P tiny batched dot products). ``rows_t``: X as (d, P·n).
+    """
+    X, y = data.examples
+    if rows_t is None:
+        residual = lax.dot_general(theta, X, (((0,), (X.ndim - 1,)), ((), ()))) - y  # (P, n)
+    else:
+        residual = (theta @ rows_t).reshape(y.shape) - y
+    weighted = data.weights * residual
+    grads = lax.dot_general(weighted, X, (((1,), (1,)), ((0,), (0,))))  # (P, d)
+    values = 0.5 * jnp.sum(weighted * residual, axis=1) + 0.5 * data.l2 * jnp.sum(theta * theta)
+    return jnp.sum(values), grads + data.l2 * theta
 
 
 def minibatch_partition_grads(weighted_loss, theta, data: ProblemData, key, batch_size: int):
@@ -353,15 +389,21 @@ def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, partitioning="con
 # --------------------------------------------------------------------------- #
 # any JAX model
 # --------------------------------------------------------------------------- #
-def _power_iteration(hvp, dim: int, iters: int = 100, seed: int = 0) -> float:
-    """Largest |eigenvalue| of a symmetric operator given as a Hessian-vector product."""
+# Up to this many parameters the Hessian is formed densely and L is exact at θ⁰.
+_DENSE_HESSIAN_MAX_DIM = 2000
+
+
+def _power_iteration(hvp, dim: int, max_iters: int = 5000, rtol: float = 1e-12,
+                     seed: int = 0) -> float:
+    """Largest |eigenvalue| of a symmetric operator given as a Hessian-vector product,
+    iterated until the estimate changes by less than ``rtol`` (relative)."""
     v = np.random.default_rng(seed).standard_normal(dim)
     v /= np.linalg.norm(v)
     value = 0.0
-    for _ in range(iters):
+    for _ in range(max_iters):
         w = np.asarray(hvp(jnp.asarray(v)), dtype=np.float64)
-        value = float(np.linalg.norm(w))
-        if value == 0.0:
+        previous, value = value, float(np.linalg.norm(w))
+        if value == 0.0 or abs(value - previous) <= rtol * value:
             break
         v = w / value
     return value
@@ -382,8 +424,9 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
       l2: ridge coefficient added to every partition.
       optimum_steps: gradient steps (step 1/L, float64 if enabled) used to estimate f*.
 
-    L and L_p are estimated as the largest Hessian eigenvalue at the initial
-    parameters (power iteration on Hessian-vector products), and f* as the best
+    L and L_p are the largest |eigenvalue| of the Hessian at the initial parameters
+    (dense for up to 2000 parameters, else power iteration on Hessian-vector
+    products until converged), and f* is estimated as the best
     loss found by ``optimum_steps`` steps of gradient descent; ``Problem.estimated``
     is True, and results record that the optimum is an estimate. For a non-convex
     model both are local estimates: use them as a scale, not a guarantee.
@@ -429,11 +472,16 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
         per_partition = jax.vmap(weighted_loss, in_axes=(None, 0, 0))(theta, device_examples, w)
         return jnp.sum(per_partition) + 0.5 * l2 * jnp.sum(mask) * jnp.dot(theta, theta)
 
+    start = jnp.asarray(theta0, dtype)
+    hessian = jax.jit(jax.hessian(union_loss))
+    hvp = jax.jit(lambda v, mask: jax.jvp(lambda t: jax.grad(union_loss)(t, mask), (start,), (v,))[1])
+
     def union_smoothness(mask):
-        mask = np.asarray(mask, float)
-        grad = jax.grad(union_loss)
-        hvp = jax.jit(lambda v: jax.jvp(lambda t: grad(t, mask), (jnp.asarray(theta0, dtype),), (v,))[1])
-        return _power_iteration(hvp, len(theta0))
+        """Largest |eigenvalue| of the union's Hessian at θ⁰ (dense when d is small)."""
+        mask = jnp.asarray(mask, dtype)
+        if len(theta0) <= _DENSE_HESSIAN_MAX_DIM:
+            return float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(hessian(start, mask), np.float64)))))
+        return _power_iteration(lambda v: hvp(v, mask), len(theta0))
 
     P = index.shape[0]
     smoothness = union_smoothness(np.ones(P))
