@@ -92,6 +92,15 @@ def _check_workers(num_workers, stragglers) -> tuple[int, int]:
     return m, s
 
 
+def _check_call(name, valid, num_workers, stragglers, delay, upload_time, broadcast_time, method):
+    """Validate the arguments shared by the per-strategy expectations."""
+    if name not in valid:
+        raise ValueError(f"name must be one of {valid}, got {name!r}")
+    m, s = _check_workers(num_workers, stragglers)
+    return (m, s, _check_delay(delay), _check_time("upload_time", upload_time),
+            _check_time("broadcast_time", broadcast_time), _check_method(method))
+
+
 def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
     if num_workers % (stragglers + 1):
         raise ValueError(
@@ -377,13 +386,8 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     >>> round(expected_iteration_time("gc", 12, 2, d, upload_time=0.5), 3)
     5.31
     """
-    if name not in NON_LAZY_STRATEGIES:
-        raise ValueError(f"name must be one of {NON_LAZY_STRATEGIES}, got {name!r}")
-    m, s = _check_workers(num_workers, stragglers)
-    tau = _check_time("upload_time", upload_time)
-    tau_b = _check_time("broadcast_time", broadcast_time)
-    method = _check_method(method)
-    delay = _check_delay(delay)
+    m, s, delay, tau, tau_b, method = _check_call(
+        name, NON_LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time, method)
     if name == "gd":
         compute = expected_order_statistic(delay, m, m, method=method)
     elif name == "fastest-k":
@@ -454,13 +458,8 @@ def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, 
     >>> round(c["time"], 3), c["uploads"], c["computations"]
     (2.083, 4, 36)
     """
-    if name not in LAZY_STRATEGIES:
-        raise ValueError(f"name must be one of {LAZY_STRATEGIES}, got {name!r}")
-    m, s = _check_workers(num_workers, stragglers)
-    tau = _check_time("upload_time", upload_time)
-    tau_b = _check_time("broadcast_time", broadcast_time)
-    method = _check_method(method)
-    delay = _check_delay(delay)
+    m, s, delay, tau, tau_b, method = _check_call(
+        name, LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time, method)
     load = s + 1
     if name in ("g-lag", "g-lag-wk"):
         g = _num_groups(m, s, name)
