@@ -13,7 +13,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 DEFAULT_TARGET_GAP = 1e-6
 

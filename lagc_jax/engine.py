@@ -21,7 +21,6 @@ carry stays unbatched across trials: the θ trajectory is computed once.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -51,8 +50,6 @@ _MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG = 1, 2, 3
 
 # Trials per block when a run with batched iterates is split (see _in_trial_blocks).
 _TRIAL_BLOCK = 2048
-
-SWEEPABLE = ("step_size", "xi", "upload_time", "broadcast_time", "delay")
 
 
 class _Static(NamedTuple):
@@ -500,12 +497,6 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _package_versions():
-    """package_versions() once per process (importlib.metadata takes ~2 ms per call)."""
-    return package_versions()
-
-
 def _describe_delay(delay):
     if delay is None:
         return None
@@ -527,7 +518,7 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
         replayed_unit_times=prepared["unit_times"] is not None,
         slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],
         record_every=prepared["record_every"], record_masks=record_masks,
-        dtype=jnp.dtype(compute_dtype()).name, versions=dict(_package_versions()),
+        dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
     )
 
 

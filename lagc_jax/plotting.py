@@ -185,7 +185,7 @@ def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> 
 
 
 def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear",
-                 ylabel=f"time to reach the target gap\n(median, units of E[X])",
+                 ylabel="time to reach the target gap\n(median, units of E[X])",
                  xticks=None) -> tuple[Path, dict]:
     """Median time to target (with 95 % interval of the median) vs a swept parameter.
 

@@ -16,6 +16,7 @@ cumulative and 0 at k = 0.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -32,15 +33,21 @@ _ARRAYS = ("iterations", "loss", "gap", "wall_clock", "uploads", "downloads", "c
 REACH_FIELDS = ("iterations", "wall_clock", "uploads", "downloads", "computations")
 
 
-def package_versions() -> dict:
-    """Versions of the packages a result depends on, for the JSON record."""
-    versions = {}
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple:
+    """(name, version) pairs, read once per process (importlib.metadata is slow)."""
+    versions = []
     for name in ("lagc_jax", "jax", "jaxlib", "optax", "numpy"):
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+            versions.append((name, None))
+    return tuple(versions)
+
+
+def package_versions() -> dict:
+    """Versions of the packages a result depends on, for the JSON record."""
+    return dict(_installed_versions())
 
 
 def median_interval(values, confidence: float = 0.95):

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import analysis, delays, problems, strategies
 from .engine import simulate
-from .results import Result, median_interval
+from .results import Result
 
 TARGET_GAP = 1e-6
 DISTRIBUTIONS = {

@@ -15,7 +15,6 @@ import argparse
 import warnings
 
 import jax
-import numpy as np
 import optax
 
 jax.config.update("jax_enable_x64", True)

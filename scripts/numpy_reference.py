@@ -213,7 +213,6 @@ def run_vectorised(s: Setup, num_iters: int, num_trials: int, unit_times=None, s
         history = np.zeros((T, HISTORY), dt)
     if s.name == "g-lag":
         stored_params = np.zeros((T, U, d), dt)
-    trials = np.arange(T)
     for k in range(K):
         if unit_times is not None:
             x = unit_times[:, k].astype(dt)
