@@ -38,7 +38,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import delays as delays_lib
 from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
 from .results import Result, _atomic_write, package_versions
-from .strategies import StepParams, Strategy
+from .strategies import Knobs, Round, is_strategy
 from .timing import LINKS
 
 # A trial is flagged as diverged when its gap exceeds this multiple of the
@@ -55,7 +55,7 @@ _TRIAL_BLOCK = 2048
 class _Static(NamedTuple):
     """Everything that fixes shapes or code paths: the jit cache key."""
 
-    strategy: Strategy
+    delay_dependent: bool  # the strategy's iterates depend on the delays
     weighted_loss: Callable
     optimizer: optax.GradientTransformation | None
     link: str
@@ -70,13 +70,13 @@ class _Static(NamedTuple):
     @property
     def iterates_batched(self) -> bool:
         """Whether θ differs across trials (else it is computed once for all)."""
-        return self.strategy.delay_dependent or self.batch_size is not None
+        return self.delay_dependent or self.batch_size is not None
 
 
 class _Traced(NamedTuple):
     """Numeric knobs: changing them never recompiles."""
 
-    step: StepParams
+    knobs: Knobs
     delay: object  # a delay model (pytree of floats)
     slowdown: jnp.ndarray  # (M,)
 
@@ -87,11 +87,11 @@ def _optimizer(static: _Static, step_size):
     return optax.sgd(step_size)
 
 
-def _trial_chunk(static: _Static, data, arrays, traced: _Traced, carry, trial_key, unit_times, k0):
+def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_key, unit_times,
+                 k0):
     """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
-    strategy = static.strategy
     M = strategy.num_workers
-    optimizer = _optimizer(static, traced.step.step_size)
+    optimizer = _optimizer(static, traced.knobs.step_size)
     loss_and_grads = _partition_grads_fn(static.weighted_loss, data)  # loop-invariant work once
 
     def iteration(state, i):
@@ -116,17 +116,17 @@ def _trial_chunk(static: _Static, data, arrays, traced: _Traced, carry, trial_ke
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
         aggregate, strat_state, stats = strategy.step(
-            arrays, traced.step, strat_state, theta, k, grads, x, static.link)
+            strat_state, Round(theta, grads, x, k, static.link), traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
-        strat_state = strategy.record_step(strat_state, jnp.sum((new_theta - theta) ** 2), k)
-        first_loss, duration, uploads, downloads, computations = acc
+        first_loss, duration, uploads, downloads, computations, residual = acc
         acc = (
             jnp.where(i % static.record_every == 0, loss, first_loss),
             duration + stats.duration,
             uploads + stats.uploads,
             downloads + stats.downloads,
             computations + stats.computations,
+            jnp.maximum(residual, stats.decoding_residual),
         )
         return ((new_theta, opt_state, strat_state, delay_state), acc), (
             stats.upload_mask if static.record_masks else None)
@@ -135,7 +135,8 @@ def _trial_chunk(static: _Static, data, arrays, traced: _Traced, carry, trial_ke
         zero = jnp.zeros((), carry[0].dtype)
         izero = jnp.zeros((), jnp.int32)
         steps = b * static.record_every + jnp.arange(static.record_every)
-        (carry, acc), masks = jax.lax.scan(iteration, (carry, (zero, zero, izero, izero, izero)), steps)
+        (carry, acc), masks = jax.lax.scan(
+            iteration, (carry, (zero, zero, izero, izero, izero, zero)), steps)
         return carry, (acc, masks)
 
     carry, (records, masks) = jax.lax.scan(block, carry, jnp.arange(static.num_blocks))
@@ -146,12 +147,12 @@ def _trial_chunk(static: _Static, data, arrays, traced: _Traced, carry, trial_ke
 
 
 @partial(jax.jit, static_argnames=("static",))
-def _run_chunk(static: _Static, data, arrays, traced, carry, trial_keys, unit_times, k0):
+def _run_chunk(static: _Static, data, strategy, traced, carry, trial_keys, unit_times, k0):
     iterates = 0 if static.iterates_batched else None
     carry_axes = (iterates, iterates, iterates, 0)  # delay state is always per trial
     carry_in = None if static.first_chunk else carry_axes
     run = jax.vmap(
-        partial(_trial_chunk, static, data, arrays),
+        partial(_trial_chunk, static, data, strategy),
         in_axes=(None, carry_in, 0, 0 if static.replay else None, None),
         out_axes=(carry_axes, 0, 0, 0),
     )
@@ -197,12 +198,11 @@ def _trial_keys(root, count):
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(count))
 
 
-def _initial_carry(static: _Static, theta0, step_size, delay, num_workers):
+def _initial_carry(static: _Static, strategy, theta0, step_size, delay, union_smoothness):
     optimizer = _optimizer(static, step_size)
     delay_state = jax.tree_util.tree_map(
-        jnp.zeros_like, delays_lib.init_delay_state(delay, jax.random.key(0), num_workers))
-    return (theta0, optimizer.init(theta0), static.strategy.init_state(theta0, theta0.dtype),
-            delay_state)
+        jnp.zeros_like, delays_lib.init_delay_state(delay, jax.random.key(0), strategy.num_workers))
+    return (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
 
 
 # --------------------------------------------------------------------------- #
@@ -236,12 +236,6 @@ def _check_delay(delay):
         names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
         raise ValueError(f"delay must be one of {names}, got {type(delay).__name__}")
     return delay.validate()
-
-
-def _unit_smoothness(problem: Problem, strategy: Strategy) -> np.ndarray:
-    if strategy.trigger != "server":
-        return np.ones(max(strategy.num_units, 1))
-    return np.array([problem.union_smoothness(mask) for mask in strategy.unit_partitions])
 
 
 def compute_dtype():
@@ -305,7 +299,7 @@ class _Checkpoint:
             if int(path.stem.split("_")[1]) >= self.done:
                 continue
             with np.load(path) as z:
-                records.append(tuple(z[f"record{i}"] for i in range(5)))
+                records.append(tuple(z[f"record{i}"] for i in range(6)))
                 if "masks" in z.files:
                     masks.append(z["masks"])
                 end_loss = z["end_loss"]
@@ -332,8 +326,13 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
     """Validate every argument before anything compiles; return the normalised values."""
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}")
-    if not isinstance(strategy, Strategy):
-        raise ValueError(f"strategy must come from lagc_jax.strategies.make, got {type(strategy).__name__}")
+    if not is_strategy(strategy):
+        raise ValueError(f"strategy must follow the strategy protocol (lagc_jax.make or "
+                         f"lagc_jax.strategies.Strategy), got {type(strategy).__name__}")
+    if len(jax.tree_util.tree_leaves(strategy)) == 1 and \
+            jax.tree_util.tree_leaves(strategy)[0] is strategy:
+        raise ValueError(f"strategy: {type(strategy).__name__} is not a registered pytree; "
+                         "declare it with lagc_jax.strategies.pytree_dataclass")
     if problem.num_partitions != strategy.num_partitions:
         raise ValueError(
             f"problem has {problem.num_partitions} partitions but strategy {strategy.name!r} "
@@ -376,7 +375,7 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
     knobs = dict(
         step_size=[_positive("step_size", s) for s in np.atleast_1d(
             1.0 / problem.smoothness if step_size is None else step_size)],
-        xi=[_nonnegative("xi", strategy.xi or 0.0)],
+        xi=[_nonnegative("xi", getattr(strategy, "xi", None) or 0.0)],
         upload_time=[_nonnegative("upload_time", t) for t in np.atleast_1d(upload_time)],
         broadcast_time=[_nonnegative("broadcast_time", t) for t in np.atleast_1d(broadcast_time)],
         delay=[_check_delay(d) for d in (delay if isinstance(delay, list) else [delay])]
@@ -395,20 +394,19 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     M = strategy.num_workers
     num_points = len(knobs["step_size"])
     data = problem.device_data(dtype)
-    arrays = strategy.arrays(_unit_smoothness(problem, strategy), dtype)
 
     def stack(values):
         return jnp.asarray(np.array(values, dtype=np.float64), dtype)
 
     delays_ = knobs["delay"]
     traced = _Traced(
-        step=StepParams(stack(knobs["step_size"]), stack(knobs["xi"]),
-                        stack(knobs["upload_time"]), stack(knobs["broadcast_time"])),
+        knobs=Knobs(stack(knobs["step_size"]), stack(knobs["xi"]),
+                    stack(knobs["upload_time"]), stack(knobs["broadcast_time"])),
         delay=jax.tree_util.tree_map(lambda *v: stack(list(v)), *delays_),
         slowdown=jnp.asarray(slowdown, dtype),
     )
     if not swept:
-        traced = traced._replace(step=StepParams(*(v[0] for v in traced.step)),
+        traced = traced._replace(knobs=Knobs(*(v[0] for v in traced.knobs)),
                                  delay=jax.tree_util.tree_map(lambda v: v[0], traced.delay))
     else:
         traced = traced._replace(slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)))
@@ -422,12 +420,14 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
         unit_times = np.concatenate([unit_times, np.repeat(unit_times[:1], padded - num_trials, 0)])
 
     def static_for(num_blocks, first):
-        return _Static(strategy, problem.weighted_loss, optimizer, link, record_every, num_blocks,
-                       record_masks, unit_times is not None, batch_size, first, swept)
+        return _Static(bool(strategy.delay_dependent), problem.weighted_loss, optimizer, link,
+                       record_every, num_blocks, record_masks, unit_times is not None, batch_size,
+                       first, swept)
 
     theta0 = jnp.asarray(problem.initial_params(), dtype)
     first_delay = jax.tree_util.tree_map(lambda v: v[0], traced.delay) if swept else traced.delay
-    carry = _initial_carry(static_for(0, True), theta0, knobs["step_size"][0], first_delay, M)
+    carry = _initial_carry(static_for(0, True), strategy, theta0, knobs["step_size"][0],
+                           first_delay, problem.union_smoothness)
     records, masks, end_loss, start = [], [], None, 0
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure across chunks; only leaf shapes change
@@ -440,7 +440,7 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
         if unit_times is not None:
             chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
-            static, data, arrays, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
+            static, data, strategy, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
         chunk_records, chunk_masks, end_loss = _to_host((chunk_records, chunk_masks, chunk_end))
         records.append(chunk_records)
         if record_masks:
@@ -456,18 +456,21 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     def joined(parts):
         return np.take(np.concatenate(parts, axis=trial_axis + 1), np.arange(num_trials), axis=trial_axis)
 
-    first_loss, duration, uploads, downloads, computations = (joined(p) for p in zip(*records))
+    first_loss, duration, uploads, downloads, computations, residual = (
+        joined(p) for p in zip(*records))
+    residual = residual.max(axis=-1)  # worst decoding of each trial
     end_loss = np.take(end_loss, np.arange(num_trials), axis=trial_axis)
     mask = joined(masks).astype(bool) if record_masks else None
     if not swept:  # give everything a leading point axis of length 1
-        first_loss, duration, uploads, downloads, computations, end_loss = (
-            a[None] for a in (first_loss, duration, uploads, downloads, computations, end_loss))
+        first_loss, duration, uploads, downloads, computations, residual, end_loss = (
+            a[None] for a in (first_loss, duration, uploads, downloads, computations, residual,
+                              end_loss))
         mask = None if mask is None else mask[None]
-    return first_loss, duration, uploads, downloads, computations, end_loss, mask
+    return first_loss, duration, uploads, downloads, computations, residual, end_loss, mask
 
 
 def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads, computations,
-              end_loss, mask, config) -> Result:
+              residual, end_loss, mask, config) -> Result:
     """Host-side assembly of one point: cumulative totals in float64 / int64, divergence flag."""
     num_trials = first_loss.shape[0]
     loss = np.concatenate([first_loss, end_loss[:, None]], axis=1).astype(np.float64)
@@ -508,8 +511,10 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
     return dict(
         problem=problem.name, num_partitions=problem.num_partitions, dim=problem.dim,
         optimum_estimated=problem.estimated,
-        strategy=strategy.name, num_workers=strategy.num_workers, stragglers=strategy.stragglers,
-        xi=xi if strategy.is_lazy else None, history=strategy.history, start=strategy.start,
+        strategy=strategy.name, num_workers=strategy.num_workers,
+        stragglers=getattr(strategy, "stragglers", None),
+        xi=xi if getattr(strategy, "xi", None) is not None else None,
+        history=getattr(strategy, "history", None), start=getattr(strategy, "start", None),
         delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
         num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
         step_size=step_size,
@@ -624,7 +629,7 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
                         kwargs.get("chunk_size"), kwargs.get("batch_size"))
     knobs = prepared["knobs"]
     if xi is not None:
-        if not strategy.is_lazy:
+        if getattr(strategy, "xi", None) is None:
             raise ValueError(f"xi does not apply to strategy {strategy.name!r}")
         knobs["xi"] = [_nonnegative("xi", v) for v in np.atleast_1d(xi)]
     lengths = {name: len(values) for name, values in knobs.items() if len(values) != 1}

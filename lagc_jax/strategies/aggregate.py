@@ -1,0 +1,123 @@
+"""Aggregators: the server's gradient estimate from what it holds (MODEL.md §6).
+
+An aggregator is a callable ``(Delivered) -> (aggregate (d,), decoding residual)``;
+the residual is max |a_F B − 1| of the decoding used (0 when nothing is decoded),
+measured in the compiled step so a code that cannot decode is caught at run time.
+
+>>> import jax.numpy as jnp
+>>> from lagc_jax.strategies import placement
+>>> p = placement.identity(3)
+>>> d = Delivered(jnp.eye(3), jnp.eye(3), jnp.array([True, True, False]),
+...               jnp.ones(3, bool), jnp.eye(3), jnp.eye(3), p)
+>>> ScaledSum(1.5)(d)[0].tolist()
+[1.5, 1.5, 0.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import coding
+from .placement import MAX_DECODING_TABLE, Placement
+from .protocol import pytree_dataclass, static
+
+
+class Delivered(NamedTuple):
+    """What reached the server in one round."""
+
+    messages: jnp.ndarray  # (M, d) fresh coded messages B @ ∇f
+    held: jnp.ndarray  # (U, d) per lazy unit, after this round (fresh when not lazy)
+    used: jnp.ndarray  # (M,) bool: messages the wait rule used
+    selected: jnp.ndarray  # (U,) bool: units that sent or were asked for a fresh gradient
+    previous: jnp.ndarray  # (U, d) what the server held before this round
+    grads: jnp.ndarray  # (P, d) partition gradients
+    placement: Placement
+
+
+_NO_RESIDUAL = 0.0
+
+
+@pytree_dataclass
+class Sum:
+    """Σ_u over the lazy units' held gradients (Σ_m g_m for identity placements, the
+    sum of group sums for fractional ones)."""
+
+    def __call__(self, delivered):
+        held = delivered.held
+        return jnp.ones((held.shape[0],), held.dtype) @ held, jnp.zeros((), held.dtype)
+
+
+@pytree_dataclass
+class ScaledSum:
+    """``scale`` × Σ of the used messages (fastest-k: M/(M−S), approximate)."""
+
+    scale: float = static()
+
+    def __call__(self, delivered):
+        held = delivered.held
+        weights = delivered.used.astype(held.dtype) * self.scale
+        return weights @ held, jnp.zeros((), held.dtype)
+
+
+@pytree_dataclass
+class Decode:
+    """Gradient coding: Σ_{m∈F} a_{F,m} g_m with a_F B_F = 1 for the used set F.
+
+    ``table`` holds a_F for every straggler set (row = colex rank) when it is small
+    enough; an empty (0, M) table decodes by a least-squares solve inside jit.
+    """
+
+    table: jnp.ndarray
+    stragglers: int = static()
+
+    @classmethod
+    def for_code(cls, encoding, stragglers: int) -> "Decode":
+        """The decoder of an encoding (table precomputed where it fits)."""
+        B = np.asarray(encoding, dtype=np.float64)
+        M = B.shape[0]
+        table = np.zeros((0, M))
+        if math.comb(M, stragglers) * M <= MAX_DECODING_TABLE:
+            table = _cached_decoding_table(B.shape, B.tobytes(), stragglers)
+        return cls(table=table, stragglers=stragglers)
+
+    def weights(self, delivered):
+        """(M,) decoding weights of the used set, and the residual max |a B − 1|."""
+        dtype = delivered.messages.dtype
+        encoding = jnp.asarray(delivered.placement.encoding, dtype)
+        if self.table.shape[0]:
+            a = coding.lookup_decoding_weights(jnp.asarray(self.table, dtype), delivered.used,
+                                               self.stragglers)
+        else:
+            a = coding.decoding_weights_jax(encoding, delivered.used)
+        return a, jnp.max(jnp.abs(a @ encoding - 1.0))
+
+    def __call__(self, delivered):
+        a, residual = self.weights(delivered)
+        return a @ delivered.held, residual
+
+
+@pytree_dataclass
+class DecodeFreshStale(Decode):
+    """lagc-ps: decoding recovers Σ of the fresh gradients of the selected partitions;
+    the stale stored gradients of the others are added."""
+
+    def __call__(self, delivered):
+        a, residual = self.weights(delivered)
+        fresh = delivered.placement.messages(delivered.grads, delivered.selected)
+        stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
+        ones = jnp.ones((stale.shape[0],), stale.dtype)
+        return a @ fresh + ones @ stale, residual
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_decoding_table(shape, encoding_bytes, stragglers):
+    """coding.decoding_table, once per code (0.6 s for C(48, 3) sets); read-only result."""
+    encoding = np.frombuffer(encoding_bytes, dtype=np.float64).reshape(shape)
+    table = coding.decoding_table(encoding, stragglers)
+    table.flags.writeable = False
+    return table

@@ -1,0 +1,125 @@
+"""The standard strategy: placement × trigger × wait rule × aggregator.
+
+One round (MODEL.md §3–6): workers compute their coded messages, the trigger
+decides who computes and who uploads, messages arrive over the link, the wait
+rule picks the messages the server uses, the trigger commits what the server now
+holds, and the aggregator forms the gradient estimate.
+
+>>> import jax.numpy as jnp
+>>> from lagc_jax.strategies import FirstK, NoTrigger, Decode, placement
+>>> s = Strategy(placement.cyclic(4, 1), NoTrigger(), FirstK(3),
+...              Decode.for_code(placement.cyclic(4, 1).encoding, 1), name="my-gc")
+>>> s.num_workers, s.delay_dependent
+(4, True)
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import timing
+from .aggregate import Delivered
+from .lazy import NoTrigger
+from .placement import Placement
+from .protocol import Stats, pytree_dataclass, static
+
+
+@pytree_dataclass
+class Strategy:
+    """A strategy composed of four pieces (each a pytree; see the submodules).
+
+    Attributes:
+      placement: :class:`~lagc_jax.strategies.placement.Placement` (B and lazy units).
+      trigger: ``NoTrigger``, ``WorkerTrigger`` or ``ServerTrigger`` (or your own).
+      wait: a wait rule ``(arrivals, participating) -> (used, time)`` with ``delay_dependent``.
+      aggregate: ``Sum``, ``ScaledSum``, ``Decode``, ``DecodeFreshStale`` (or your own).
+      name: registry name (static).
+      stragglers: S, the stragglers the placement tolerates (static; informational).
+    """
+
+    placement: Placement
+    trigger: object = NoTrigger()
+    wait: object = None
+    aggregate: object = None
+    name: str = static(default="custom")
+    stragglers: int = static(default=0)
+
+    # -- the protocol's attributes
+    @property
+    def num_workers(self) -> int:
+        return self.placement.num_workers
+
+    @property
+    def num_partitions(self) -> int:
+        return self.placement.num_partitions
+
+    @property
+    def delay_dependent(self) -> bool:
+        """Whether the iterates depend on the delays (the wait rule says so)."""
+        return bool(self.wait.delay_dependent)
+
+    @property
+    def xi(self):
+        return None if not self.is_lazy else float(self.trigger.xi)
+
+    # -- conveniences
+    @property
+    def is_lazy(self) -> bool:
+        return bool(getattr(self.trigger, "is_lazy", False))
+
+    @property
+    def encoding(self) -> np.ndarray:
+        return np.asarray(self.placement.encoding)
+
+    @property
+    def num_units(self) -> int:
+        return self.placement.num_units
+
+    @property
+    def history(self):
+        return getattr(self.trigger, "history", None)
+
+    @property
+    def start(self):
+        return getattr(self.trigger, "start", None)
+
+    # -- the protocol's functions
+    def init(self, theta0, union_smoothness):
+        """Initial per-trial state (the trigger's)."""
+        return self.trigger.init(self.placement, theta0, union_smoothness)
+
+    def step(self, state, round, knobs):
+        """One round: (aggregated gradient ĝ^k (d,), new state, Stats)."""
+        dtype = round.grads.dtype
+        messages = self.placement.messages(round.grads)  # (M, d) coded gradients
+        plan, state = self.trigger.plan(state, self.placement, round, messages, knobs)
+        arrivals = timing.arrival_times(plan.loads * round.unit_times,
+                                        plan.uploads & plan.participating,
+                                        knobs.upload_time, round.link)
+        used, wait_time = self.wait(arrivals, plan.participating)
+        sent = used & plan.participating & plan.uploads  # gradient vectors the server used
+        # Which units reached the server: stated by the wait rule, not derived from
+        # `used`, where it cannot drop a message (so iterates stay delay-independent).
+        heard = self._heard_units(used) if self.wait.delay_dependent else None
+        state, held, updated = self.trigger.commit(state, plan, heard, round.theta)
+        aggregate, residual = self.aggregate(Delivered(
+            messages, held, used, plan.selected, plan.held, round.grads, self.placement))
+        stats = Stats(
+            duration=knobs.broadcast_time + wait_time,
+            uploads=jnp.sum(sent, dtype=jnp.int32),
+            downloads=jnp.sum(plan.participating, dtype=jnp.int32),
+            computations=jnp.sum(plan.loads).astype(jnp.int32),
+            upload_mask=updated if self.is_lazy else sent,
+            decoding_residual=residual.astype(dtype),
+        )
+        return aggregate, state, stats
+
+    def _heard_units(self, used):
+        """(U,) bool: units with a used message (units are what the worker messages carry)."""
+        if self.placement.units == "workers":
+            return used
+        if self.placement.units == "groups":
+            groups = np.asarray(self.placement.unit_of_worker)
+            return jnp.zeros((self.num_units,), bool).at[groups].max(used)
+        return jnp.ones((self.num_units,), bool)  # partitions: decoded, never dropped

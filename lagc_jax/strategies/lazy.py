@@ -1,0 +1,180 @@
+"""Triggers: who computes and who uploads this round (MODEL.md §5).
+
+A trigger owns its per-trial state, step history included, so nothing is
+called after the optimizer: round k pushes ‖θ^k − θ^{k−1}‖² (the previous
+round's step) before it evaluates R_k. Each trigger has two pure methods:
+
+    plan(state, placement, round, messages, knobs) -> (Plan, state)
+        who participates, who uploads, loads, fresh unit gradients
+    commit(state, plan, heard, theta) -> (state, held, updated)
+        what the server now holds per lazy unit, after the wait rule
+
+``NoTrigger`` (everyone computes and uploads), ``WorkerTrigger`` (LAG-WK: every
+unit computes, uploads iff its gradient moved enough) and ``ServerTrigger``
+(LAG-PS: the server asks units whose iterate is stale enough; only they compute).
+
+>>> import jax.numpy as jnp
+>>> from lagc_jax.strategies import placement
+>>> p = placement.identity(2)
+>>> t = WorkerTrigger(xi=1.0, history=3)
+>>> state = t.init(p, jnp.zeros(1), lambda mask: 1.0)
+>>> state.stored_grads.shape, state.step_history.shape
+((2, 1), (3,))
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from .. import triggers
+from .protocol import pytree_dataclass, static
+
+STARTS = ("clean", "lag-reference")
+
+
+class Plan(NamedTuple):
+    """A trigger's decisions for one round."""
+
+    participating: jnp.ndarray  # (M,) bool: worker computes (and was sent θ^k)
+    uploads: jnp.ndarray  # (M,) bool: its message is a gradient (else a skip notice)
+    loads: jnp.ndarray  # (M,) partitions it evaluates
+    fresh: jnp.ndarray  # (U, d) current gradient of every lazy unit
+    selected: jnp.ndarray  # (U,) bool: units that send (or are asked for) a fresh gradient
+    held: jnp.ndarray  # (U, d) what the server held before this round
+
+
+class LazyState(NamedTuple):
+    """Per-trial lazy-aggregation state: O(U·d + D) memory."""
+
+    stored_grads: jnp.ndarray  # (U, d) ĝ_u, last gradient the server received
+    stored_params: jnp.ndarray  # (U, d) θ̂_u, its iterate (server-side rule; else (0, d))
+    unit_smoothness: jnp.ndarray  # (U,) L_u (server-side rule; else (0,))
+    uploaded: jnp.ndarray  # (U,) bool: the server holds a gradient from u
+    skipped: jnp.ndarray  # (U,) int32: consecutive rounds since u last updated
+    step_history: jnp.ndarray  # (D,) ring buffer of ‖θ^{j+1} − θ^j‖²
+    previous_theta: jnp.ndarray  # θ^{k−1}, for the step pushed at round k
+
+
+@pytree_dataclass
+class NoTrigger:
+    """Every worker computes its whole load and uploads."""
+
+    is_lazy = False
+    xi = None
+
+    def init(self, placement, theta0, union_smoothness):
+        return ()
+
+    def plan(self, state, placement, round, messages, knobs):
+        M, dtype = placement.num_workers, round.grads.dtype
+        everyone = jnp.ones((M,), bool)
+        fresh = placement.unit_grads(round.grads, messages)
+        return Plan(everyone, everyone, placement.loads(dtype), fresh,
+                    jnp.ones((placement.num_units,), bool), fresh), state
+
+    def commit(self, state, plan, heard, theta):
+        return state, plan.fresh, plan.selected
+
+
+@pytree_dataclass
+class _LazyTrigger:
+    """State and bookkeeping shared by the worker- and server-side rules."""
+
+    xi: float = 1.0  # default ξ (the engine passes the traced value in the knobs)
+    history: int = static(default=10)  # D
+    start: str = static(default="clean")
+
+    is_lazy = True
+    server_side = False
+
+    def init(self, placement, theta0, union_smoothness):
+        theta0 = jnp.asarray(theta0)
+        U, d, dtype = placement.num_units, theta0.shape[0], theta0.dtype
+        reference = self.start == "lag-reference"
+        smoothness = (np.array([union_smoothness(mask) for mask in placement.unit_masks()])
+                      if self.server_side else np.zeros(0))
+        return LazyState(
+            stored_grads=jnp.full((U, d), 1.0 if reference else 0.0, dtype),
+            stored_params=jnp.broadcast_to(theta0, (U if self.server_side else 0, d)),
+            unit_smoothness=jnp.asarray(smoothness, dtype),
+            uploaded=jnp.full((U,), reference),
+            skipped=jnp.zeros((U,), jnp.int32),
+            step_history=jnp.zeros((self.history,), dtype),
+            previous_theta=theta0,
+        )
+
+    def forced(self, state):
+        """(U,) units that must send whatever the rule says: those never heard from."""
+        return ~state.uploaded
+
+    def _begin(self, state, round, knobs, num_units):
+        """Push the previous step; return (state, threshold, active)."""
+        step_sq = jnp.sum((round.theta - state.previous_theta) ** 2)
+        history = triggers.push_step(state.step_history, step_sq, round.k - 1)
+        state = state._replace(step_history=history, previous_theta=round.theta)
+        threshold = triggers.lazy_threshold(history, knobs.xi, knobs.step_size, num_units)
+        # lag-reference start: no checks, no uploads, nobody computes for k < D.
+        active = (round.k >= self.history) if self.start == "lag-reference" else jnp.array(True)
+        return state, threshold, active
+
+    def commit(self, state, plan, heard, theta):
+        updated = plan.selected if heard is None else plan.selected & heard
+        stored = jnp.where(updated[:, None], plan.fresh, state.stored_grads)
+        state = state._replace(
+            stored_grads=stored,
+            uploaded=state.uploaded | updated,
+            skipped=jnp.where(updated, 0, state.skipped + 1),
+        )
+        if self.server_side:  # θ̂_u is only read by the server-side rule
+            state = state._replace(
+                stored_params=jnp.where(updated[:, None], theta, state.stored_params))
+        return state, stored, updated
+
+
+@pytree_dataclass
+class WorkerTrigger(_LazyTrigger):
+    """LAG-WK: every unit computes and uploads iff ‖g_u − ĝ_u‖² > ξ R / (α² U² D),
+    otherwise sends a skip notice (units: workers or groups)."""
+
+    def plan(self, state, placement, round, messages, knobs):
+        if placement.units == "partitions":
+            raise ValueError("a worker-side trigger needs worker or group units, not partitions")
+        U, M = placement.num_units, placement.num_workers
+        state, threshold, active = self._begin(state, round, knobs, U)
+        fresh = placement.unit_grads(round.grads, messages)
+        sends = (triggers.worker_trigger(fresh, state.stored_grads, threshold)
+                 | self.forced(state)) & active
+        participating = jnp.broadcast_to(active, (M,))
+        loads = placement.loads(round.grads.dtype) * active
+        uploads = sends[np.asarray(placement.unit_of_worker)]
+        return Plan(participating, uploads, loads, fresh, sends, state.stored_grads), state
+
+
+@pytree_dataclass
+class ServerTrigger(_LazyTrigger):
+    """LAG-PS: the server asks unit u iff L_u² ‖θ̂_u − θ‖² > ξ R / (α² U² D); only the
+    partitions of asked units are evaluated, by the workers storing them. Every asked
+    unit's fresh gradient reaches the server (waited for, or decoded)."""
+
+    xi: float = 10.0
+    server_side = True
+
+    def plan(self, state, placement, round, messages, knobs):
+        dtype = round.grads.dtype
+        state, threshold, active = self._begin(state, round, knobs, placement.num_units)
+        selected = (triggers.server_trigger(round.theta, state.stored_params,
+                                            state.unit_smoothness, threshold)
+                    | self.forced(state)) & active
+        unit_matrix = jnp.asarray(placement.unit_matrix, dtype)
+        needed = selected.astype(dtype) @ (unit_matrix != 0).astype(dtype) > 0
+        loads = (jnp.asarray(placement.encoding, dtype) != 0).astype(dtype) @ needed.astype(dtype)
+        participating = loads > 0
+        fresh = placement.unit_grads(round.grads, messages)
+        return Plan(participating, participating, loads, fresh, selected,
+                    state.stored_grads), state
+
+    def commit(self, state, plan, heard, theta):
+        return super().commit(state, plan, None, theta)

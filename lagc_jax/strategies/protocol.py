@@ -1,0 +1,99 @@
+"""The strategy protocol: what the engine hands a strategy each round, and what it returns.
+
+A strategy is any pytree with
+
+- ``name`` (str), ``num_workers`` (M), ``num_partitions`` (P),
+  ``delay_dependent`` (bool: whether the iterates depend on which worker is fast;
+  if False the engine computes θ once for all trials), ``xi`` (default ξ, or None
+  when the strategy has no lazy threshold);
+- ``init(theta0, union_smoothness) -> state``: the per-trial state (a pytree),
+  called on the host; ``union_smoothness(mask)`` gives L_u of a set of partitions;
+- ``step(state, round, knobs) -> (aggregate, state, stats)``: one round, a pure
+  function over worker arrays, jittable and vmappable; nothing is called after the
+  optimizer.
+
+Static structure (shapes, code paths) must be pytree metadata and numbers pytree
+leaves, so the jit cache key is the strategy's pytree structure.
+
+>>> knobs = Knobs(step_size=0.1, xi=1.0, upload_time=0.0, broadcast_time=0.0)
+>>> knobs.xi
+1.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+
+class Knobs(NamedTuple):
+    """Traced numeric knobs of a round: changing them never recompiles."""
+
+    step_size: Any  # α: the nominal step size of the lazy thresholds
+    xi: Any  # ξ: lazy threshold constant
+    upload_time: Any  # τ
+    broadcast_time: Any  # τ_b
+
+
+class Round(NamedTuple):
+    """What one round of one trial sees."""
+
+    theta: jnp.ndarray  # θ^k (d,)
+    grads: jnp.ndarray  # (P, d) partition gradients ∇f_p(θ^k)
+    unit_times: jnp.ndarray  # (M,) unit computing times X_{k,m}
+    k: jnp.ndarray  # iteration index (traced int)
+    link: str = "parallel"  # "parallel" or "shared" uplink (static)
+
+
+class Stats(NamedTuple):
+    """Per-round statistics (MODEL.md §4)."""
+
+    duration: jnp.ndarray  # Δ_k = τ_b + arrival of the last message waited for
+    uploads: jnp.ndarray  # gradient vectors the server used (int32)
+    downloads: jnp.ndarray  # workers sent θ^k (int32)
+    computations: jnp.ndarray  # partition-gradient evaluations started (int32)
+    upload_mask: jnp.ndarray  # (U,) bool: lazy units updated, or (M,) messages used
+    decoding_residual: jnp.ndarray  # max |a_F B − 1| of this round's decoding (0 if none)
+
+
+class StrategyProtocol(Protocol):
+    """Anything with these members runs in :func:`lagc_jax.simulate` and :func:`lagc_jax.sweep`."""
+
+    name: str
+    num_workers: int
+    num_partitions: int
+    delay_dependent: bool
+    xi: float | None
+
+    def init(self, theta0, union_smoothness: Callable) -> Any: ...
+
+    def step(self, state, round: Round, knobs: Knobs) -> tuple[jnp.ndarray, Any, Stats]: ...
+
+
+def static(**kwargs):
+    """A dataclass field that is pytree metadata (part of the jit cache key)."""
+    return dataclasses.field(metadata={"static": True}, **kwargs)
+
+
+def pytree_dataclass(cls):
+    """A frozen dataclass registered as a pytree; fields made with :func:`static` are
+    metadata, all others leaves. Use it for your own pieces and strategies.
+
+    >>> @pytree_dataclass
+    ... class Scale:
+    ...     factor: float
+    ...     name: str = static(default="scale")
+    >>> jax.tree_util.tree_leaves(Scale(2.0))
+    [2.0]
+    """
+    cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
+    return jax.tree_util.register_dataclass(cls)
+
+
+def is_strategy(obj) -> bool:
+    """Whether ``obj`` has the members of :class:`StrategyProtocol`."""
+    return all(hasattr(obj, member) for member in (
+        "name", "num_workers", "num_partitions", "delay_dependent", "init", "step"))
