@@ -10,6 +10,8 @@ near 1e-6 on this problem, above the default target).
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -18,6 +20,10 @@ DEFAULT_TARGET_GAP = 1e-6
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
+                             "one that registers strategies with lagc_jax.register; repeatable")
     parser.add_argument("--strategy", default="all",
                         help="a strategy name or 'all' (default: all)")
     parser.add_argument("--workers", type=int, default=12, help="M (default 12)")
@@ -72,16 +78,38 @@ def format_summary_table(rows, target_gap: float) -> str:
     return "\n".join(lines)
 
 
+def import_user_modules(modules) -> None:
+    """Import each module name or .py path (relative to the working directory)."""
+    for module in modules:
+        if module.endswith(".py"):
+            path = os.path.abspath(module)
+            if not os.path.isfile(path):
+                raise ValueError(f"--import: no such file {module!r}")
+            name = os.path.splitext(os.path.basename(path))[0]
+            spec = importlib.util.spec_from_file_location(name, path)
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[name] = loaded
+            spec.loader.exec_module(loaded)
+            continue
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"--import: cannot import {module!r} ({error})") from None
+
+
 def cmd_run(args) -> int:
     from . import delays, problems, simulate, strategies
 
     try:
+        import_user_modules(args.imports)
         delay = delays.parse_delay(args.delay)
         names = strategies.names() if args.strategy == "all" else (args.strategy,)
         built = []
         for name in names:
             options = {}
-            if args.xi is not None and name.startswith(("lag", "g-lag")):
+            if args.xi is not None and strategies.info(name).lazy:
                 options["xi"] = args.xi
             built.append(strategies.make(name, args.workers, args.stragglers, **options))
         problem = problems.lag_synthetic(args.workers)
@@ -93,8 +121,6 @@ def cmd_run(args) -> int:
           f"τ={args.upload_time:g} ({args.link}), τ_b={args.broadcast_time:g}", file=sys.stderr)
     rows = []
     for strategy in built:
-        if strategy.wait == "group" and args.workers % (args.stragglers + 1):
-            continue
         result = simulate(
             problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
             seed=args.seed, upload_time=args.upload_time, broadcast_time=args.broadcast_time,

@@ -57,7 +57,7 @@ class _Static(NamedTuple):
 
     delay_dependent: bool  # the strategy's iterates depend on the delays
     weighted_loss: Callable
-    optimizer: optax.GradientTransformation | None
+    optimizer: object  # None (sgd), a GradientTransformation, or a factory of traced args
     link: str
     record_every: int
     num_blocks: int
@@ -79,19 +79,24 @@ class _Traced(NamedTuple):
     knobs: Knobs
     delay: object  # a delay model (pytree of floats)
     slowdown: jnp.ndarray  # (M,)
+    optimizer_args: dict  # keyword arguments of an optimizer factory
 
 
-def _optimizer(static: _Static, step_size):
-    if static.optimizer is not None:
+def _optimizer(static: _Static, step_size, optimizer_args):
+    """The server's optax transformation: sgd(α) by default; a factory is called with
+    its (traced) keyword arguments, so looping over their values never recompiles."""
+    if static.optimizer is None:
+        return optax.sgd(step_size)
+    if isinstance(static.optimizer, optax.GradientTransformation):
         return static.optimizer
-    return optax.sgd(step_size)
+    return static.optimizer(**optimizer_args)
 
 
 def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_key, unit_times,
                  k0):
     """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
     M = strategy.num_workers
-    optimizer = _optimizer(static, traced.knobs.step_size)
+    optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     loss_and_grads = _partition_grads_fn(static.weighted_loss, data)  # loop-invariant work once
 
     def iteration(state, i):
@@ -198,8 +203,9 @@ def _trial_keys(root, count):
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(count))
 
 
-def _initial_carry(static: _Static, strategy, theta0, step_size, delay, union_smoothness):
-    optimizer = _optimizer(static, step_size)
+def _initial_carry(static: _Static, strategy, theta0, step_size, optimizer_args, delay,
+                   union_smoothness):
+    optimizer = _optimizer(static, step_size, optimizer_args)
     delay_state = jax.tree_util.tree_map(
         jnp.zeros_like, delays_lib.init_delay_state(delay, jax.random.key(0), strategy.num_workers))
     return (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
@@ -320,9 +326,45 @@ class _Checkpoint:
 # --------------------------------------------------------------------------- #
 # the run loop shared by simulate and sweep
 # --------------------------------------------------------------------------- #
+def _check_optimizer(optimizer, optimizer_args) -> dict:
+    """Validate the optimizer (None, a GradientTransformation or a factory) and its args."""
+    if optimizer is None or isinstance(optimizer, optax.GradientTransformation):
+        if optimizer_args:
+            raise ValueError("optimizer_args need an optimizer factory (e.g. optimizer=optax.adam)")
+        return {}
+    if not callable(optimizer):
+        raise ValueError("optimizer must be an optax.GradientTransformation or a factory "
+                         f"returning one (e.g. optax.adam), got {type(optimizer).__name__}")
+    args = dict(optimizer_args or {})
+    for name, value in args.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(value):
+            raise ValueError(f"optimizer_args[{name!r}] must be a finite real number (traced; "
+                             f"pass other settings through a factory), got {value!r}")
+    try:
+        built = optimizer(**args)
+    except TypeError as error:
+        raise ValueError(f"optimizer factory rejected optimizer_args {sorted(args)}: {error}") from None
+    if not isinstance(built, optax.GradientTransformation):
+        raise ValueError(f"optimizer factory must return an optax.GradientTransformation, "
+                         f"got {type(built).__name__}")
+    return {name: float(value) for name, value in args.items()}
+
+
+def describe_optimizer(optimizer, optimizer_args) -> str:
+    """A stable description (no memory addresses) of the server's optimizer."""
+    if optimizer is None:
+        return "sgd(step_size)"
+    if isinstance(optimizer, optax.GradientTransformation):
+        return "custom optax transformation"
+    name = f"{getattr(optimizer, '__module__', '')}.{getattr(optimizer, '__qualname__', '?')}"
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted((optimizer_args or {}).items()))
+    return f"{name}({args})"
+
+
 def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, optimizer,
              upload_time, broadcast_time, link, unit_times, slowdown, record_every, chunk_size,
-             batch_size):
+             batch_size, optimizer_args=None):
     """Validate every argument before anything compiles; return the normalised values."""
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}")
@@ -349,8 +391,7 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError("optimizer must be an optax.GradientTransformation")
+    optimizer_args = _check_optimizer(optimizer, optimizer_args)
     if batch_size is not None:
         smallest = int(problem.partition_sizes.min())
         if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
@@ -383,12 +424,12 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
     )
     return dict(num_iters=num_iters, num_trials=num_trials, record_every=record_every,
                 chunk_size=chunk_size, batch_size=batch_size, unit_times=unit_times,
-                slowdown=slowdown, knobs=knobs)
+                slowdown=slowdown, knobs=knobs, optimizer_args=optimizer_args)
 
 
 def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimizer, link,
          unit_times, slowdown, record_every, chunk_size, batch_size, record_masks, progress,
-         checkpoint):
+         checkpoint, optimizer_args):
     """Run all chunks; return per-point lists of host arrays (point axis first)."""
     dtype = compute_dtype()
     M = strategy.num_workers
@@ -404,12 +445,16 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
                     stack(knobs["upload_time"]), stack(knobs["broadcast_time"])),
         delay=jax.tree_util.tree_map(lambda *v: stack(list(v)), *delays_),
         slowdown=jnp.asarray(slowdown, dtype),
+        optimizer_args={name: jnp.asarray(value, dtype) for name, value in optimizer_args.items()},
     )
     if not swept:
         traced = traced._replace(knobs=Knobs(*(v[0] for v in traced.knobs)),
                                  delay=jax.tree_util.tree_map(lambda v: v[0], traced.delay))
     else:
-        traced = traced._replace(slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)))
+        traced = traced._replace(
+            slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)),
+            optimizer_args={name: jnp.broadcast_to(value, (num_points,) + value.shape)
+                            for name, value in traced.optimizer_args.items()})
 
     trial_sharding, padded = _trial_sharding(num_trials)
     root = jax.random.key(seed)
@@ -427,7 +472,7 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     theta0 = jnp.asarray(problem.initial_params(), dtype)
     first_delay = jax.tree_util.tree_map(lambda v: v[0], traced.delay) if swept else traced.delay
     carry = _initial_carry(static_for(0, True), strategy, theta0, knobs["step_size"][0],
-                           first_delay, problem.union_smoothness)
+                           optimizer_args, first_delay, problem.union_smoothness)
     records, masks, end_loss, start = [], [], None, 0
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure across chunks; only leaf shapes change
@@ -518,7 +563,7 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
         delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
         num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
         step_size=step_size,
-        optimizer="sgd(step_size)" if optimizer is None else "custom optax transformation",
+        optimizer=describe_optimizer(optimizer, prepared["optimizer_args"]),
         upload_time=upload_time, broadcast_time=broadcast_time, link=link,
         replayed_unit_times=prepared["unit_times"] is not None,
         slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],
@@ -544,7 +589,7 @@ def _fingerprint(config, prepared) -> dict:
 # public entry points
 # --------------------------------------------------------------------------- #
 def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
-             seed: int = 0, step_size=None, optimizer=None, upload_time=0.0,
+             seed: int = 0, step_size=None, optimizer=None, optimizer_args=None, upload_time=0.0,
              broadcast_time=0.0, link: str = "parallel", unit_times=None, slowdown=None,
              record_every: int = 1, record_masks: bool = False, chunk_size: int | None = None,
              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
@@ -561,7 +606,10 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
       seed: trial i uses ``fold_in(key(seed), i)``; iteration k folds in k.
       step_size: α (default 1/L); also the nominal α of the lazy thresholds.
       optimizer: any optax GradientTransformation applied to the aggregated
-        gradient (default ``optax.sgd(step_size)``).
+        gradient, or a factory returning one (e.g. ``optax.adam``) called with
+        ``optimizer_args`` (real numbers, traced: a loop over their values compiles
+        once, whereas every new GradientTransformation instance compiles anew);
+        default ``optax.sgd(step_size)``.
       upload_time, broadcast_time: τ and τ_b (≥ 0).
       link: "parallel" or "shared" uplink (MODEL.md §3).
       unit_times: measured unit times, array (num_trials, num_iters, M), replacing the draws.
@@ -582,7 +630,7 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
     """
     prepared = _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size,
                         optimizer, upload_time, broadcast_time, link, unit_times, slowdown,
-                        record_every, chunk_size, batch_size)
+                        record_every, chunk_size, batch_size, optimizer_args)
     knobs = prepared["knobs"]
     if any(len(v) != 1 for v in knobs.values()):
         raise ValueError("simulate takes scalar knobs; use lagc_jax.sweep for several values")
@@ -597,7 +645,7 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                    link=link, record_masks=record_masks, progress=progress,
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
                        "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
-                       "chunk_size", "batch_size")})
+                       "chunk_size", "batch_size", "optimizer_args")})
     return _assemble(problem, strategy, "", *(o[0] if o is not None else None for o in outputs),
                      config=config)
 
@@ -626,7 +674,8 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
                         step_size, kwargs.get("optimizer"), upload_time, broadcast_time,
                         kwargs.get("link", "parallel"), kwargs.get("unit_times"),
                         kwargs.get("slowdown"), kwargs.get("record_every", 1),
-                        kwargs.get("chunk_size"), kwargs.get("batch_size"))
+                        kwargs.get("chunk_size"), kwargs.get("batch_size"),
+                        kwargs.get("optimizer_args"))
     knobs = prepared["knobs"]
     if xi is not None:
         if getattr(strategy, "xi", None) is None:
@@ -655,7 +704,7 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
                    link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
                        "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
-                       "chunk_size", "batch_size")})
+                       "chunk_size", "batch_size", "optimizer_args")})
     return [_assemble(problem, strategy, f"[point {i}]",
                       *(o[i] if o is not None else None for o in outputs), config=configs[i])
             for i in range(num_points)]

@@ -1,15 +1,16 @@
 """Figures of the reproduction study (matplotlib, Agg backend, PNG).
 
-One colour per strategy, kept across every figure: :data:`COLORS` is the only
-mapping used. Line styles encode the family (:data:`LINESTYLES`): solid =
-exact, non-lazy; dashed = worker-side lazy (WK); dash-dot = server-side lazy
-(PS); dotted = approximate (fastest-k). Each function takes plain numpy data,
+One colour per strategy, kept across every figure: :func:`color` (from the
+strategy registry's ``style`` metadata) is the only mapping used. Line styles
+encode the family: solid = exact, non-lazy; dashed = worker-side lazy (WK);
+dash-dot = server-side lazy (PS); dotted = approximate (fastest-k). Each function takes plain numpy data,
 writes a PNG and returns the path; :func:`line_colors` reads back the colour
 of every labelled line of a figure (used by the tests).
 """
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -21,30 +22,15 @@ from matplotlib.colors import to_hex  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from . import strategies  # noqa: E402
+
 DPI = 150
 
-# The one strategy → colour mapping of every figure.
-COLORS = {
-    "gd": "#404040",
-    "fastest-k": "#8c564b",
-    "gc": "#1f77b4",
-    "grouping": "#17becf",
-    "lag-wk": "#ff7f0e",
-    "lag-ps": "#bcbd22",
-    "lagc": "#9467bd",
-    "lagc-ps": "#e377c2",
-    "g-lag": "#d62728",
-    "g-lag-wk": "#2ca02c",
-}
-LINESTYLES = {
-    "gd": "-", "fastest-k": ":", "gc": "-", "grouping": "-",
-    "lag-wk": "--", "lag-ps": "-.", "lagc": "--", "lagc-ps": "-.",
-    "g-lag": "-.", "g-lag-wk": "--",
-}
-MARKERS = {
-    "gd": "o", "fastest-k": "x", "gc": "s", "grouping": "D", "lag-wk": "v",
-    "lag-ps": "^", "lagc": "P", "lagc-ps": "X", "g-lag": "*", "g-lag-wk": "h",
-}
+# Colours for strategies registered without a style (none of them used by the ten).
+_SPARE_COLORS = ("#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+                 "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+_SPARE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
+
 DISTRIBUTION_LABELS = {
     "exponential": "Exponential(rate 1) unit times",
     "pareto": "Pareto(scale 1, shape 1.5) unit times",
@@ -64,10 +50,26 @@ plt.rcParams.update({
 })
 
 
+def strategy_style(name: str) -> dict:
+    """Colour, line style, marker and width of a strategy: from its registry ``style``,
+    with defaults for anything missing (a spare colour chosen by the name, so an
+    unregistered or style-less strategy still plots, consistently across figures)."""
+    registered = strategies.info(name).style if name in strategies.names() else {}
+    index = zlib.crc32(name.encode())
+    return {"color": _SPARE_COLORS[index % len(_SPARE_COLORS)], "linestyle": "-",
+            "marker": _SPARE_MARKERS[index % len(_SPARE_MARKERS)], "linewidth": 1.5,
+            **registered}
+
+
+def color(name: str) -> str:
+    """The one colour of a strategy in every figure."""
+    return strategy_style(name)["color"]
+
+
 def style(name: str) -> dict:
-    """Line keyword arguments of a strategy (colour from :data:`COLORS`)."""
-    return dict(color=COLORS[name], linestyle=LINESTYLES.get(name, "-"), label=name,
-                linewidth=2.0 if name == "g-lag" else 1.5)
+    """Line keyword arguments of a strategy (no marker)."""
+    s = strategy_style(name)
+    return dict(color=s["color"], linestyle=s["linestyle"], label=name, linewidth=s["linewidth"])
 
 
 def line_colors(fig) -> dict:
@@ -131,7 +133,7 @@ def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tup
             lo, med, hi = (np.clip(v, ymin * 0.5, ymax * 10) for v in (lo, med, hi))
             ax.plot(grid, med, **style(name))
             if key == "time":
-                ax.fill_between(grid, lo, hi, color=COLORS[name], alpha=0.12, linewidth=0)
+                ax.fill_between(grid, lo, hi, color=color(name), alpha=0.12, linewidth=0)
         ax.set_yscale("log")
         ax.set_ylim(ymin, ymax)
         ax.axhline(target_gap, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
@@ -164,12 +166,12 @@ def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> 
             if name not in names:
                 names.append(name)
             s = np.asarray(d["S"])
-            ax.plot(s, d["analytic"], color=COLORS[name], linestyle=LINESTYLES[name],
+            ax.plot(s, d["analytic"], color=color(name), linestyle=strategy_style(name)["linestyle"],
                     linewidth=1.3, label=name)
             mc = np.asarray(d["mc"])
             ci = np.asarray(d["ci"]).T
-            ax.errorbar(s, mc, yerr=[mc - ci[0], ci[1] - mc], fmt=MARKERS[name],
-                        color=COLORS[name], markersize=5, capsize=3, linestyle="none",
+            ax.errorbar(s, mc, yerr=[mc - ci[0], ci[1] - mc], fmt=strategy_style(name)["marker"],
+                        color=color(name), markersize=5, capsize=3, linestyle="none",
                         label="_mc_" + name)
         ax.set_xlabel("stragglers tolerated S")
         ax.set_ylabel("mean iteration time (units of E[X])")
@@ -178,7 +180,8 @@ def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> 
     extra = [Line2D([], [], color="0.3", linewidth=1.3, label="analytic (MODEL.md §7)"),
              Line2D([], [], color="0.3", marker="o", linestyle="none",
                     label="Monte Carlo, 95 % CI\n(bars hidden by the\nmarker when smaller)")]
-    handles = [Line2D([], [], color=COLORS[n], linestyle=LINESTYLES[n], marker=MARKERS[n],
+    handles = [Line2D([], [], color=color(n), linestyle=strategy_style(n)["linestyle"],
+                      marker=strategy_style(n)["marker"],
                       label=n) for n in names] + extra
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _finish(fig, title, path, note=note)
@@ -202,10 +205,10 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
             if name not in names:
                 names.append(name)
             x, med, lo, hi = (np.asarray(v, float) for v in (x, med, lo, hi))
-            ax.plot(x, np.where(np.isfinite(med), med, np.nan), marker=MARKERS[name],
+            ax.plot(x, np.where(np.isfinite(med), med, np.nan), marker=strategy_style(name)["marker"],
                     markersize=4, **style(name))
             finite = np.isfinite(hi)
-            ax.fill_between(x[finite], lo[finite], hi[finite], color=COLORS[name],
+            ax.fill_between(x[finite], lo[finite], hi[finite], color=color(name),
                             alpha=0.15, linewidth=0)
             missing = ~np.isfinite(med)
             if missing.any():  # target not reached by the median trial: × at the top
@@ -213,12 +216,12 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
                 ax.set_ylim(low, high * 2.0)  # headroom for the mark
                 top = blended_transform_factory(ax.transData, ax.transAxes)
                 ax.plot(x[missing], np.full(missing.sum(), 0.96), marker="x", markersize=8,
-                        markeredgewidth=2, color=COLORS[name], linestyle="none",
+                        markeredgewidth=2, color=color(name), linestyle="none",
                         transform=top, clip_on=False, label="_missing_" + name)
                 for xm in x[missing]:
                     ax.annotate(f"{name}: not reached", (xm, 0.96), xycoords=top,
                                 xytext=(-6, -4), textcoords="offset points", ha="right",
-                                va="top", fontsize=8, color=COLORS[name])
+                                va="top", fontsize=8, color=color(name))
         if xscale == "symlog":
             positive = [v for v in (xticks or []) if v > 0]
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.6)
@@ -258,16 +261,16 @@ def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
                 names.append(name)
             xerr = [[u[0] - u[1]], [u[2] - u[0] if np.isfinite(u[2]) else 0]]
             yerr = [[t[0] - t[1]], [t[2] - t[0] if np.isfinite(t[2]) else 0]]
-            ax.errorbar([u[0]], [t[0]], xerr=xerr, yerr=yerr, color=COLORS[name],
+            ax.errorbar([u[0]], [t[0]], xerr=xerr, yerr=yerr, color=color(name),
                         fmt="none", capsize=2, linewidth=1, label="_err_" + name)
-            ax.scatter([u[0]], [t[0]], s=60 + 240 * c[0] / cmax, color=COLORS[name],
-                       marker=MARKERS[name], label=name, edgecolor="k", linewidth=0.4,
+            ax.scatter([u[0]], [t[0]], s=60 + 240 * c[0] / cmax, color=color(name),
+                       marker=strategy_style(name)["marker"], label=name, edgecolor="k", linewidth=0.4,
                        zorder=3)
         ax.set_xscale("log")
         ax.set_xlabel(f"{UPLOADS_LABEL} to target")
         ax.set_ylabel(f"{TIME_LABEL}\nto target")
         ax.set_title(DISTRIBUTION_LABELS.get(key, key), fontsize=10)
-    handles = [Line2D([], [], color=COLORS[n], marker=MARKERS[n], linestyle="none",
+    handles = [Line2D([], [], color=color(n), marker=strategy_style(n)["marker"], linestyle="none",
                       markeredgecolor="k", markeredgewidth=0.4, markersize=8, label=n)
                for n in names]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),

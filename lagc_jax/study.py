@@ -45,7 +45,7 @@ DISTRIBUTIONS = {
     "exponential": delays.ShiftedExponential(shift=0.0, rate=1.0),
     "pareto": delays.Pareto(scale=1.0, shape=1.5),
 }
-NON_LAZY = analysis.NON_LAZY_STRATEGIES  # gd, fastest-k, gc, grouping
+NON_LAZY = tuple(n for n in strategies.names() if strategies.info(n).analytic)  # gd … grouping
 S_SWEEP_STRATEGIES = ("gd", "lag-wk", "gc", "grouping", "lagc", "lagc-ps", "g-lag", "g-lag-wk")
 TAU_SWEEP_STRATEGIES = ("gd", "gc", "grouping", "lag-wk", "lag-ps", "g-lag", "lagc")
 # Strategies whose runs do not depend on S: S-sweep values come from the main study.
@@ -119,9 +119,13 @@ def _run(problem, name, workers, stragglers, delay, *, trials, iters, seed, uplo
                         record_every=record_every, chunk_size=iters)
 
 
-def _groupable(name, workers, stragglers) -> bool:
-    return strategies.make(name, workers, stragglers).wait != "group" or \
-        workers % (stragglers + 1) == 0
+def _applicable(name, workers, stragglers) -> bool:
+    """Whether the strategy can be built for (M, S) (grouping needs (S+1) | M)."""
+    try:
+        strategies.make(name, workers, stragglers)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- #
@@ -298,7 +302,7 @@ def _main_study(config, problem, runs_dir, timer, memo):
         unit = mean_unit_time(delay)
         results, rows = {}, {}
         for name in config.strategies:
-            if not _groupable(name, config.workers, config.stragglers):
+            if not _applicable(name, config.workers, config.stragglers):
                 continue
             t0 = time.perf_counter()
             r = _run(problem, name, config.workers, config.stragglers, delay,
@@ -379,7 +383,7 @@ def _s_sweep(config, problem, memo, timer):
         unit = mean_unit_time(DISTRIBUTIONS[dist])
         for S in config.s_values:
             for name in dict.fromkeys((*NON_LAZY, *config.s_sweep_strategies)):
-                if not _groupable(name, config.workers, S):
+                if not _applicable(name, config.workers, S):
                     continue
                 summary, stats, reused = _sweep_point(config, problem, memo, timer, dist, name,
                                                       S, iters=config.s_sweep_iters)
@@ -402,7 +406,7 @@ def _tau_sweep(config, problem, memo, timer):
         for link in config.links:
             for tau in config.taus:
                 for name in config.tau_strategies:
-                    if not _groupable(name, config.workers, config.stragglers):
+                    if not _applicable(name, config.workers, config.stragglers):
                         continue
                     summary, _, reused = _sweep_point(config, problem, memo, timer, dist, name,
                                                       config.stragglers, tau=tau, link=link)
@@ -591,7 +595,7 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
     names = strategies.names() if names is None else names
     rows = []
     for name in names:
-        if not _groupable(name, workers, stragglers):
+        if not _applicable(name, workers, stragglers):
             continue
         r = _run(problem, name, workers, stragglers, delay, trials=trials, iters=iters,
                  seed=seed, upload_time=upload_time)
@@ -599,7 +603,9 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
             analytic = analysis.expected_iteration_costs(name, workers, stragglers, delay,
                                                          upload_time=upload_time)
             kinds = dict.fromkeys(QUANTITIES, "exact")
-        else:
+        elif name not in analysis.LAZY_STRATEGIES:  # no analysis: Monte Carlo only
+            analytic = dict.fromkeys(QUANTITIES, math.nan)
+            kinds = dict.fromkeys(QUANTITIES, "none")
             n = _active_units(name, r, stragglers)
             values, counts = np.unique(n, return_counts=True)
             weights = counts / counts.sum()
@@ -637,6 +643,8 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
     for r in rows:
         if r["kind"] == "bound":
             check = "bound holds" if r["z"] <= 4 else "BOUND VIOLATED"
+        elif r["kind"] == "none":
+            check = "—"
         else:
             check = f"{r['z']:+.2f}"
         lines.append(
@@ -646,7 +654,8 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
               "the number n of active lazy units (uploads that iteration; for lagc-ps, "
               "partitions selected), averaged over the n observed in the run — so the count "
               "that defines n agrees by construction and the check is on the others and on "
-              "time; bound = upper bound (see analysis.expected_lazy_iteration_costs). "
+              "time; bound = upper bound (see analysis.expected_lazy_iteration_costs); none = "
+              "a registered strategy without analysis (Monte Carlo only). "
               "SE = standard error of the mean of per-trial averages (0 for deterministic "
               "counts). Strategies share the unit-time draws, so their deviations correlate."]
     return "\n".join(lines)

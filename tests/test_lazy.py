@@ -175,7 +175,7 @@ def test_non_lazy_rejects_lazy_options():
 @pytest.mark.parametrize("name", LAZY)
 def test_default_thresholds(name):
     s = strategies.make(name, 6, 0 if name.startswith("lag-") else 1)
-    assert s.xi == (1.0 if s.trigger == "worker" else 10.0)
+    assert s.xi == (1.0 if isinstance(s.trigger, strategies.WorkerTrigger) else 10.0)
     assert s.history == 10 and s.start == "clean"
 
 
