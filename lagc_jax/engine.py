@@ -45,6 +45,10 @@ from .timing import LINKS
 # initial gap (plus |f*|), or when its loss stops being finite.
 DIVERGENCE_FACTOR = 1e6
 
+# A trial whose decoding residual max|a_F B − 1| exceeds this (per compute dtype) decoded
+# a wrong gradient: flagged in Result.decoding_residual and warned about.
+DECODING_TOLERANCE = {"float64": 1e-8, "float32": 1e-3}
+
 # Tags of the random streams derived from an iteration's key.
 _MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG = 1, 2, 3
 
@@ -533,6 +537,14 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
             f"{strategy.name}{point}: {int(diverged.sum())} of {num_trials} trials diverged "
             f"(loss non-finite or gap > {DIVERGENCE_FACTOR:g}× the initial); see Result.diverged",
             RuntimeWarning, stacklevel=3)
+    tolerance = DECODING_TOLERANCE[config["dtype"]]
+    undecoded = ~(residual <= tolerance)
+    if undecoded.any():
+        warnings.warn(
+            f"{strategy.name}{point}: {int(undecoded.sum())} of {num_trials} trials used a "
+            f"decoding with max|a_F B - 1| = {float(np.max(residual)):.3g} > {tolerance:g} "
+            "(the encoding cannot decode the straggler sets met, or the dtype cannot represent "
+            "its decoding); see Result.decoding_residual", RuntimeWarning, stacklevel=3)
     record_every = config["record_every"]
     return Result(
         iterations=np.arange(0, config["num_iters"] + 1, record_every),
@@ -541,7 +553,8 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
         uploads=cumulative(uploads, np.int64),
         downloads=cumulative(downloads, np.int64),
         computations=cumulative(computations, np.int64),
-        diverged=diverged, optimal_value=f_star, upload_mask=mask, config=config,
+        diverged=diverged, optimal_value=f_star, upload_mask=mask,
+        decoding_residual=residual.astype(np.float64), config=config,
     )
 
 

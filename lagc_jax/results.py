@@ -78,7 +78,8 @@ class Result:
     computations: np.ndarray  # (T, R) cumulative
     diverged: np.ndarray  # (T,) bool
     optimal_value: float
-    upload_mask: np.ndarray | None = None  # (T, K, U) bool, lazy strategies on request
+    upload_mask: np.ndarray | None = None  # (T, K, U|M) bool, on request
+    decoding_residual: np.ndarray | None = None  # (T,) worst max|a_F B − 1| of each trial
     config: dict = field(default_factory=dict)
 
     @property
@@ -92,8 +93,9 @@ class Result:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays["optimal_value"] = np.float64(self.optimal_value)
-        if self.upload_mask is not None:
-            arrays["upload_mask"] = self.upload_mask
+        for optional in ("upload_mask", "decoding_residual"):
+            if getattr(self, optional) is not None:
+                arrays[optional] = getattr(self, optional)
         _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
         record = json.dumps(self.config, indent=2, sort_keys=True, default=str).encode()
         _atomic_write(path.with_suffix(".json"), lambda f: f.write(record))
@@ -107,7 +109,8 @@ class Result:
         config_path = path.with_suffix(".json")
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
         return cls(optimal_value=float(arrays.pop("optimal_value")), config=config,
-                   upload_mask=arrays.pop("upload_mask", None), **arrays)
+                   upload_mask=arrays.pop("upload_mask", None),
+                   decoding_residual=arrays.pop("decoding_residual", None), **arrays)
 
     # -- summaries
     def quantiles(self, name: str, q=(0.1, 0.5, 0.9)) -> np.ndarray:

@@ -38,16 +38,6 @@ class Knobs(NamedTuple):
     broadcast_time: Any  # τ_b
 
 
-class Round(NamedTuple):
-    """What one round of one trial sees."""
-
-    theta: jnp.ndarray  # θ^k (d,)
-    grads: jnp.ndarray  # (P, d) partition gradients ∇f_p(θ^k)
-    unit_times: jnp.ndarray  # (M,) unit computing times X_{k,m}
-    k: jnp.ndarray  # iteration index (traced int)
-    link: str = "parallel"  # "parallel" or "shared" uplink (static)
-
-
 class Stats(NamedTuple):
     """Per-round statistics (MODEL.md §4)."""
 
@@ -91,6 +81,17 @@ def pytree_dataclass(cls):
     """
     cls = dataclasses.dataclass(frozen=True, eq=False)(cls)
     return jax.tree_util.register_dataclass(cls)
+
+
+@pytree_dataclass
+class Round:
+    """What one round of one trial sees (a pytree; the link is static)."""
+
+    theta: jnp.ndarray  # θ^k (d,)
+    grads: jnp.ndarray  # (P, d) partition gradients ∇f_p(θ^k)
+    unit_times: jnp.ndarray  # (M,) unit computing times X_{k,m}
+    k: jnp.ndarray  # iteration index (traced int)
+    link: str = static(default="parallel")  # "parallel" or "shared" uplink
 
 
 def is_strategy(obj) -> bool:

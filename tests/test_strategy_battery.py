@@ -1,0 +1,271 @@
+"""One conformance battery over every registered strategy (optax's shared-test style),
+plus a hand-written protocol strategy and a composition registered inside the test."""
+
+import contextlib
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lagc_jax as lj
+from lagc_jax import strategies as st
+
+from helpers import assert_same_run
+
+M, S = 6, 1
+BUILT_IN = lj.names()
+
+
+@st.pytree_dataclass
+class HandWrittenGD:
+    """gd written directly against the protocol (no pieces): sum of all gradients,
+    every worker computes and uploads, the server waits for the slowest."""
+
+    num_workers: int = st.static()
+    name: str = st.static(default="hand-gd")
+    delay_dependent = False
+    xi = None
+
+    @property
+    def num_partitions(self):
+        return self.num_workers
+
+    def init(self, theta0, union_smoothness):
+        return ()
+
+    def step(self, state, round, knobs):
+        M_ = self.num_workers
+        aggregate = jnp.ones((M_,), round.grads.dtype) @ round.grads
+        arrivals = round.unit_times + knobs.upload_time
+        stats = st.Stats(duration=knobs.broadcast_time + jnp.max(arrivals),
+                         uploads=jnp.int32(M_), downloads=jnp.int32(M_),
+                         computations=jnp.int32(M_), upload_mask=jnp.ones((M_,), bool),
+                         decoding_residual=jnp.zeros((), round.grads.dtype))
+        return aggregate, state, stats
+
+
+def _half_fastest(num_workers, stragglers):
+    """A composition registered by the test: wait for half the workers, rescale by 2."""
+    k = num_workers // 2
+    return st.Strategy(st.placement.identity(num_workers), st.NoTrigger(), st.FirstK(k),
+                       st.ScaledSum(num_workers / k), name="test-half", stragglers=stragglers)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    lj.register("test-hand-gd", lambda m, s: HandWrittenGD(m), replace=True)
+    lj.register("test-half", _half_fastest, replace=True)
+    yield
+    st.unregister("test-hand-gd")
+    st.unregister("test-half")
+
+
+ALL = BUILT_IN + ("test-hand-gd", "test-half")
+PROBLEM = lj.problems.lag_synthetic(M, dim=10)
+DELAY = lj.ShiftedExponential(shift=0.1, rate=1.0)
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """Count XLA backend compilations inside the block."""
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield events
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def knobs(**kw):
+    values = dict(step_size=0.05, xi=1.0, upload_time=0.2, broadcast_time=0.1) | kw
+    return st.Knobs(*(jnp.asarray(values[f], jnp.float64) for f in st.Knobs._fields))
+
+
+def a_round(theta, k, times):
+    grads = jnp.stack([jnp.arange(10.0) * (p + 1) / 50 - theta for p in range(M)])
+    return st.Round(theta, grads, times, jnp.int32(k), "parallel")
+
+
+def scaled_encoding(strategy, factor):
+    """The same strategy with B's values scaled (same shape and support)."""
+    if not isinstance(strategy, st.Strategy):
+        return strategy
+    placement = dataclasses.replace(strategy.placement,
+                                    encoding=np.asarray(strategy.placement.encoding) * factor)
+    return dataclasses.replace(strategy, placement=placement)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_step_jits_vmaps_and_keeps_its_state_structure(name):
+    s = lj.make(name, M, S)
+    theta = jnp.zeros(10)
+    state = s.init(theta, lambda mask: 2.0)
+    structure = jax.tree_util.tree_structure(state)
+    leaves = [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(state)]
+    step = jax.jit(lambda s_, state_, round_, knobs_: s_.step(state_, round_, knobs_))
+    times = jax.random.exponential(jax.random.key(0), (3, 4, M), jnp.float64)
+    for k in range(4):
+        aggregate, state, stats = step(s, state, a_round(theta, k, times[0, k]), knobs())
+        assert aggregate.shape == (10,) and bool(jnp.all(jnp.isfinite(aggregate)))
+        assert jax.tree_util.tree_structure(state) == structure
+        assert [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(state)] == leaves
+        assert stats.uploads.dtype == jnp.int32 and stats.duration.shape == ()
+        theta = theta - 0.05 * aggregate
+    # vmap over a batch of unit times (trials) with a shared state
+    batched = jax.jit(jax.vmap(lambda t: s.step(state, a_round(theta, 4, t), knobs())))
+    aggregates, _, stats = batched(times[:, 0])
+    assert aggregates.shape == (3, 10) and stats.duration.shape == (3,)
+    for i in range(3):
+        single, _, single_stats = step(s, state, a_round(theta, 4, times[i, 0]), knobs())
+        np.testing.assert_allclose(aggregates[i], single, rtol=1e-12, atol=1e-12)
+        assert int(stats.uploads[i]) == int(single_stats.uploads)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_recompilation_when_knobs_or_encoding_change(name):
+    s = lj.make(name, M, S)
+    state = s.init(jnp.zeros(10), lambda mask: 2.0)
+    step = jax.jit(lambda s_, state_, round_, knobs_: s_.step(state_, round_, knobs_))
+    times = jnp.linspace(1.0, 2.0, M)
+    step(s, state, a_round(jnp.zeros(10), 1, times), knobs())
+    # new values everywhere (built before counting: eager ops compile small programs too)
+    args = (scaled_encoding(s, 2.0), state, a_round(jnp.ones(10), 2, times * 3),
+            knobs(step_size=0.01, xi=7.0, upload_time=1.5, broadcast_time=0.0))
+    with count_compilations() as compiled:
+        step(*args)
+    assert compiled == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name):
+    s = lj.make(name, M, S)
+    kw = dict(num_iters=24, num_trials=3, upload_time=0.2)
+    a = lj.simulate(PROBLEM, s, DELAY, seed=5, **kw)
+    b = lj.simulate(PROBLEM, s, DELAY, seed=5, **kw)
+    for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    other = lj.simulate(PROBLEM, s, DELAY, seed=6, **kw)
+    assert not np.array_equal(a.wall_clock, other.wall_clock)
+    assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, seed=5, chunk_size=8, **kw))
+    # vmap over trials = a Python loop over trials (replayed unit times)
+    times = np.random.default_rng(1).exponential(size=(3, 24, M)) + 0.1
+    together = lj.simulate(PROBLEM, s, unit_times=times, **kw)
+    for i in range(3):
+        alone = lj.simulate(PROBLEM, s, unit_times=times[i:i + 1],
+                            **(kw | dict(num_trials=1)))
+        for field in ("uploads", "downloads", "computations"):
+            np.testing.assert_array_equal(getattr(together, field)[i], getattr(alone, field)[0])
+        np.testing.assert_allclose(together.wall_clock[i], alone.wall_clock[0], rtol=1e-12)
+        np.testing.assert_allclose(together.loss[i], alone.loss[0], rtol=1e-12)
+
+
+def test_hand_written_protocol_strategy_equals_gd():
+    kw = dict(num_iters=30, num_trials=4, upload_time=0.3, broadcast_time=0.1)
+    assert_same_run(lj.simulate(PROBLEM, lj.make("test-hand-gd", M), DELAY, **kw),
+                    lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **kw))
+
+
+def test_strategies_differing_in_one_piece_compile_separately():
+    """The jit key is the pytree structure: changing the wait rule of gc compiles anew and
+    gives that rule's numbers (the old hand-written key returned gc's wall clock)."""
+    gc = lj.make("gc", M, S)
+    waits_all = dataclasses.replace(gc, wait=st.WaitAll())
+    kw = dict(num_iters=20, num_trials=5)
+    fast = lj.simulate(PROBLEM, gc, DELAY, **kw)
+    with count_compilations() as compiled, pytest.warns(RuntimeWarning, match="decoding"):
+        slow = lj.simulate(PROBLEM, waits_all, DELAY, **kw)  # a_F of M − S workers, M used
+    assert compiled and not (slow.decoding_residual <= 1e-8).any()  # NaN or large
+    gd = lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **kw)
+    # waiting for all M workers with load S+1 takes (S+1)× gd's time, exactly
+    np.testing.assert_allclose(slow.wall_clock, (S + 1) * gd.wall_clock, rtol=1e-12)
+    assert (fast.wall_clock[:, -1] < slow.wall_clock[:, -1]).all()
+
+
+def test_new_encoding_and_knobs_do_not_recompile_simulate():
+    s = lj.make("lagc", M, S)
+    kw = dict(num_iters=20, num_trials=4)
+    lj.simulate(PROBLEM, s, DELAY, **kw)
+    other_code = lj.make("lagc", M, S, encoding=lj.coding.tandon_cyclic(M, S, seed=3), xi=0.3)
+    with count_compilations() as compiled:
+        lj.simulate(PROBLEM, other_code, lj.ShiftedExponential(0.5, 2.0), step_size=0.01,
+                    upload_time=0.7, broadcast_time=0.2, **kw)
+    assert compiled == []
+
+
+def test_optimizer_factory_loop_compiles_once():
+    kw = dict(num_iters=20, num_trials=2)
+    s = lj.make("gd", M)
+    results = []
+    with count_compilations() as first:
+        results.append(lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd,
+                                   optimizer_args={"learning_rate": 0.01, "momentum": 0.5}, **kw))
+    with count_compilations() as later:
+        for lr in (0.02, 0.03):
+            results.append(lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd,
+                                       optimizer_args={"learning_rate": lr, "momentum": 0.5},
+                                       **kw))
+    assert first and later == []
+    # the traced arguments are used: the same numbers as a GradientTransformation instance
+    direct = lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd(0.03, momentum=0.5), **kw)
+    np.testing.assert_allclose(results[-1].loss, direct.loss, rtol=1e-12)
+    assert results[0].config["optimizer"].endswith("sgd(learning_rate=0.01, momentum=0.5)")
+
+
+def test_optimizer_validation():
+    with pytest.raises(ValueError, match=r"optimizer_args\['learning_rate'\] must be a finite"):
+        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
+                    optimizer=optax.sgd, optimizer_args={"learning_rate": float("nan")})
+    with pytest.raises(ValueError, match="optimizer factory rejected"):
+        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
+                    optimizer=optax.sgd, optimizer_args={"rate": 0.1})
+    with pytest.raises(ValueError, match="optimizer_args need an optimizer factory"):
+        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
+                    optimizer_args={"learning_rate": 0.1})
+
+
+def test_registry_metadata_and_errors():
+    assert lj.names()[:10] == ("gd", "fastest-k", "gc", "grouping", "lag-wk", "lag-ps", "lagc",
+                               "lagc-ps", "g-lag", "g-lag-wk")
+    assert st.info("gc").analytic and not st.info("gc").lazy and st.info("lagc").lazy
+    with pytest.raises(ValueError, match="already registered"):
+        lj.register("gd", lambda m, s: None)
+    with pytest.raises(ValueError, match="unknown strategy 'nope'"):
+        lj.make("nope", 4)
+    lj.register("test-broken", lambda m, s: object(), replace=True)
+    try:
+        with pytest.raises(ValueError, match="lacks the strategy protocol"):
+            lj.make("test-broken", 4)
+    finally:
+        st.unregister("test-broken")
+    assert lj.analysis.expected_iteration_time("gd", 12, 2, lj.ShiftedExponential()) > 3.0
+
+
+def test_a_user_strategy_gets_a_style_in_figures(tmp_path):
+    from lagc_jax import plotting
+
+    style = plotting.strategy_style("test-half")
+    assert style["color"].startswith("#") and style["linestyle"] == "-"
+    assert plotting.color("gc") == "#1f77b4"
+    _, colors = plotting.sweep_figure({"p": {"test-half": ([1, 2], [3.0, 4.0], [2.5, 3.5],
+                                                          [3.5, 4.5])}}, "x", "t",
+                                      tmp_path / "f.png")
+    assert colors["test-half"] == style["color"]
+
+
+def test_record_masks_for_every_strategy():
+    """Non-lazy strategies record which workers' uploads the server used (M,); lazy ones the
+    units updated (U,); upload counts equal the mask sums where units are workers."""
+    for name in BUILT_IN:
+        s = lj.make(name, M, S)
+        r = lj.simulate(PROBLEM, s, DELAY, num_iters=10, num_trials=2, record_masks=True)
+        units = s.num_units if s.is_lazy else M
+        assert r.upload_mask.shape == (2, 10, units), name
+        if not s.is_lazy or s.placement.units == "workers":
+            np.testing.assert_array_equal(r.upload_mask.sum(-1), np.diff(r.uploads, axis=1))
