@@ -355,7 +355,7 @@ def _check_optimizer(optimizer, optimizer_args) -> dict:
     return {name: float(value) for name, value in args.items()}
 
 
-def describe_optimizer(optimizer, optimizer_args) -> str:
+def _describe_optimizer(optimizer, optimizer_args) -> str:
     """A stable description (no memory addresses) of the server's optimizer."""
     if optimizer is None:
         return "sgd(step_size)"
@@ -576,7 +576,7 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
         delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
         num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
         step_size=step_size,
-        optimizer=describe_optimizer(optimizer, prepared["optimizer_args"]),
+        optimizer=_describe_optimizer(optimizer, prepared["optimizer_args"]),
         upload_time=upload_time, broadcast_time=broadcast_time, link=link,
         replayed_unit_times=prepared["unit_times"] is not None,
         slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],

@@ -11,7 +11,7 @@ import pytest
 import lagc_jax
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MODULES = sorted(m.name for m in pkgutil.iter_modules(lagc_jax.__path__, "lagc_jax."))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(lagc_jax.__path__, "lagc_jax."))
 
 
 @pytest.mark.parametrize("module_name", MODULES)

@@ -167,7 +167,7 @@ def cyclic(num_workers: int, stragglers: int, encoding=None, units: str = "worke
     Default coefficients: the BCH-type code of :func:`lagc_jax.coding.cyclic_repetition`;
     a user ``encoding`` must let every set of M − S workers decode (checked).
 
-    >>> cyclic(5, 2).shifts
+    >>> cyclic(12, 2).shifts
     (0, 1, 2)
     """
     if encoding is None:
