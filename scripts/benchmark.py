@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import datetime
 import glob
 import gzip
@@ -427,13 +426,12 @@ def theta_once_vs_batched(bench, M, d, T, name):
     with CaptureRunChunk() as capture:
         lj.simulate(problem, strategy, lj.ShiftedExponential(), num_iters=K, num_trials=T)
     static, args = capture.calls[-1]
-    data, arrays, traced, carry, keys, times, k0 = args
-    forced = static._replace(first_chunk=False,
-                             strategy=dataclasses.replace(strategy, delay_dependent=True))
+    data, strategy_tree, traced, carry, keys, times, k0 = args
+    forced = static._replace(first_chunk=False, delay_dependent=True)
     wide = jax.tree_util.tree_map(lambda a: jnp.array(jnp.broadcast_to(a, (T,) + a.shape)),
                                   carry)
     variants = {"once": (static, args),
-                "batched": (forced, (data, arrays, traced, wide, keys, times, k0))}
+                "batched": (forced, (data, strategy_tree, traced, wide, keys, times, k0))}
     out = {}
     results = {}
     for label, (st, ar) in variants.items():
@@ -674,8 +672,8 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
                 + " |")
         add("")
         add("Functions: `triggers.worker_trigger` = ‖g_m − ĝ_m‖² of every worker; "
-            "`strategies.Strategy.step` / `._coded` = coded messages, stored-gradient update, "
-            "decoding combination; `problems._least_squares_loss_and_grads` = residuals, loss and "
+            "`strategies.*` = coded messages (`Placement.messages`), stored-gradient update "
+            "(triggers' `commit`), decoding combination (`Decode`); `problems._least_squares_loss_and_grads` = residuals, loss and "
             "the elementwise parts of the gradient; `timing.*` = arrivals and the wait rule; "
             "`coding.*` = decoding-table lookup; `engine.*` = optimizer update and accumulators.")
         add("")
