@@ -375,8 +375,7 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
     if not is_strategy(strategy):
         raise ValueError(f"strategy must follow the strategy protocol (lagc_jax.make or "
                          f"lagc_jax.strategies.Strategy), got {type(strategy).__name__}")
-    if len(jax.tree_util.tree_leaves(strategy)) == 1 and \
-            jax.tree_util.tree_leaves(strategy)[0] is strategy:
+    if jax.tree_util.all_leaves([strategy]):  # not a registered pytree node
         raise ValueError(f"strategy: {type(strategy).__name__} is not a registered pytree; "
                          "declare it with lagc_jax.strategies.pytree_dataclass")
     if problem.num_partitions != strategy.num_partitions:

@@ -269,3 +269,19 @@ def test_record_masks_for_every_strategy():
         assert r.upload_mask.shape == (2, 10, units), name
         if not s.is_lazy or s.placement.units == "workers":
             np.testing.assert_array_equal(r.upload_mask.sum(-1), np.diff(r.uploads, axis=1))
+
+
+def test_simulate_rejects_strategies_outside_the_protocol():
+    class NotAPytree:
+        name, num_workers, num_partitions, delay_dependent, xi = "plain", M, M, False, None
+
+        def init(self, theta0, union_smoothness):
+            return ()
+
+        def step(self, state, round, knobs):
+            raise AssertionError("never reached")
+
+    with pytest.raises(ValueError, match="NotAPytree is not a registered pytree"):
+        lj.simulate(PROBLEM, NotAPytree(), DELAY, num_iters=2, num_trials=1)
+    with pytest.raises(ValueError, match="strategy must follow the strategy protocol"):
+        lj.simulate(PROBLEM, "gd", DELAY, num_iters=2, num_trials=1)
