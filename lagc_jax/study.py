@@ -606,6 +606,7 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
         elif name not in analysis.LAZY_STRATEGIES:  # no analysis: Monte Carlo only
             analytic = dict.fromkeys(QUANTITIES, math.nan)
             kinds = dict.fromkeys(QUANTITIES, "none")
+        else:
             n = _active_units(name, r, stragglers)
             values, counts = np.unique(n, return_counts=True)
             weights = counts / counts.sum()

@@ -285,3 +285,13 @@ def test_simulate_rejects_strategies_outside_the_protocol():
         lj.simulate(PROBLEM, NotAPytree(), DELAY, num_iters=2, num_trials=1)
     with pytest.raises(ValueError, match="strategy must follow the strategy protocol"):
         lj.simulate(PROBLEM, "gd", DELAY, num_iters=2, num_trials=1)
+
+
+def test_study_table_runs_a_registered_strategy_without_analysis():
+    from lagc_jax import study
+
+    rows = study.iteration_table(M, S, DELAY, trials=6, iters=10, names=("test-half",))
+    assert {r["kind"] for r in rows} == {"none"} and all(np.isnan(r["analytic"]) for r in rows)
+    uploads = next(r for r in rows if r["quantity"] == "uploads")
+    assert uploads["mc_mean"] == M // 2                       # waits for half the workers
+    assert "| test-half | uploads | nan | none | 3.0000 |" in study.format_iteration_table(rows, "")
