@@ -41,6 +41,8 @@ class Placement:
       unit_of_worker: unit of each worker's message (static; empty for partition units).
       shifts: offsets j of a cyclic support (worker m holds partitions m + j mod M),
         computed as shifted copies; None for a dense product; () for the identity.
+      support_loads: ℓ_m, the partitions worker m stores (static: the support of B is
+        structure, only its values are traced).
     """
 
     encoding: jnp.ndarray
@@ -48,6 +50,7 @@ class Placement:
     units: str = static(default="workers")
     unit_of_worker: tuple = static(default=())
     shifts: tuple | None = static(default=None)
+    support_loads: tuple = static(default=())
 
     @property
     def num_workers(self) -> int:
@@ -62,8 +65,8 @@ class Placement:
         return self.unit_matrix.shape[0]
 
     def loads(self, dtype):
-        """ℓ_m: partitions worker m evaluates when asked for everything."""
-        return jnp.sum(jnp.asarray(self.encoding) != 0, axis=1).astype(dtype)
+        """ℓ_m: partitions worker m evaluates when asked for everything (a constant)."""
+        return jnp.asarray(self.support_loads, dtype)
 
     def messages(self, grads, selected=None):
         """(M, d) worker messages B @ grads, of the ``selected`` partitions (P,) only if given.
@@ -103,6 +106,10 @@ class Placement:
     def unit_masks(self) -> np.ndarray:
         """(U, P) bool (host): partitions each unit's gradient depends on."""
         return np.asarray(self.unit_matrix) != 0
+
+
+def _support_loads(B: np.ndarray) -> tuple:
+    return tuple(int(n) for n in (B != 0).sum(axis=1))
 
 
 def _shifts(B: np.ndarray):
@@ -147,7 +154,8 @@ def from_encoding(encoding, units: str = "workers", group_size: int | None = Non
                                ).astype(np.float64)
         unit_of_worker = tuple(int(g) for g in groups)
     return Placement(encoding=B, unit_matrix=unit_matrix, units=units,
-                     unit_of_worker=unit_of_worker, shifts=_shifts(B))
+                     unit_of_worker=unit_of_worker, shifts=_shifts(B),
+                     support_loads=_support_loads(B))
 
 
 def identity(num_workers: int) -> Placement:
@@ -158,7 +166,8 @@ def identity(num_workers: int) -> Placement:
     """
     B = coding.identity(num_workers)
     return Placement(encoding=B, unit_matrix=B, units="workers",
-                     unit_of_worker=tuple(range(B.shape[0])), shifts=())
+                     unit_of_worker=tuple(range(B.shape[0])), shifts=(),
+                     support_loads=_support_loads(B))
 
 
 def cyclic(num_workers: int, stragglers: int, encoding=None, units: str = "workers") -> Placement:
