@@ -37,7 +37,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import delays as delays_lib
 from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
-from .results import Result, _atomic_write, package_versions
+from .results import Result, atomic_write, package_versions
 from .strategies import StepParams, Strategy
 from .timing import LINKS
 
@@ -316,11 +316,11 @@ class _Checkpoint:
         arrays["end_loss"] = end_loss
         if masks is not None:
             arrays["masks"] = masks
-        _atomic_write(self.dir / f"chunk_{k0:09d}.npz", lambda f: np.savez(f, **arrays))
+        atomic_write(self.dir / f"chunk_{k0:09d}.npz", lambda f: np.savez(f, **arrays))
         leaves = {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(carry))}
-        _atomic_write(self.dir / "carry.npz", lambda f: np.savez(f, **leaves))
+        atomic_write(self.dir / "carry.npz", lambda f: np.savez(f, **leaves))
         meta = json.dumps({"key": self.key, "done": done}).encode()
-        _atomic_write(self.dir / "checkpoint.json", lambda f: f.write(meta))
+        atomic_write(self.dir / "checkpoint.json", lambda f: f.write(meta))
 
 
 # --------------------------------------------------------------------------- #
