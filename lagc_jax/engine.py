@@ -21,8 +21,6 @@ carry stays unbatched across trials: the θ trajectory is computed once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from functools import partial
@@ -35,6 +33,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
 from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
 from .results import Result, atomic_write, package_versions
@@ -250,7 +249,7 @@ def compute_dtype():
 
 
 # --------------------------------------------------------------------------- #
-# devices and checkpoints
+# devices
 # --------------------------------------------------------------------------- #
 def _trial_sharding(num_trials: int):
     """Sharding of a leading trial axis over all devices (None on one device), and the
@@ -277,50 +276,6 @@ def _to_host(tree):
         return jax.tree_util.tree_map(
             lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
     return jax.tree_util.tree_map(np.asarray, tree)
-
-
-class _Checkpoint:
-    """Chunk records and the latest carry in a directory, so an interrupted run resumes."""
-
-    def __init__(self, directory, fingerprint: dict):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-        meta = self.dir / "checkpoint.json"
-        self.done = 0
-        if meta.exists():
-            saved = json.loads(meta.read_text())
-            if saved["key"] != self.key:
-                raise ValueError(f"checkpoint {self.dir} belongs to a different run configuration; "
-                                 "use another directory or delete it")
-            self.done = saved["done"]
-
-    def load(self, carry_template):
-        """(records per chunk, masks per chunk, end loss, carry) saved so far."""
-        with np.load(self.dir / "carry.npz") as z:
-            leaves = [z[f"leaf{i}"] for i in range(len(z.files))]
-        carry = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(carry_template), leaves)
-        records, masks, end_loss = [], [], None
-        for path in sorted(self.dir.glob("chunk_*.npz")):
-            if int(path.stem.split("_")[1]) >= self.done:
-                continue
-            with np.load(path) as z:
-                records.append(tuple(z[f"record{i}"] for i in range(5)))
-                if "masks" in z.files:
-                    masks.append(z["masks"])
-                end_loss = z["end_loss"]
-        return records, masks, end_loss, carry
-
-    def save(self, k0, done, records, masks, end_loss, carry):
-        arrays = {f"record{i}": r for i, r in enumerate(records)}
-        arrays["end_loss"] = end_loss
-        if masks is not None:
-            arrays["masks"] = masks
-        atomic_write(self.dir / f"chunk_{k0:09d}.npz", lambda f: np.savez(f, **arrays))
-        leaves = {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(carry))}
-        atomic_write(self.dir / "carry.npz", lambda f: np.savez(f, **leaves))
-        meta = json.dumps({"key": self.key, "done": done}).encode()
-        atomic_write(self.dir / "checkpoint.json", lambda f: f.write(meta))
 
 
 # --------------------------------------------------------------------------- #
@@ -429,9 +384,11 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     first_delay = jax.tree_util.tree_map(lambda v: v[0], traced.delay) if swept else traced.delay
     carry = _initial_carry(static_for(0, True), theta0, knobs["step_size"][0], first_delay, M)
     records, masks, end_loss, start = [], [], None, 0
+    trial_axis = 1 if swept else 0
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure across chunks; only leaf shapes change
-        records, masks, end_loss, carry = checkpoint.load(carry)
+        records, masks, end_loss, carry = checkpoint.load(
+            carry, _carry_trial_axes(static_for(0, False), carry), padded)
         start = checkpoint.done
     for k0 in range(start, num_iters, chunk_size):
         length = min(chunk_size, num_iters - k0)
@@ -441,23 +398,22 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
             chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, arrays, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
-        chunk_records, chunk_masks, end_loss = _to_host((chunk_records, chunk_masks, chunk_end))
+        chunk_records, chunk_masks, end_loss = jax.tree_util.tree_map(  # padding trials dropped
+            lambda a: np.take(a, np.arange(num_trials), axis=trial_axis),
+            _to_host((chunk_records, chunk_masks, chunk_end)))
         records.append(chunk_records)
         if record_masks:
             masks.append(chunk_masks)
         if checkpoint is not None:
             checkpoint.save(k0, k0 + length, chunk_records, chunk_masks if record_masks else None,
-                            end_loss, _to_host(carry))
+                            end_loss, _to_host(carry), _carry_trial_axes(static, carry))
         if progress is not None:
             progress(k0 + length, num_iters)
 
-    trial_axis = 1 if swept else 0
-
     def joined(parts):
-        return np.take(np.concatenate(parts, axis=trial_axis + 1), np.arange(num_trials), axis=trial_axis)
+        return np.concatenate(parts, axis=trial_axis + 1)
 
     first_loss, duration, uploads, downloads, computations = (joined(p) for p in zip(*records))
-    end_loss = np.take(end_loss, np.arange(num_trials), axis=trial_axis)
     mask = joined(masks).astype(bool) if record_masks else None
     if not swept:  # give everything a leading point axis of length 1
         first_loss, duration, uploads, downloads, computations, end_loss = (
@@ -497,6 +453,16 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
     )
 
 
+def _carry_trial_axes(static: _Static, carry) -> list:
+    """Per leaf of a (non-initial) carry, its axis of trials, or None when the leaf is
+    shared by all trials (iterates that do not depend on the delays)."""
+    iterates = 0 if static.iterates_batched else None
+    offset = 1 if static.swept else 0  # sweep points come first
+    return [None if axis is None else axis + offset
+            for part, axis in zip(carry, (iterates, iterates, iterates, 0))
+            for _ in jax.tree_util.tree_leaves(part)]
+
+
 def _describe_delay(delay):
     if delay is None:
         return None
@@ -522,17 +488,20 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
     )
 
 
-def _fingerprint(config, prepared) -> dict:
-    """What a checkpoint must match to be resumed: the configuration, the chunking and
-    the replayed unit times. A custom optimizer cannot be compared across processes:
-    resuming assumes it is the same."""
-    unit_times = prepared["unit_times"]
+def _checkpoint(directory, problem, strategy, config, prepared, optimizer):
+    """The checkpoint store of a run, keyed by everything that determines its result."""
+    dtype = compute_dtype()
     configs = config if isinstance(config, list) else [config]
-    return {
-        "configs": [{k: v for k, v in c.items() if k != "versions"} for c in configs],
-        "chunk_size": prepared["chunk_size"],
-        "unit_times": None if unit_times is None else hashlib.sha256(unit_times.tobytes()).hexdigest(),
-    }
+    theta0 = jnp.asarray(problem.initial_params(), dtype)
+    key = checkpoints_lib.fingerprint(
+        problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
+        partition_smoothness=problem.partition_smoothness, optimal_value=problem.optimal_value,
+        theta0=theta0, loss=problem.weighted_loss,
+        strategy=strategy, strategy_arrays=strategy.arrays(_unit_smoothness(problem, strategy), dtype),
+        configs=[{k: v for k, v in c.items() if k != "versions"} for c in configs],
+        chunk_size=prepared["chunk_size"], unit_times=prepared["unit_times"],
+        optimizer=checkpoints_lib.describe_optimizer(optimizer, theta0))
+    return checkpoints_lib.Checkpoint(directory, key, prepared["num_trials"])
 
 
 # --------------------------------------------------------------------------- #
@@ -587,7 +556,7 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                      delay=delay, record_masks=record_masks)
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(config, prepared))
+        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, config, prepared, optimizer)
     outputs = _run(problem, strategy, knobs=knobs, swept=False, seed=seed, optimizer=optimizer,
                    link=link, record_masks=record_masks, progress=progress,
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
@@ -645,7 +614,7 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
         for i in range(num_points)]
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(configs, prepared))
+        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, configs, prepared, optimizer)
     outputs = _run(problem, strategy, knobs=knobs, swept=True, seed=seed, optimizer=optimizer,
                    link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
