@@ -303,8 +303,14 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
+    # give the same run) and 63 with it (larger seeds overflow)
+    seed_bits = 63 if jax.config.jax_enable_x64 else 32
+    if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+            or not 0 <= seed < 2**seed_bits):
+        raise ValueError(f"seed must be an integer in [0, 2**{seed_bits} - 1] (the range "
+                         f"jax.random.key distinguishes with jax_enable_x64 "
+                         f"{'on' if seed_bits == 63 else 'off'}), got {seed!r}")
     if optimizer is not None and not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("optimizer must be an optax.GradientTransformation")
     if batch_size is not None:
@@ -441,11 +447,20 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
             f"{strategy.name}{point}: {int(diverged.sum())} of {num_trials} trials diverged "
             f"(loss non-finite or gap > {DIVERGENCE_FACTOR:g}× the initial); see Result.diverged",
             RuntimeWarning, stacklevel=3)
+    wall_clock = cumulative(duration, np.float64)
+    clock_broken = ~np.all(np.isfinite(wall_clock), axis=1)
+    if clock_broken.any():
+        warnings.warn(
+            f"{strategy.name}{point}: the wall clock of {int(clock_broken.sum())} of {num_trials} "
+            "trials is not finite (a unit time overflowed the compute dtype, or the delay has "
+            "an infinite mean, e.g. Pareto shape <= 1); they are flagged in Result.diverged",
+            RuntimeWarning, stacklevel=3)
+        diverged = diverged | clock_broken
     record_every = config["record_every"]
     return Result(
         iterations=np.arange(0, config["num_iters"] + 1, record_every),
         loss=loss, gap=gap,
-        wall_clock=cumulative(duration, np.float64),
+        wall_clock=wall_clock,
         uploads=cumulative(uploads, np.int64),
         downloads=cumulative(downloads, np.int64),
         computations=cumulative(computations, np.int64),
@@ -566,6 +581,12 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                      config=config)
 
 
+# Keyword arguments sweep passes on to the run (those of simulate that are not swept).
+_SWEEP_KEYWORDS = frozenset({"seed", "optimizer", "link", "unit_times", "slowdown", "record_every",
+                             "record_masks", "chunk_size", "batch_size", "progress",
+                             "checkpoint_dir"})
+
+
 def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
           step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, **kwargs) -> list[Result]:
     """Simulate several values of the numeric knobs in one vmapped, compiled program.
@@ -583,6 +604,11 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
     >>> [round(float(r.wall_clock[0, -1] - rs[0].wall_clock[0, -1]), 6) for r in rs]
     [0.0, 5.0]
     """
+    unknown = sorted(set(kwargs) - _SWEEP_KEYWORDS)
+    if unknown:
+        raise TypeError(f"sweep() got an unexpected keyword argument {unknown[0]!r}; valid "
+                        f"keywords: step_size, xi, upload_time, broadcast_time, delay (swept) and "
+                        f"{', '.join(sorted(_SWEEP_KEYWORDS))}")
     checkpoint_dir = kwargs.pop("checkpoint_dir", None)
     kwargs.setdefault("record_masks", False)
     kwargs.setdefault("progress", None)

@@ -491,3 +491,23 @@ def test_momentum_on_the_small_problem_diverges_without_momentum_too():
     gd = simulate_quiet(p, lj.strategies.make("gd", 4), EXP, num_iters=200, num_trials=1,
                         optimizer=optax.sgd(1 / p.smoothness, momentum=0.3))
     assert reach(gd, 1e-8)[0] == 18
+
+
+@pytest.mark.parametrize("loss, message", [
+    (lambda w, ex: ex[0] * w - ex[1], r"must return a scalar for one example, got \(3,\)"),
+    (lambda w, ex: jnp.nan * jnp.sum(w), "must be finite: the loss at the initial params is nan"),
+    (lambda w, ex: jnp.log(ex[0] @ w - 100.0), "must be finite"),
+])
+def test_from_loss_requires_a_finite_scalar_loss(loss, message):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(ValueError, match=message):
+        problems.from_loss(loss, jnp.zeros(3), (X, X @ np.ones(3)), 2, optimum_steps=5)
+
+
+def test_problems_without_curvature_are_rejected_with_a_reason():
+    y = np.ones(20)
+    with pytest.raises(ValueError, match=r"smoothness L = 0.0 must be finite and > 0 \(L = 0 means"):
+        problems.linear_regression(np.zeros((20, 3)), y, num_partitions=2)
+    with pytest.raises(ValueError, match=r"L = 0.0; L must be finite and > 0"):
+        problems.from_loss(lambda w, ex: jnp.sum(w) * 0.0 + ex[1], jnp.zeros(3),
+                           (np.zeros((20, 3)), y), 2, optimum_steps=5)
