@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import warnings
 from functools import partial
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
@@ -36,7 +35,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
 from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
-from .results import Result, atomic_write, package_versions
+from .results import Result, package_versions
 from .strategies import StepParams, Strategy
 from .timing import LINKS
 
@@ -553,7 +552,9 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
         full partition gradients); sampled per trial and iteration.
       progress: called as ``progress(iterations_done, num_iters)`` after each chunk.
       checkpoint_dir: save each chunk there; a rerun with the same arguments
-        resumes after the last chunk written.
+        resumes after the last chunk committed, with identical results, on any
+        device count. Another configuration, or a missing, stale or corrupt file,
+        raises ValueError (see :mod:`lagc_jax.checkpoints`).
 
     Returns:
       a :class:`~lagc_jax.results.Result` whose arrays have shape
