@@ -126,9 +126,12 @@ def _describe_value(value, depth: int):
 def describe_optimizer(optimizer, theta0):
     """A custom optax optimizer's structure: the pytree of its state for ``theta0``
     (``jax.eval_shape`` of ``init``: treedef, shapes, dtypes) and its functions
-    (:func:`describe_callable`). None for the default ``optax.sgd(step_size)``."""
+    (:func:`describe_callable`); for a factory of optimizers, the factory's description.
+    None for the default ``optax.sgd(step_size)``."""
     if optimizer is None:
         return None
+    if not hasattr(optimizer, "init"):  # a factory of an optimizer (its arguments go elsewhere)
+        return {"factory": describe_callable(optimizer)}
     state = jax.eval_shape(optimizer.init, theta0)
     leaves, treedef = jax.tree_util.tree_flatten(state)
     return {"state": _ADDRESS.sub("", str(treedef)),
@@ -238,7 +241,8 @@ class Checkpoint:
         records, masks, end_loss = [], [], None
         for entry in self.manifest["chunks"]:
             z = self._read(entry)
-            records.append(tuple(z[f"record{i}"] for i in range(5)))
+            records.append(tuple(z[f"record{i}"] for i in range(
+                sum(name.startswith("record") for name in z))))
             if "masks" in z:
                 masks.append(z["masks"])
             end_loss = z["end_loss"]

@@ -268,3 +268,16 @@ def test_resume_on_another_device_count(tmp_path):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     for field in ("loss", "wall_clock"):   # batches of 3 vs 4 trials may round differently
         np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-12)
+
+
+def test_fingerprint_sees_every_array_leaf_and_the_tree_structure():
+    import jax.numpy as jnp
+    base = {"a": np.arange(3.0), "b": (jnp.ones(2), 1)}
+    key = checkpoints.fingerprint(strategy_arrays=base)
+    assert key == checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2), 1)})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2) * 2, 1)})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": [jnp.ones(2), 1]})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0, dtype=np.float32),
+                                                           "b": (jnp.ones(2), 1)})
+    assert checkpoints.describe_optimizer(optax.adam, None) == {
+        "factory": checkpoints.describe_callable(optax.adam)}
