@@ -78,7 +78,7 @@ def start_child(directory, out):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request):
     """Kill a checkpointed run (30 chunks of 4 iterations) 10 times at random points,
     resuming each time: after a random number of committed chunks, a random delay of up
     to a few chunk durations lands the kill inside computing, writing a chunk or carry
@@ -94,6 +94,7 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path):
     directory, kills, progress = tmp_path / "ckpt", 0, []
     while True:
         child = start_child(directory, tmp_path / "resumed")
+        request.addfinalizer(child.kill)  # never leave a child behind when an assert fails
         assert child.stdout.readline() == "started\n"
         if kills < 10:
             done = manifest(directory)["done"] if (directory / checkpoints.MANIFEST).exists() else 0
