@@ -12,11 +12,109 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import math
 import os
+import re
+import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 DEFAULT_TARGET_GAP = 1e-6
+LINKS = ("parallel", "shared")  # lagc_jax.timing.LINKS, without importing jax to parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line, ``PROG: --flag must ...``, exit status 2."""
+
+    def error(self, message):
+        flag = re.match(r"argument (\S+): (.*)", message, flags=re.S)
+        if flag:
+            name, reason = flag.groups()
+            message = f"{name} {reason}" if reason.startswith("must") else f"{name}: {reason}"
+        self.exit(2, f"{self.prog}: {' '.join(message.split())}\n")
+
+
+def int_at_least(low: int):
+    """argparse type: an integer >= low."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
+def number(low: float = 0.0, *, strict: bool = False):
+    """argparse type: a finite number >= low (> low when strict)."""
+    relation = ">" if strict else ">="
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < low or strict and value == low:
+            raise argparse.ArgumentTypeError(f"must be a finite number {relation} {low:g}, "
+                                             f"got {text!r}")
+        return value
+    return parse
+
+
+def one_of(choices):
+    """argparse type: one of ``choices``."""
+    def parse(text):
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, got {text!r}")
+        return text
+    return parse
+
+
+def delay_spec(text):
+    """argparse type: a delay model ``exp:RATE[,SHIFT]`` or ``pareto:SCALE,SHAPE``."""
+    from . import delays
+    try:
+        return delays.parse_delay(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def check_writable(prog: str, flag: str, path) -> None:
+    """Exit 2 with one line unless files can be created in ``path``'s directory (created here)."""
+    directory = Path(path).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        print(f"{prog}: {flag}: cannot write to {directory} ({error.strerror or error})",
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def applicable(prog: str, names, workers: int, stragglers: int, build, explicit: bool):
+    """Strategies ``build(name)`` accepts; the others are skipped with a one-line note on
+    stderr (or are an error when the user named the strategy). Exits 2 when none apply."""
+    built, reasons = [], []
+    for name in names:
+        try:
+            built.append(build(name))
+        except ValueError as error:
+            if explicit:
+                print(f"{prog}: --strategy {name}: {error}", file=sys.stderr)
+                raise SystemExit(2) from None
+            reasons.append(str(error))
+            print(f"{prog}: note: skipping {name}, which does not apply to M = {workers}, "
+                  f"S = {stragglers}: {error}", file=sys.stderr)
+    if not built:
+        print(f"{prog}: no strategy applies to M = {workers}, S = {stragglers}: {reasons[0]}",
+              file=sys.stderr)
+        raise SystemExit(2)
+    return built
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,22 +124,38 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                              "one that registers strategies with lagc_jax.register; repeatable")
     parser.add_argument("--strategy", default="all",
                         help="a strategy name or 'all' (default: all)")
-    parser.add_argument("--workers", type=int, default=12, help="M (default 12)")
-    parser.add_argument("--stragglers", type=int, default=2, help="S (default 2)")
-    parser.add_argument("--delay", default="exp:1",
+    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
+    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
+    parser.add_argument("--delay", type=delay_spec, default="exp:1",
                         help="exp:RATE[,SHIFT] or pareto:SCALE,SHAPE (default exp:1)")
-    parser.add_argument("--trials", type=int, default=200, help="Monte Carlo trials (default 200)")
-    parser.add_argument("--iters", type=int, default=400, help="iterations per trial (default 400)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--upload-time", type=float, default=0.0, help="τ per upload (default 0)")
-    parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
-    parser.add_argument("--link", default="parallel", help="parallel or shared")
-    parser.add_argument("--xi", type=float, default=None, help="LAG threshold ξ (default per rule)")
-    parser.add_argument("--target-gap", type=float, default=DEFAULT_TARGET_GAP,
+    parser.add_argument("--trials", type=int_at_least(1), default=200,
+                        help="Monte Carlo trials (default 200)")
+    parser.add_argument("--iters", type=int_at_least(1), default=400,
+                        help="iterations per trial (default 400)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
+    parser.add_argument("--upload-time", type=number(0), default=0.0, help="τ per upload (default 0)")
+    parser.add_argument("--broadcast-time", type=number(0), default=0.0, help="τ_b per iteration")
+    parser.add_argument("--link", type=one_of(LINKS), default="parallel", help="parallel or shared")
+    parser.add_argument("--xi", type=number(0), default=None,
+                        help="LAG threshold ξ (default per rule)")
+    parser.add_argument("--target-gap", type=number(0, strict=True), default=DEFAULT_TARGET_GAP,
                         help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
     parser.add_argument("--out", default="results/run",
                         help="output stem: writes STEM_<strategy>.npz/.json (default results/run)")
     parser.add_argument("--float32", action="store_true", help="simulate in float32")
+
+
+def check_relations(prog: str, args) -> None:
+    """Checks between flags argparse cannot make alone: S < M, the seed's range."""
+    if args.stragglers >= args.workers:
+        print(f"{prog}: --stragglers must be an integer in [0, --workers - 1 = "
+              f"{args.workers - 1}], got {args.stragglers}", file=sys.stderr)
+        raise SystemExit(2)
+    bits = 32 if getattr(args, "float32", False) else 63
+    if args.seed >= 2**bits:
+        print(f"{prog}: --seed must be an integer in [0, 2**{bits} - 1], got {args.seed}",
+              file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _progress_printer(label: str):
@@ -100,22 +214,32 @@ def import_user_modules(modules) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import delays, problems, simulate, strategies
+    from . import problems, simulate, strategies
 
+    prog = "lagc-jax run"
     try:
         import_user_modules(args.imports)
-        delay = delays.parse_delay(args.delay)
-        names = strategies.names() if args.strategy == "all" else (args.strategy,)
-        built = []
-        for name in names:
-            options = {}
-            if args.xi is not None and strategies.info(name).lazy:
-                options["xi"] = args.xi
-            built.append(strategies.make(name, args.workers, args.stragglers, **options))
+    except ValueError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+    check_relations(prog, args)
+    delay = args.delay
+
+    def build(name):
+        options = {}
+        if args.xi is not None and strategies.info(name).lazy:
+            options["xi"] = args.xi
+        return strategies.make(name, args.workers, args.stragglers, **options)
+
+    explicit = args.strategy != "all"
+    names = (args.strategy,) if explicit else strategies.names()
+    built = applicable(prog, names, args.workers, args.stragglers, build, explicit)
+    try:
         problem = problems.lag_synthetic(args.workers)
     except ValueError as error:
-        print(f"lagc-jax run: {error}", file=sys.stderr)
+        print(f"{prog}: --workers: {error}", file=sys.stderr)
         return 2
+    check_writable(prog, "--out", f"{args.out}_x.npz")
     print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
           f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
           f"τ={args.upload_time:g} ({args.link}), τ_b={args.broadcast_time:g}", file=sys.stderr)
@@ -126,7 +250,7 @@ def cmd_run(args) -> int:
             seed=args.seed, upload_time=args.upload_time, broadcast_time=args.broadcast_time,
             link=args.link, chunk_size=max(args.iters // 10, 1),
             progress=_progress_printer(strategy.name))
-        path = result.save(f"{args.out}_{strategy.name}.npz")
+        path = result.save(f"{args.out}_{strategy.name}")
         print(f"  {strategy.name}: wrote {path}", file=sys.stderr)
         rows.append((strategy.name, result.summary(args.target_gap)))
     print(format_summary_table(rows, args.target_gap))
@@ -134,7 +258,7 @@ def cmd_run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lagc-jax",
         description="Monte Carlo simulation of GD, gradient coding, grouping, LAG, LAGC and G-LAG "
                     "in wall-clock time, communication and computation.")
@@ -153,16 +277,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
-        argv = ["run", *argv]
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "float32", False):
-        os.environ.setdefault("JAX_ENABLE_X64", "1")
-        import jax
-        jax.config.update("jax_enable_x64", True)
-    return args.handler(args)
+    """Run the command line; returns the exit status (2: bad input, 130: interrupted)."""
+    command, as_program = "run", argv is None
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+            argv = ["run", *argv]
+        command = argv[0]
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help (0) or a one-line error (2)
+            return exit_.code if isinstance(exit_.code, int) else 2
+        if not getattr(args, "float32", False):
+            os.environ.setdefault("JAX_ENABLE_X64", "1")
+            import jax
+            jax.config.update("jax_enable_x64", True)
+        if not hasattr(args, "handler"):
+            parser.print_usage(sys.stderr)
+            return 2
+        try:
+            return args.handler(args)
+        except SystemExit as exit_:
+            return exit_.code if isinstance(exit_.code, int) else 2
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not print a traceback
+        print(f"lagc-jax {command}: interrupted; files already written are kept", file=sys.stderr)
+        if as_program:
+            # Skip interpreter teardown: with XLA work interrupted mid-flight it can crash
+            # (SIGSEGV). Every file written so far is complete (atomic writes).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        return 130
 
 
 if __name__ == "__main__":

@@ -53,9 +53,20 @@ __all__ = [
     "straggler_rank",
     "lookup_decoding_weights",
     "decoding_stats",
+    "check_decodable",
+    "float32_decoding_check",
+    "DECODING_TOLERANCE",
 ]
 
 _EPS = np.finfo(np.float64).eps
+_EPS32 = float(np.finfo(np.float32).eps)
+# A set decodes when the float64 decoding weights leave max_p |(a·B)_p − 1| ≤ this: a
+# fixed bound on the relative weight error of every partition in the decoded sum,
+# whatever the size of a (a code whose weights are so large that rounding alone
+# exceeds it does not decode reliably either).
+DECODING_TOLERANCE = 1e-8
+# check_decodable: exhaustive up to this many (straggler set × worker) entries.
+_MAX_EXHAUSTIVE_WORK = 2_000_000
 # Default cap on C(M, S) * M for the exhaustive routines (64 MB of float64).
 _MAX_TABLE_ENTRIES = 8_000_000
 _CHUNK = 2048  # straggler sets per batched SVD
@@ -337,14 +348,18 @@ def _solve_sets(B: np.ndarray, finished_idx: np.ndarray):
 def _decode_check(B, A):
     """(residual max|a·B − 1|, tolerance) per row of A (T, M).
 
-    A decodable set leaves a rounding residual ~ eps·cond(B_F) (1e-9 for
-    Tandon's codes at M = 30) or ~ eps·Σ|a||B| when the weights are huge; a set
-    that cannot decode misses the all-ones vector by O(1). The tolerance,
-    1e-6 + 1e3·eps·max_p Σ_m |a_m B_mp|, separates the two.
+    A set that cannot decode misses the all-ones vector by O(1); a decodable one
+    leaves a rounding residual ~ eps·cond(B_F) or ~ eps·Σ|a||B|. The tolerance is
+    the fixed :data:`DECODING_TOLERANCE`: it does not grow with |a|, so huge
+    weights cannot hide a wrong decoding.
     """
     residual = np.abs(A @ B - 1.0).max(axis=1)
-    scale = (np.abs(A) @ np.abs(B)).max(axis=1)
-    return residual, 1e-6 + 1e3 * _EPS * scale
+    return residual, np.full_like(residual, DECODING_TOLERANCE)
+
+
+def _rounding_level(B, A):
+    """Residual a float64 solve leaves by rounding alone, ~ eps·max_p Σ_m |a_m B_mp|."""
+    return 1e3 * _EPS * (np.abs(A) @ np.abs(B)).max(axis=1)
 
 
 def decoding_weights(B, finished) -> np.ndarray:
@@ -415,19 +430,23 @@ def _null_space_decoder(B: np.ndarray, stragglers: int):
     return a0, u[:, rank:]
 
 
-def _all_sets(B: np.ndarray, stragglers: int, max_entries):
-    """Yield (straggler_sets, finished_sets, A (T, M), residual, tol) in colex chunks.
+def _all_sets(B: np.ndarray, stragglers: int, max_entries, sets=None):
+    """Yield (straggler_sets, finished_sets, A (T, M), residual, tol) in chunks, over
+    every straggler set in colex order or over the rows of ``sets`` (T, S) when given.
 
     A row is the min-norm decoding vector of its set (zero on the stragglers):
     from the null-space formula when it applies, from an SVD of B_F otherwise
     or when the formula's residual is not at rounding level.
     """
     M = B.shape[0]
-    _check_table_size(M, stragglers, max_entries)
-    sets = _straggler_sets_colex(M, stragglers)
+    if sets is None:
+        _check_table_size(M, stragglers, max_entries)
+        sets = _straggler_sets_colex(M, stragglers)
     fast = _null_space_decoder(B, stragglers)
-    for start in range(0, sets.shape[0], _CHUNK):
-        chunk = sets[start:start + _CHUNK]
+    # a small first chunk, so that a code that cannot decode fails fast
+    starts = [0, *range(64, sets.shape[0], _CHUNK)] if sets.shape[0] > 64 else [0]
+    for start, stop in zip(starts, [*starts[1:], sets.shape[0]]):
+        chunk = sets[start:stop]
         fin = _finished_sets(M, chunk)
         rows = np.arange(len(chunk))[:, None]
         A = None
@@ -443,8 +462,8 @@ def _all_sets(B: np.ndarray, stragglers: int, max_entries):
                 A[rows, chunk] = 0.0
         redo = np.ones(len(chunk), dtype=bool)
         if A is not None:
-            residual, tol = _decode_check(B, A)
-            redo = ~(residual <= 1e-3 * tol)
+            residual = np.abs(A @ B - 1.0).max(axis=1)
+            redo = ~(residual <= 1e-3 * (1e-6 + _rounding_level(B, A)))
         else:
             A = np.zeros((len(chunk), M))
         if redo.any():
@@ -532,6 +551,111 @@ def decoding_stats(B, stragglers, *, seed=0, dim=50, max_entries=_MAX_TABLE_ENTR
         count += len(chunk)
     return {"max_abs_weight": worst_a, "max_condition": worst_cond,
             "max_float32_error": worst_err, "num_sets": count}
+
+
+def _sample_straggler_sets(num_workers: int, stragglers: int, count: int, seed) -> np.ndarray:
+    """(count, S) sorted straggler sets: uniform random ones plus every window of S
+    adjacent workers (the worst case of cyclic codes)."""
+    rng = np.random.default_rng(seed)
+    random_sets = np.sort(np.argsort(rng.random((count, num_workers)), axis=1)[:, :stragglers], axis=1)
+    windows = np.sort((np.arange(num_workers)[:, None] + np.arange(stragglers)) % num_workers, axis=1)
+    return np.unique(np.concatenate([windows, random_sets]), axis=0)
+
+
+def _checked_sets(B, S, samples, seed):
+    """(straggler sets or None for all, exhaustive?) under the work cap."""
+    M = B.shape[0]
+    if isinstance(samples, bool) or not isinstance(samples, Integral) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if math.comb(M, S) * M <= _MAX_EXHAUSTIVE_WORK:
+        return None, True
+    return _sample_straggler_sets(M, S, int(samples), int(seed)), False
+
+
+def check_decodable(encoding, stragglers, *, samples: int = 20_000, seed: int = 0) -> dict:
+    """Check that every set of M − S finished workers decodes ``encoding`` (M, P).
+
+    Exhaustive (vectorised) when C(M, S)·M ≤ 2·10⁶; otherwise every window of S
+    adjacent workers plus ``samples`` uniformly random straggler sets (seeded) —
+    then sets not checked here are left to the run-time check, which measures the
+    decoding residual inside the compiled step. A set decodes when its float64
+    decoding weights leave max|a·B − 1| ≤ :data:`DECODING_TOLERANCE`.
+
+    Raises ``ValueError`` naming the first straggler set that cannot decode.
+    Returns a dict: ``exhaustive``, ``sets_checked``, ``num_sets`` (C(M, S)),
+    ``max_residual``, ``max_abs_weight`` and ``note`` (what was and was not checked).
+
+    >>> check_decodable(cyclic_repetition(6, 2), 2)["exhaustive"]
+    True
+    >>> check_decodable(np.eye(4), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: encoding cannot decode with stragglers = 1: straggler set [0] leaves max|a·B − 1| = 1 (> 1e-08)
+    """
+    B = _check_matrix(encoding, "encoding")
+    M = B.shape[0]
+    S = _check_stragglers(stragglers, M)
+    sets, exhaustive = _checked_sets(B, S, samples, seed)
+    checked, worst_residual, worst_a = 0, 0.0, 0.0
+    for chunk, _, A, residual, tol in _all_sets(B, S, None, sets):
+        bad = np.flatnonzero(~(residual <= tol))
+        if bad.size:
+            i = bad[0]
+            raise ValueError(
+                f"encoding cannot decode with stragglers = {S}: straggler set "
+                f"{chunk[i].tolist()} leaves max|a·B − 1| = {residual[i]:.3g} (> {tol[i]:.3g})")
+        checked += len(chunk)
+        worst_residual = max(worst_residual, float(residual.max()))
+        worst_a = max(worst_a, float(np.abs(A).max()))
+    total = math.comb(M, S)
+    if exhaustive:
+        note = f"all {total} straggler sets decode"
+    else:
+        note = (f"{checked} of {total} straggler sets checked (every adjacent window and a "
+                f"random sample): all decode; the others are checked at run time, where the "
+                f"decoding residual is measured in every step")
+    return {"exhaustive": exhaustive, "sets_checked": checked, "num_sets": total,
+            "max_residual": worst_residual, "max_abs_weight": worst_a, "note": note}
+
+
+def float32_decoding_check(encoding, stragglers, *, tol: float = 1e-3, samples: int = 20_000,
+                           seed: int = 0) -> dict:
+    """Whether float32 can represent ``encoding``'s decoding.
+
+    Decoding multiplies the workers' messages by weights a; in float32 each message
+    carries a relative rounding error ~ ε₃₂ ≈ 1.2e-7, which the decoding amplifies
+    to ~ max|a|·ε₃₂ relative to the gradient. The check passes when that bound,
+    over every straggler set (or the sets :func:`check_decodable` samples), is at
+    most ``tol``. Returns a dict: ``ok``, ``max_abs_weight``, ``error_bound``,
+    ``exhaustive`` and ``reason`` (a sentence to show a user before a float32 run).
+
+    >>> float32_decoding_check(cyclic_repetition(12, 2), 2)["ok"]
+    True
+    >>> float32_decoding_check(cyclic_repetition(30, 10), 10)["ok"]
+    False
+    """
+    B = _check_matrix(encoding, "encoding")
+    M = B.shape[0]
+    S = _check_stragglers(stragglers, M)
+    try:
+        tol = float(tol)
+    except (TypeError, ValueError):
+        tol = math.nan
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    sets, exhaustive = _checked_sets(B, S, samples, seed)
+    worst_a = max(float(np.abs(A).max()) for _, _, A, _, _ in _all_sets(B, S, None, sets))
+    bound = worst_a * _EPS32
+    ok = bound <= tol
+    reason = (f"decoding weights up to max|a| = {worst_a:.3g} amplify float32 rounding "
+              f"(eps = {_EPS32:.2g}) to a relative gradient error of ~{bound:.2g}, "
+              + (f"within tol = {tol:g}" if ok else
+                 f"above tol = {tol:g}: float32 cannot represent this code's decoding; "
+                 "simulate in float64 (jax_enable_x64) or use fewer stragglers"))
+    return {"ok": ok, "max_abs_weight": worst_a, "error_bound": bound,
+            "exhaustive": exhaustive, "reason": reason}
 
 
 # ---------------------------------------------------------------------------

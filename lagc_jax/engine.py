@@ -21,12 +21,9 @@ carry stays unbatched across trials: the θ trajectory is computed once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import warnings
 from functools import partial
-from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
@@ -35,9 +32,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
 from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
-from .results import Result, _atomic_write, package_versions
+from .results import Result, package_versions
 from .strategies import Knobs, Round, is_strategy
 from .timing import LINKS
 
@@ -254,7 +252,7 @@ def compute_dtype():
 
 
 # --------------------------------------------------------------------------- #
-# devices and checkpoints
+# devices
 # --------------------------------------------------------------------------- #
 def _trial_sharding(num_trials: int):
     """Sharding of a leading trial axis over all devices (None on one device), and the
@@ -281,50 +279,6 @@ def _to_host(tree):
         return jax.tree_util.tree_map(
             lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
     return jax.tree_util.tree_map(np.asarray, tree)
-
-
-class _Checkpoint:
-    """Chunk records and the latest carry in a directory, so an interrupted run resumes."""
-
-    def __init__(self, directory, fingerprint: dict):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-        meta = self.dir / "checkpoint.json"
-        self.done = 0
-        if meta.exists():
-            saved = json.loads(meta.read_text())
-            if saved["key"] != self.key:
-                raise ValueError(f"checkpoint {self.dir} belongs to a different run configuration; "
-                                 "use another directory or delete it")
-            self.done = saved["done"]
-
-    def load(self, carry_template):
-        """(records per chunk, masks per chunk, end loss, carry) saved so far."""
-        with np.load(self.dir / "carry.npz") as z:
-            leaves = [z[f"leaf{i}"] for i in range(len(z.files))]
-        carry = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(carry_template), leaves)
-        records, masks, end_loss = [], [], None
-        for path in sorted(self.dir.glob("chunk_*.npz")):
-            if int(path.stem.split("_")[1]) >= self.done:
-                continue
-            with np.load(path) as z:
-                records.append(tuple(z[f"record{i}"] for i in range(6)))
-                if "masks" in z.files:
-                    masks.append(z["masks"])
-                end_loss = z["end_loss"]
-        return records, masks, end_loss, carry
-
-    def save(self, k0, done, records, masks, end_loss, carry):
-        arrays = {f"record{i}": r for i, r in enumerate(records)}
-        arrays["end_loss"] = end_loss
-        if masks is not None:
-            arrays["masks"] = masks
-        _atomic_write(self.dir / f"chunk_{k0:09d}.npz", lambda f: np.savez(f, **arrays))
-        leaves = {f"leaf{i}": np.asarray(a) for i, a in enumerate(jax.tree_util.tree_leaves(carry))}
-        _atomic_write(self.dir / "carry.npz", lambda f: np.savez(f, **leaves))
-        meta = json.dumps({"key": self.key, "done": done}).encode()
-        _atomic_write(self.dir / "checkpoint.json", lambda f: f.write(meta))
 
 
 # --------------------------------------------------------------------------- #
@@ -392,8 +346,14 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
+    # give the same run) and 63 with it (larger seeds overflow)
+    seed_bits = 63 if jax.config.jax_enable_x64 else 32
+    if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
+            or not 0 <= seed < 2**seed_bits):
+        raise ValueError(f"seed must be an integer in [0, 2**{seed_bits} - 1] (the range "
+                         f"jax.random.key distinguishes with jax_enable_x64 "
+                         f"{'on' if seed_bits == 63 else 'off'}), got {seed!r}")
     optimizer_args = _check_optimizer(optimizer, optimizer_args)
     if batch_size is not None:
         smallest = int(problem.partition_sizes.min())
@@ -477,9 +437,11 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     carry = _initial_carry(static_for(0, True), strategy, theta0, knobs["step_size"][0],
                            optimizer_args, first_delay, problem.union_smoothness)
     records, masks, end_loss, start = [], [], None, 0
+    trial_axis = 1 if swept else 0
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure across chunks; only leaf shapes change
-        records, masks, end_loss, carry = checkpoint.load(carry)
+        records, masks, end_loss, carry = checkpoint.load(
+            carry, _carry_trial_axes(static_for(0, False), carry), padded)
         start = checkpoint.done
     for k0 in range(start, num_iters, chunk_size):
         length = min(chunk_size, num_iters - k0)
@@ -489,25 +451,24 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
             chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, strategy, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
-        chunk_records, chunk_masks, end_loss = _to_host((chunk_records, chunk_masks, chunk_end))
+        chunk_records, chunk_masks, end_loss = jax.tree_util.tree_map(  # padding trials dropped
+            lambda a: np.take(a, np.arange(num_trials), axis=trial_axis),
+            _to_host((chunk_records, chunk_masks, chunk_end)))
         records.append(chunk_records)
         if record_masks:
             masks.append(chunk_masks)
         if checkpoint is not None:
             checkpoint.save(k0, k0 + length, chunk_records, chunk_masks if record_masks else None,
-                            end_loss, _to_host(carry))
+                            end_loss, _to_host(carry), _carry_trial_axes(static, carry))
         if progress is not None:
             progress(k0 + length, num_iters)
 
-    trial_axis = 1 if swept else 0
-
     def joined(parts):
-        return np.take(np.concatenate(parts, axis=trial_axis + 1), np.arange(num_trials), axis=trial_axis)
+        return np.concatenate(parts, axis=trial_axis + 1)
 
     first_loss, duration, uploads, downloads, computations, residual = (
         joined(p) for p in zip(*records))
     residual = residual.max(axis=-1)  # worst decoding of each trial
-    end_loss = np.take(end_loss, np.arange(num_trials), axis=trial_axis)
     mask = joined(masks).astype(bool) if record_masks else None
     if not swept:  # give everything a leading point axis of length 1
         first_loss, duration, uploads, downloads, computations, residual, end_loss = (
@@ -544,17 +505,36 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
             f"decoding with max|a_F B - 1| = {float(np.max(residual)):.3g} > {tolerance:g} "
             "(the encoding cannot decode the straggler sets met, or the dtype cannot represent "
             "its decoding); see Result.decoding_residual", RuntimeWarning, stacklevel=3)
+    wall_clock = cumulative(duration, np.float64)
+    clock_broken = ~np.all(np.isfinite(wall_clock), axis=1)
+    if clock_broken.any():
+        warnings.warn(
+            f"{strategy.name}{point}: the wall clock of {int(clock_broken.sum())} of {num_trials} "
+            "trials is not finite (a unit time overflowed the compute dtype, or the delay has "
+            "an infinite mean, e.g. Pareto shape <= 1); they are flagged in Result.diverged",
+            RuntimeWarning, stacklevel=3)
+        diverged = diverged | clock_broken
     record_every = config["record_every"]
     return Result(
         iterations=np.arange(0, config["num_iters"] + 1, record_every),
         loss=loss, gap=gap,
-        wall_clock=cumulative(duration, np.float64),
+        wall_clock=wall_clock,
         uploads=cumulative(uploads, np.int64),
         downloads=cumulative(downloads, np.int64),
         computations=cumulative(computations, np.int64),
         diverged=diverged, optimal_value=f_star, upload_mask=mask,
         decoding_residual=residual.astype(np.float64), config=config,
     )
+
+
+def _carry_trial_axes(static: _Static, carry) -> list:
+    """Per leaf of a (non-initial) carry, its axis of trials, or None when the leaf is
+    shared by all trials (iterates that do not depend on the delays)."""
+    iterates = 0 if static.iterates_batched else None
+    offset = 1 if static.swept else 0  # sweep points come first
+    return [None if axis is None else axis + offset
+            for part, axis in zip(carry, (iterates, iterates, iterates, 0))
+            for _ in jax.tree_util.tree_leaves(part)]
 
 
 def _describe_delay(delay):
@@ -584,23 +564,26 @@ def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi
     )
 
 
-def _fingerprint(config, prepared) -> dict:
-    """What a checkpoint must match to be resumed: the configuration, the chunking and
-    the replayed unit times. A custom optimizer cannot be compared across processes:
-    resuming assumes it is the same."""
-    unit_times = prepared["unit_times"]
+def _checkpoint(directory, problem, strategy, config, prepared, optimizer):
+    """The checkpoint store of a run, keyed by everything that determines its result."""
+    dtype = compute_dtype()
     configs = config if isinstance(config, list) else [config]
-    return {
-        "configs": [{k: v for k, v in c.items() if k != "versions"} for c in configs],
-        "chunk_size": prepared["chunk_size"],
-        "unit_times": None if unit_times is None else hashlib.sha256(unit_times.tobytes()).hexdigest(),
-    }
+    theta0 = jnp.asarray(problem.initial_params(), dtype)
+    key = checkpoints_lib.fingerprint(
+        problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
+        partition_smoothness=problem.partition_smoothness, optimal_value=problem.optimal_value,
+        theta0=theta0, loss=problem.weighted_loss,
+        strategy=strategy,
+        configs=[{k: v for k, v in c.items() if k != "versions"} for c in configs],
+        chunk_size=prepared["chunk_size"], unit_times=prepared["unit_times"],
+        optimizer=checkpoints_lib.describe_optimizer(optimizer, theta0))
+    return checkpoints_lib.Checkpoint(directory, key, prepared["num_trials"])
 
 
 # --------------------------------------------------------------------------- #
 # public entry points
 # --------------------------------------------------------------------------- #
-def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
+def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
              seed: int = 0, step_size=None, optimizer=None, optimizer_args=None, upload_time=0.0,
              broadcast_time=0.0, link: str = "parallel", unit_times=None, slowdown=None,
              record_every: int = 1, record_masks: bool = False, chunk_size: int | None = None,
@@ -634,7 +617,9 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
         full partition gradients); sampled per trial and iteration.
       progress: called as ``progress(iterations_done, num_iters)`` after each chunk.
       checkpoint_dir: save each chunk there; a rerun with the same arguments
-        resumes after the last chunk written.
+        resumes after the last chunk committed, with identical results, on any
+        device count. Another configuration, or a missing, stale or corrupt file,
+        raises ValueError (see :mod:`lagc_jax.checkpoints`).
 
     Returns:
       a :class:`~lagc_jax.results.Result` whose arrays have shape
@@ -652,7 +637,7 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                      delay=delay, record_masks=record_masks)
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(config, prepared))
+        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, config, prepared, optimizer)
     outputs = _run(problem, strategy, knobs=knobs, swept=False, seed=seed, optimizer=optimizer,
                    link=link, record_masks=record_masks, progress=progress,
                    checkpoint=checkpoint, **{k: prepared[k] for k in (
@@ -662,7 +647,13 @@ def simulate(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int
                      config=config)
 
 
-def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, num_trials: int,
+# Keyword arguments sweep passes on to the run (those of simulate that are not swept).
+_SWEEP_KEYWORDS = frozenset({"seed", "optimizer", "optimizer_args", "link", "unit_times", "slowdown", "record_every",
+                             "record_masks", "chunk_size", "batch_size", "progress",
+                             "checkpoint_dir"})
+
+
+def sweep(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
           step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, **kwargs) -> list[Result]:
     """Simulate several values of the numeric knobs in one vmapped, compiled program.
 
@@ -679,6 +670,11 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
     >>> [round(float(r.wall_clock[0, -1] - rs[0].wall_clock[0, -1]), 6) for r in rs]
     [0.0, 5.0]
     """
+    unknown = sorted(set(kwargs) - _SWEEP_KEYWORDS)
+    if unknown:
+        raise TypeError(f"sweep() got an unexpected keyword argument {unknown[0]!r}; valid "
+                        f"keywords: step_size, xi, upload_time, broadcast_time, delay (swept) and "
+                        f"{', '.join(sorted(_SWEEP_KEYWORDS))}")
     checkpoint_dir = kwargs.pop("checkpoint_dir", None)
     kwargs.setdefault("record_masks", False)
     kwargs.setdefault("progress", None)
@@ -711,7 +707,7 @@ def sweep(problem: Problem, strategy: Strategy, delay=None, *, num_iters: int, n
         for i in range(num_points)]
     checkpoint = None
     if checkpoint_dir is not None:
-        checkpoint = _Checkpoint(checkpoint_dir, _fingerprint(configs, prepared))
+        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, configs, prepared, optimizer)
     outputs = _run(problem, strategy, knobs=knobs, swept=True, seed=seed, optimizer=optimizer,
                    link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
                    checkpoint=checkpoint, **{k: prepared[k] for k in (

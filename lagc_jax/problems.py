@@ -66,6 +66,14 @@ class Problem:
     estimated: bool = False
     unravel: Callable = field(default=lambda theta: theta, repr=False)
 
+    def __post_init__(self):
+        smoothness = float(self.smoothness)
+        if not np.isfinite(smoothness) or smoothness <= 0:
+            raise ValueError(
+                f"problem {self.name!r}: its smoothness L = {smoothness!r} must be finite and > 0 "
+                "(L = 0 means f has no curvature at all — e.g. every feature is zero — so there "
+                "is nothing to learn and the default step 1/L is undefined)")
+
     @property
     def num_partitions(self) -> int:
         return len(self.partition_smoothness)
@@ -460,6 +468,11 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
     def example_loss(theta, example):
         return per_example_loss(unravel(theta), example)
 
+    one = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], data)
+    value = jax.eval_shape(per_example_loss, params, one)
+    if not hasattr(value, "shape") or value.shape != ():
+        raise ValueError("per_example_loss must return a scalar for one example, got "
+                         f"{getattr(value, 'shape', type(value).__name__)!r}")
     weighted_loss = weighted_sum(example_loss)
     dtype = jnp.asarray(0.0).dtype
     device_examples = jax.tree_util.tree_map(
@@ -484,7 +497,15 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
         return _power_iteration(lambda v: hvp(v, mask), len(theta0))
 
     P = index.shape[0]
+    initial = float(union_loss(start, jnp.ones(P, dtype)))
+    if not np.isfinite(initial):
+        raise ValueError(f"per_example_loss must be finite: the loss at the initial params is "
+                         f"{initial!r}")
     smoothness = union_smoothness(np.ones(P))
+    if not np.isfinite(smoothness) or smoothness <= 0:
+        raise ValueError(f"problem {name!r}: the Hessian at the initial params has largest "
+                         f"|eigenvalue| L = {smoothness!r}; L must be finite and > 0 (L = 0: "
+                         "the loss has no curvature there, so the step 1/L is undefined)")
     loss_and_grad = jax.jit(jax.value_and_grad(lambda t: union_loss(t, np.ones(P))))
     theta, best = jnp.asarray(theta0, dtype), np.inf
     for _ in range(optimum_steps):

@@ -21,9 +21,11 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -53,16 +55,37 @@ def package_versions() -> dict:
 def median_interval(values, confidence: float = 0.95):
     """Median and a distribution-free confidence interval from binomial order statistics.
 
-    Valid for heavy tails (no variance needed). NaN entries (never reached)
-    count as +inf: the interval is then open-ended above.
+    The interval [x_(lo), x_(hi)] holds the median with probability ≈ ``confidence``
+    (any value in (0, 1); ranks n/2 ∓ z·√n/2 from the normal approximation to the
+    Binomial(n, ½) count below the median). Valid for heavy tails (no variance
+    needed). NaN entries (never reached) count as +inf: the interval is then
+    open-ended above.
     """
+    confidence = _check_confidence(confidence)
     x = np.sort(np.where(np.isnan(values), np.inf, np.asarray(values, dtype=float)))
     n = len(x)
-    z = {0.9: 1.6449, 0.95: 1.96, 0.99: 2.5758}[confidence]
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
     half = z * math.sqrt(n) / 2
     lo = max(int(math.floor(n / 2 - half)), 0)
     hi = min(int(math.ceil(n / 2 + half)), n - 1)
     return float(np.median(x)), float(x[lo]), float(x[hi])
+
+
+def _check_confidence(confidence) -> float:
+    try:
+        value = float(confidence)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(confidence, bool) or not 0 < value < 1:
+        raise ValueError(f"confidence must be a number in (0, 1) (e.g. 0.9, 0.95, 0.99), "
+                         f"got {confidence!r}")
+    return value
+
+
+def _stem(path) -> Path:
+    """``path`` without a trailing .npz/.json; any other dots belong to the stem."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in (".npz", ".json") else path
 
 
 @dataclass
@@ -88,26 +111,53 @@ class Result:
 
     # -- persistence
     def save(self, path) -> Path:
-        """Write ``path`` (.npz) and a JSON record of the configuration beside it, atomically."""
-        path = Path(path).with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write ``STEM.npz`` and a JSON record of the configuration, ``STEM.json``, atomically.
+
+        ``path`` is the stem; only a trailing ``.npz`` or ``.json`` is taken as an
+        extension, so ``out/pareto_1.5`` writes ``out/pareto_1.5.npz``. Files get the
+        permissions the umask gives new files. Returns the .npz path.
+        """
+        stem = _stem(path)
+        npz, record_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
+        npz.parent.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays["optimal_value"] = np.float64(self.optimal_value)
         for optional in ("upload_mask", "decoding_residual"):
             if getattr(self, optional) is not None:
                 arrays[optional] = getattr(self, optional)
-        _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+        atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
         record = json.dumps(self.config, indent=2, sort_keys=True, default=str).encode()
-        _atomic_write(path.with_suffix(".json"), lambda f: f.write(record))
-        return path
+        atomic_write(record_path, lambda f: f.write(record))
+        return npz
 
     @classmethod
     def load(cls, path) -> "Result":
-        path = Path(path).with_suffix(".npz")
-        with np.load(path) as z:
-            arrays = {name: z[name] for name in z.files}
-        config_path = path.with_suffix(".json")
-        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        """Read a Result written by :meth:`save` (``path``: the stem or the .npz file).
+
+        Raises ValueError when the file is not a saved Result (not an .npz archive, or
+        arrays missing) and FileNotFoundError when it does not exist.
+        """
+        stem = _stem(path)
+        npz = stem.with_name(stem.name + ".npz")
+        try:
+            with np.load(npz) as z:
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError("a single .npy array, not an .npz archive")
+                arrays = {name: z[name] for name in z.files}
+        except FileNotFoundError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            raise ValueError(f"{npz} is not a saved lagc_jax Result: {error}") from None
+        missing = [name for name in (*_ARRAYS, "optimal_value") if name not in arrays]
+        if missing:
+            raise ValueError(f"{npz} is not a saved lagc_jax Result: arrays {missing} are missing")
+        config_path = stem.with_name(stem.name + ".json")
+        config = {}
+        if config_path.exists():
+            try:
+                config = json.loads(config_path.read_text())
+            except ValueError as error:
+                raise ValueError(f"{config_path} is not a Result's JSON record: {error}") from None
         return cls(optimal_value=float(arrays.pop("optimal_value")), config=config,
                    upload_mask=arrays.pop("upload_mask", None),
                    decoding_residual=arrays.pop("decoding_residual", None), **arrays)
@@ -153,11 +203,24 @@ class Result:
         return out
 
 
-def _atomic_write(path: Path, write) -> None:
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, write) -> None:
+    """Write ``path`` via ``write(binary file)`` to a temporary file in the same directory,
+    then ``os.replace`` it: readers see the old file or the new one, never a partial one.
+    The file gets the mode a plain ``open`` would give it (0666 less the umask)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -666,29 +666,31 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
 # command-line handlers (registered in cli.py)
 # --------------------------------------------------------------------------- #
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, default=12, help="M (default 12)")
-    parser.add_argument("--stragglers", type=int, default=2, help="S (default 2)")
-    parser.add_argument("--delay", default="exp:1",
+    from .cli import delay_spec, int_at_least, number
+    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
+    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
+    parser.add_argument("--delay", type=delay_spec, default="exp:1",
                         help="exp:RATE[,SHIFT] or pareto:SCALE,SHAPE (default exp:1)")
-    parser.add_argument("--trials", type=int, default=200, help="Monte Carlo trials (default 200)")
-    parser.add_argument("--iters", type=int, default=200, help="iterations per trial (default 200)")
-    parser.add_argument("--upload-time", type=float, default=0.0,
+    parser.add_argument("--trials", type=int_at_least(2), default=200,
+                        help="Monte Carlo trials (default 200)")
+    parser.add_argument("--iters", type=int_at_least(1), default=200,
+                        help="iterations per trial (default 200)")
+    parser.add_argument("--upload-time", type=number(0), default=0.0,
                         help="τ per upload, parallel link (default 0)")
     parser.add_argument("--strategy", default="all", help="a strategy name or 'all'")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int_at_least(0), default=0)
 
 
 def cmd_table(args) -> int:
-    try:
-        delay = delays.parse_delay(args.delay)
-        names = strategies.names() if args.strategy == "all" else (args.strategy,)
-        for name in names:
-            strategies.make(name, args.workers, args.stragglers)
-        if args.trials < 2 or args.iters < 1:
-            raise ValueError("need --trials >= 2 and --iters >= 1")
-    except ValueError as error:
-        print(f"lagc-jax table: {error}", file=sys.stderr)
-        return 2
+    from .cli import applicable, check_relations
+    prog = "lagc-jax table"
+    check_relations(prog, args)
+    explicit = args.strategy != "all"
+    names = (args.strategy,) if explicit else strategies.names()
+    names = [s.name for s in applicable(
+        prog, names, args.workers, args.stragglers,
+        lambda name: strategies.make(name, args.workers, args.stragglers), explicit)]
+    delay = args.delay
     rows = iteration_table(args.workers, args.stragglers, delay, trials=args.trials,
                            iters=args.iters, seed=args.seed, upload_time=args.upload_time,
                            names=names)

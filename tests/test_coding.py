@@ -442,3 +442,66 @@ def test_beats_best_of_20_tandon_draws():
     # measured: ours 1.9e-6 vs best Tandon 3.0e-4 (median 2.5e-3)
     assert ours["max_float32_error"] < best_err / 10
     assert ours["max_abs_weight"] < best_weight
+
+
+# ---------------------------------------------------------------------------
+# decodability is verified, with a tolerance that does not grow with |a|
+
+
+def test_decoding_weights_tolerance_does_not_grow_with_the_weights():
+    """Half of cyclic_repetition(100, 50) finished: the least-squares weights are huge
+    and miss a·B = 1 by 1; a tolerance proportional to |a| used to accept them."""
+    B = cyclic_repetition(100, 50)
+    with pytest.raises(ValueError, match=r"cannot decode: .*max\|a·B − 1\| = 1 \(> tolerance 1e-08\)"):
+        decoding_weights(B, range(50, 100))
+    a = decoding_weights(cyclic_repetition(30, 5), range(5, 30))   # large weights that decode
+    assert np.abs(a).max() > 100 and np.abs(a @ cyclic_repetition(30, 5) - 1).max() < 1e-8
+
+
+def test_check_decodable_exhaustive_small_codes():
+    out = coding.check_decodable(cyclic_repetition(12, 2), 2)
+    assert out["exhaustive"] and out["sets_checked"] == out["num_sets"] == 66
+    assert out["max_residual"] < 1e-12 and out["max_abs_weight"] == pytest.approx(8.596, abs=1e-3)
+    # a code with one bad straggler set among C(8, 2) = 28: found by the exhaustive check
+    B = cyclic_repetition(8, 2)
+    B[3] = B[4]            # workers 3 and 4 send the same message: 5 distinct rows cannot decode
+    with pytest.raises(ValueError, match=r"cannot decode with stragglers = 2: straggler set \["):
+        coding.check_decodable(B, 2)
+
+
+def test_check_decodable_rejects_the_identity_at_any_size():
+    """np.eye(64), S = 4: C(64, 4)·64 = 4e7 entries, beyond the table; sampled, still rejected."""
+    with pytest.raises(ValueError, match=r"straggler set \[0, 1, 2, 3\] leaves max\|a·B − 1\| = 1"):
+        coding.check_decodable(np.eye(64), 4)
+
+
+def test_check_decodable_samples_large_codes_and_says_so():
+    out = coding.check_decodable(cyclic_repetition(64, 4), 4, samples=3000)
+    assert not out["exhaustive"] and out["num_sets"] == math.comb(64, 4)
+    assert 3000 <= out["sets_checked"] <= 3064
+    assert "checked at run time" in out["note"] and out["max_residual"] < 1e-8
+    # a defect in one worker pair: found because every adjacent window is checked
+    B = cyclic_repetition(64, 4)
+    B[10] = B[11]
+    with pytest.raises(ValueError, match="cannot decode"):
+        coding.check_decodable(B, 4, samples=10)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_check_decodable_validates_samples(bad):
+    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+        coding.check_decodable(cyclic_repetition(64, 4), 4, samples=bad)
+
+
+def test_float32_decoding_check():
+    """(12, 2): max|a| = 8.6, error ~1e-6: fine. (30, 10): max|a| = 7e5, error ~0.08: not."""
+    ok = coding.float32_decoding_check(cyclic_repetition(12, 2), 2)
+    assert ok["ok"] and ok["exhaustive"] and ok["error_bound"] == pytest.approx(8.596 * 2**-23, rel=1e-3)
+    bad = coding.float32_decoding_check(cyclic_repetition(30, 10), 10)
+    assert not bad["ok"] and not bad["exhaustive"] and bad["max_abs_weight"] > 5e5
+    assert "float32 cannot represent this code's decoding" in bad["reason"]
+    # the bound predicts the measured float32 decoding error's order of magnitude
+    measured = decoding_stats(cyclic_repetition(12, 2), 2)["max_float32_error"]
+    assert measured < ok["error_bound"]
+    with pytest.raises(ValueError, match=r"tol must be a number in \(0, 1\)"):
+        coding.float32_decoding_check(cyclic_repetition(12, 2), 2, tol=0)

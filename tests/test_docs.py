@@ -31,3 +31,14 @@ def readme_blocks():
 def test_readme_python_blocks_run(index, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(readme_blocks()[index], f"README.md block {index}", "exec"), {})
+
+
+def test_testing_md_names_only_tests_that_exist():
+    """Every `test_file.py::test_name` in docs/TESTING.md is a test function in that file."""
+    testing = README.parent / "docs" / "TESTING.md"
+    refs = re.findall(r"`(test_\w+\.py)::(test_\w+)`", testing.read_text())
+    assert len(refs) >= 30
+    tests_dir = Path(__file__).resolve().parent
+    for filename, name in refs:
+        source = (tests_dir / filename).read_text()
+        assert re.search(rf"^def {name}\(", source, flags=re.M), f"{filename}::{name}"

@@ -303,3 +303,39 @@ def test_unit_times_replay_reproduces_draws():
     replayed = lj.simulate(lag_synthetic(M_, dim=20), strategies.make("gc", M_, 1), None,
                            num_iters=iters, num_trials=trials, unit_times=times, upload_time=0.3)
     assert_same_run(drawn, replayed)
+
+
+# --------------------------------------------------------------------------- #
+# validation where the mistake is made
+# --------------------------------------------------------------------------- #
+def test_seed_outside_the_key_range_is_rejected():
+    import jax
+    p, s = lag_synthetic(4, dim=10), strategies.make("gd", 4)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\]"):
+        lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**63)
+    jax.config.update("jax_enable_x64", False)
+    try:  # without x64 the key keeps 32 bits: seed and seed + 2**32 would be the same run
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32 - 1\].*off"):
+            lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**32 + 1)
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    a = lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=1)
+    b = lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**32 + 1)
+    assert not np.array_equal(a.wall_clock, b.wall_clock)   # with x64: distinct runs
+
+
+def test_sweep_rejects_unknown_keywords():
+    p, s = lag_synthetic(4, dim=10), strategies.make("gd", 4)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'uplod_time'.*upload_time"):
+        lj.sweep(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, uplod_time=[0.0, 1.0])
+
+
+def test_non_finite_wall_clock_is_flagged_like_a_divergence():
+    """Pareto shape 0.001: unit times overflow float64 to inf; the loss is fine."""
+    p, s = lag_synthetic(4, dim=10), strategies.make("gd", 4)
+    with pytest.warns(RuntimeWarning, match="wall clock of 3 of 3 trials is not finite"):
+        r = lj.simulate(p, s, lj.Pareto(1.0, 0.001), num_iters=5, num_trials=3)
+    assert np.isinf(r.wall_clock[:, -1]).all() and np.isfinite(r.loss).all()
+    assert r.diverged.all()
+    ok = lj.simulate(p, s, lj.Pareto(1.0, 2.0), num_iters=5, num_trials=3)
+    assert not ok.diverged.any() and np.isfinite(ok.wall_clock).all()

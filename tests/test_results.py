@@ -75,3 +75,64 @@ def test_save_load_roundtrip(tmp_path):
     assert record["versions"]["jax"]
     assert record == loaded.config
     assert not list(tmp_path.glob("nested/*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_save_keeps_dotted_stems(tmp_path):
+    """`out/pareto_1.5` and `out/pareto_1.2` are two runs, not one file `out/pareto_1.npz`."""
+    import dataclasses
+    a = small_result()
+    b = dataclasses.replace(a, optimal_value=2.0)
+    assert a.save(tmp_path / "pareto_1.5") == tmp_path / "pareto_1.5.npz"
+    b.save(tmp_path / "pareto_1.2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "pareto_1.2.json", "pareto_1.2.npz", "pareto_1.5.json", "pareto_1.5.npz"]
+    assert Result.load(tmp_path / "pareto_1.5").optimal_value == 1.0
+    assert Result.load(tmp_path / "pareto_1.2.npz").optimal_value == 2.0
+    # only a trailing .npz / .json is an extension
+    assert a.save(tmp_path / "x.json") == tmp_path / "x.npz"
+    assert a.save(tmp_path / "run.v2.npz") == tmp_path / "run.v2.npz"
+
+
+def test_save_honours_the_umask(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        path = small_result().save(tmp_path / "r")
+        assert path.stat().st_mode & 0o777 == 0o644
+        assert path.with_suffix(".json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        path = small_result().save(tmp_path / "private")
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04truncated"])
+def test_load_of_a_file_that_is_not_a_result_says_so(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad\.npz is not a saved lagc_jax Result"):
+        Result.load(path)
+
+
+def test_load_of_an_npz_without_result_arrays_says_so(tmp_path):
+    np.savez(tmp_path / "other.npz", weights=np.ones(3))
+    with pytest.raises(ValueError, match=r"not a saved lagc_jax Result: arrays \['iterations'"):
+        Result.load(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError):
+        Result.load(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("confidence, ranks", [(0.8, (43, 57)), (0.5, (46, 54)), (0.99, (37, 63))])
+def test_median_interval_any_confidence(confidence, ranks):
+    # n = 100: ranks 50 ∓ z·5 with z = Φ⁻¹((1 + c)/2): 6.41 (0.8), 3.37 (0.5), 12.88 (0.99)
+    _, lo, hi = median_interval(np.arange(100.0), confidence)
+    assert (lo, hi) == ranks
+    s = small_result().summary(0.5, confidence=confidence)
+    assert s["uploads"][0] == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "x", None, True])
+def test_summary_rejects_bad_confidence(bad):
+    with pytest.raises(ValueError, match=r"confidence must be a number in \(0, 1\)"):
+        small_result().summary(0.5, confidence=bad)

@@ -1,0 +1,284 @@
+"""Checkpoints: a resumed run equals an uninterrupted one, whatever happened in between.
+
+The fault-injection test SIGKILLs a child process at random points of a checkpointed
+run (inside chunks, between file writes, during the manifest commit) and resumes until
+the run completes; the final Result must be bit-identical to an uninterrupted run.
+The other tests each provoke one fault directly.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optax
+import pytest
+
+import lagc_jax as lj
+from lagc_jax import checkpoints, problems, strategies
+from lagc_jax.problems import lag_synthetic
+
+EXP = lj.ShiftedExponential(rate=1.0)
+FIELDS = ("loss", "gap", "wall_clock", "uploads", "downloads", "computations", "diverged")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_at(iteration):
+    def progress(done, total):
+        if done == iteration:
+            raise Interrupt
+    return progress
+
+
+def assert_identical(a, b):
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def run(problem, directory=None, **kwargs):
+    options = dict(num_iters=24, num_trials=3, chunk_size=6)
+    options.update(kwargs)
+    return lj.simulate(problem, strategies.make("lagc", 6, 1), EXP, checkpoint_dir=directory,
+                       **options)
+
+
+def manifest(directory):
+    return json.loads((directory / checkpoints.MANIFEST).read_text())
+
+
+# --------------------------------------------------------------------------- #
+# fault injection: SIGKILL at random points
+# --------------------------------------------------------------------------- #
+CHILD = """
+import sys, jax, numpy as np, optax
+jax.config.update("jax_enable_x64", True)
+import lagc_jax as lj
+p = lj.problems.lag_synthetic(4, dim=10)
+delay = lj.MarkovStragglers(lj.ShiftedExponential(1.0), 4.0, 0.2, 0.3)
+print("started", flush=True)
+r = lj.simulate(p, lj.strategies.make("lagc", 4, 1), delay, num_iters=120, num_trials=3,
+                chunk_size=4, record_masks=True,
+                optimizer=optax.sgd(0.5 / p.smoothness, momentum=0.3),
+                checkpoint_dir=sys.argv[1] if sys.argv[1] != "-" else None,
+                progress=lambda done, total: print("done", done, flush=True))
+r.save(sys.argv[2])
+"""
+
+
+def start_child(directory, out):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(directory), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request):
+    """Kill a checkpointed run (30 chunks of 4 iterations) 10 times at random points,
+    resuming each time: after a random number of committed chunks, a random delay of up
+    to a few chunk durations lands the kill inside computing, writing a chunk or carry
+    file, or committing the manifest. The final Result equals the uninterrupted run."""
+    ref = start_child("-", tmp_path / "whole")
+    assert ref.stdout.readline() == "started\n"
+    times = [time.monotonic() for line in ref.stdout]   # one "done k" line per chunk
+    assert ref.wait(timeout=120) == 0, ref.stderr.read()[-3000:]
+    chunk_time = float(np.median(np.diff(times)))
+    whole = lj.Result.load(tmp_path / "whole")
+
+    rng = random.Random(0)
+    directory, kills, progress = tmp_path / "ckpt", 0, []
+    while True:
+        child = start_child(directory, tmp_path / "resumed")
+        request.addfinalizer(child.kill)  # never leave a child behind when an assert fails
+        assert child.stdout.readline() == "started\n"
+        if kills < 10:
+            done = manifest(directory)["done"] if (directory / checkpoints.MANIFEST).exists() else 0
+            for _ in range(rng.randint(0, (120 - done) // 4 - 1)):
+                assert child.stdout.readline().startswith("done")
+            time.sleep(rng.uniform(0.0, 3 * chunk_time))
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            kills += 1
+            if (directory / checkpoints.MANIFEST).exists():
+                progress.append(manifest(directory)["done"])
+            continue
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err[-3000:]
+        break
+    resumed = lj.Result.load(tmp_path / "resumed")
+    assert_identical(whole, resumed)
+    np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
+    assert whole.uploads[0, -1] > 0 and np.all(np.isfinite(whole.loss))
+    assert progress == sorted(progress)        # committed iterations never go back
+    assert len(set(progress)) >= 2             # kills landed at several points of the run
+    # the directory holds exactly the manifest and the files it names
+    names = {p.name for p in directory.iterdir()}
+    m = manifest(directory)
+    assert names == {checkpoints.MANIFEST, m["carry"]["file"], *(c["file"] for c in m["chunks"])}
+    assert m["done"] == 120 and len(m["chunks"]) == 30
+
+
+# --------------------------------------------------------------------------- #
+# one test per fault
+# --------------------------------------------------------------------------- #
+def test_other_data_under_the_same_problem_name_is_rejected(tmp_path):
+    p = lag_synthetic(6, dim=12)
+    X, y = p.examples
+    other = problems.linear_regression(X * 1.001, y, name=p.name)  # same name, other data
+    with pytest.raises(Interrupt):
+        run(p, tmp_path, progress=stop_at(12))
+    with pytest.raises(ValueError, match="different run configuration"):
+        run(other, tmp_path)
+
+
+def test_any_other_knob_is_rejected(tmp_path):
+    p = lag_synthetic(6, dim=12)
+    with pytest.raises(Interrupt):
+        run(p, tmp_path, progress=stop_at(12), optimizer=optax.sgd(0.01, momentum=0.3))
+    for change in (dict(seed=1), dict(num_trials=4), dict(chunk_size=12), dict(upload_time=0.5),
+                   dict(step_size=0.01), dict(optimizer=optax.sgd(0.01, momentum=0.5)),
+                   dict(optimizer=optax.adam(0.01)), dict(record_every=2),
+                   dict(delay=lj.ShiftedExponential(rate=2.0))):
+        options = dict(optimizer=optax.sgd(0.01, momentum=0.3))
+        options.update(change)
+        delay = options.pop("delay", EXP)
+        with pytest.raises(ValueError, match="different run configuration"):
+            lj.simulate(p, strategies.make("lagc", 6, 1), delay, checkpoint_dir=tmp_path,
+                        **{**dict(num_iters=24, num_trials=3, chunk_size=6), **options})
+    # the same configuration (a fresh but equal optimizer object) resumes
+    seen = []
+    run(p, tmp_path, optimizer=optax.sgd(0.01, momentum=0.3),
+        progress=lambda done, total: seen.append(done))
+    assert seen == [18, 24]
+
+
+def test_optimizer_description_has_no_addresses_and_sees_hyperparameters():
+    import jax.numpy as jnp
+    theta = jnp.zeros(3)
+    a = checkpoints.describe_optimizer(optax.sgd(0.1, momentum=0.9), theta)
+    assert a == checkpoints.describe_optimizer(optax.sgd(0.1, momentum=0.9), theta)
+    assert a != checkpoints.describe_optimizer(optax.sgd(0.2, momentum=0.9), theta)
+    assert a != checkpoints.describe_optimizer(optax.adam(0.1), theta)
+    assert "0x" not in json.dumps(a)
+
+
+def test_kill_between_carry_and_manifest_resumes_from_the_committed_chunk(tmp_path, monkeypatch):
+    p = lag_synthetic(6, dim=12)
+    whole = run(p)
+    real = checkpoints.atomic_write
+
+    def die_before_third_manifest(path, write):
+        if (path.name == checkpoints.MANIFEST and path.exists()
+                and manifest(tmp_path)["done"] == 12):
+            raise Interrupt  # the chunk and carry of iterations 12-18 are written, not committed
+        real(path, write)
+
+    monkeypatch.setattr(checkpoints, "atomic_write", die_before_third_manifest)
+    with pytest.raises(Interrupt):
+        run(p, tmp_path)
+    monkeypatch.setattr(checkpoints, "atomic_write", real)
+    assert manifest(tmp_path)["done"] == 12
+    assert len(list(tmp_path.glob("carry_*.npz"))) == 2   # the uncommitted carry is there too
+    seen = []
+    resumed = run(p, tmp_path, progress=lambda done, total: seen.append(done))
+    assert seen == [18, 24]
+    assert_identical(whole, resumed)
+    assert len(list(tmp_path.glob("carry_*.npz"))) == 1   # leftovers removed at the next commit
+
+
+def interrupted(tmp_path):
+    p = lag_synthetic(6, dim=12)
+    with pytest.raises(Interrupt):
+        run(p, tmp_path, progress=stop_at(18))
+    return p, manifest(tmp_path)
+
+
+def test_deleted_chunk_is_detected(tmp_path):
+    p, m = interrupted(tmp_path)
+    (tmp_path / m["chunks"][1]["file"]).unlink()
+    with pytest.raises(ValueError, match=f"{m['chunks'][1]['file']} is missing"):
+        run(p, tmp_path)
+
+
+def test_stale_chunk_is_detected(tmp_path):
+    """A chunk file of the same name from another run (valid npz, other numbers)."""
+    p, m = interrupted(tmp_path)
+    name = m["chunks"][0]["file"]
+    with np.load(tmp_path / name) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["record1"] = arrays["record1"] * 2
+    np.savez(tmp_path / name, **arrays)
+    with pytest.raises(ValueError, match=f"{name} is stale or corrupt"):
+        run(p, tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
+@pytest.mark.parametrize("which", ["carry", "chunk", "manifest"])
+def test_corrupt_file_gives_a_value_error_naming_it(tmp_path, damage, which):
+    p, m = interrupted(tmp_path)
+    name = {"carry": m["carry"]["file"], "chunk": m["chunks"][2]["file"],
+            "manifest": checkpoints.MANIFEST}[which]
+    path = tmp_path / name
+    data = path.read_bytes()
+    path.write_bytes({"empty": b"", "truncated": data[:len(data) // 2],
+                      "garbage": b"\x00garbage" * 10}[damage])
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        run(p, tmp_path)
+
+
+RESUME = """
+import sys, jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+assert len(jax.devices()) == int(sys.argv[1]), jax.devices()
+import lagc_jax as lj
+p = lj.problems.lag_synthetic(6, dim=12)
+
+def stop(done, total):
+    if sys.argv[3] != "go" and done == int(sys.argv[3]):
+        raise SystemExit(3)
+
+for name in ("lagc",):
+    r = lj.simulate(p, lj.strategies.make(name, 6, 1), lj.Pareto(1.0, 2.0), num_iters=20,
+                    num_trials=3, chunk_size=5, checkpoint_dir=sys.argv[2] + name, progress=stop)
+    r.save(sys.argv[2] + name + "_result")
+"""
+
+
+def resume_child(devices, directory, mode):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "JAX_PLATFORMS": "cpu"}
+    return subprocess.run([sys.executable, "-c", RESUME, str(devices), str(directory), mode],
+                          capture_output=True, text=True, env=env)
+
+
+def test_resume_on_another_device_count(tmp_path):
+    """3 trials are padded to 4 on 2 devices; files hold the 3 real trials, so a run
+    moves between device counts (2 -> 1 -> 2) and ends with the uninterrupted run's numbers."""
+    for devices, mode, rc in ((2, "5", 3), (1, "10", 3), (2, "go", 0)):
+        out = resume_child(devices, tmp_path / "a_", mode)
+        assert out.returncode == rc, out.stderr[-3000:]
+    a = lj.Result.load(tmp_path / "a_lagc_result")
+    b = lj.simulate(lag_synthetic(6, dim=12), strategies.make("lagc", 6, 1), lj.Pareto(1.0, 2.0),
+                    num_iters=20, num_trials=3, chunk_size=5)   # uninterrupted, one device
+    for field in ("uploads", "downloads", "computations"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    for field in ("loss", "wall_clock"):   # batches of 3 vs 4 trials may round differently
+        np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-12)
+
+
+def test_fingerprint_sees_every_array_leaf_and_the_tree_structure():
+    import jax.numpy as jnp
+    base = {"a": np.arange(3.0), "b": (jnp.ones(2), 1)}
+    key = checkpoints.fingerprint(strategy_arrays=base)
+    assert key == checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2), 1)})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2) * 2, 1)})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": [jnp.ones(2), 1]})
+    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0, dtype=np.float32),
+                                                           "b": (jnp.ones(2), 1)})
+    assert checkpoints.describe_optimizer(optax.adam, None) == {
+        "factory": checkpoints.describe_callable(optax.adam)}
