@@ -346,6 +346,8 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    if hasattr(strategy, "validate"):
+        strategy.validate(dtype=compute_dtype(), link=link)
     # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
     # give the same run) and 63 with it (larger seeds overflow)
     seed_bits = 63 if jax.config.jax_enable_x64 else 32

@@ -295,3 +295,12 @@ def test_study_table_runs_a_registered_strategy_without_analysis():
     uploads = next(r for r in rows if r["quantity"] == "uploads")
     assert uploads["mc_mean"] == M // 2                       # waits for half the workers
     assert "| test-half | uploads | nan | none | 3.0000 |" in study.format_iteration_table(rows, "")
+
+
+def test_user_encodings_are_checked_for_decodability():
+    """Every straggler set must decode, at any size (exhaustive here: C(64, 4)·64 > 2e6 sets
+    are sampled, and the identity fails at once)."""
+    with pytest.raises(ValueError, match=r"encoding cannot decode with stragglers = 4"):
+        lj.make("gc", 64, 4, encoding=np.eye(64))
+    with pytest.raises(ValueError, match=r"encoding cannot decode with stragglers = 1"):
+        lj.make("lagc-ps", 6, 1, encoding=np.eye(6))

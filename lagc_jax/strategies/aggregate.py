@@ -23,8 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import coding
-from .placement import MAX_DECODING_TABLE, Placement
+from .placement import Placement
 from .protocol import pytree_dataclass, static
+
+# Above this many table entries, decode by a least-squares solve inside jit.
+MAX_DECODING_TABLE = 2_000_000
 
 
 class Delivered(NamedTuple):
@@ -85,6 +88,14 @@ class Decode:
             table = _cached_decoding_table(B.shape, B.tobytes(), stragglers)
         return cls(table=table, stragglers=stragglers)
 
+    def validate(self, strategy, *, dtype, link):
+        """Refuse a float32 run whose decoding float32 cannot represent (max|a|·ε₃₂ > 1e-3)."""
+        if np.dtype(dtype) == np.float32:
+            B = np.asarray(strategy.placement.encoding, dtype=np.float64)
+            check = _cached_float32_check(B.shape, B.tobytes(), self.stragglers)
+            if not check["ok"]:
+                raise ValueError(f"{strategy.name}: {check['reason']}")
+
     def weights(self, delivered):
         """(M,) decoding weights of the used set, and the residual max |a B − 1|."""
         dtype = delivered.messages.dtype
@@ -112,6 +123,13 @@ class DecodeFreshStale(Decode):
         stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
         ones = jnp.ones((stale.shape[0],), stale.dtype)
         return a @ fresh + ones @ stale, residual
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_float32_check(shape, encoding_bytes, stragglers):
+    """coding.float32_decoding_check, once per code."""
+    encoding = np.frombuffer(encoding_bytes, dtype=np.float64).reshape(shape)
+    return coding.float32_decoding_check(encoding, stragglers)
 
 
 @functools.lru_cache(maxsize=16)

@@ -85,6 +85,14 @@ class Strategy:
         return getattr(self.trigger, "start", None)
 
     # -- the protocol's functions
+    def validate(self, *, dtype, link):
+        """Raise ValueError for a run this strategy cannot simulate faithfully (each piece
+        with a ``validate(strategy, dtype=, link=)`` hook is asked, before compiling)."""
+        for piece in (self.placement, self.trigger, self.wait, self.aggregate):
+            check = getattr(piece, "validate", None)
+            if check is not None:
+                check(self, dtype=dtype, link=link)
+
     def init(self, theta0, union_smoothness):
         """Initial per-trial state (the trigger's)."""
         return self.trigger.init(self.placement, theta0, union_smoothness)

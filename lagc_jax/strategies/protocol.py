@@ -10,7 +10,9 @@ A strategy is any pytree with
   called on the host; ``union_smoothness(mask)`` gives L_u of a set of partitions;
 - ``step(state, round, knobs) -> (aggregate, state, stats)``: one round, a pure
   function over worker arrays, jittable and vmappable; nothing is called after the
-  optimizer.
+  optimizer;
+- optionally ``validate(*, dtype, link)``: raise ValueError, before anything compiles,
+  for a run the strategy cannot simulate faithfully (e.g. a float32 decoding).
 
 Static structure (shapes, code paths) must be pytree metadata and numbers pytree
 leaves, so the jit cache key is the strategy's pytree structure.
