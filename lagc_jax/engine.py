@@ -425,7 +425,10 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
     root = jax.random.key(seed)
     trial_keys = _trial_keys(root, padded)
     if trial_sharding is not None:
-        trial_keys = jax.device_put(trial_keys, trial_sharding)
+        # one global array over the devices of every process; each process places the
+        # shards of its own devices (identical key data everywhere: positional keys)
+        trial_keys = jax.random.wrap_key_data(
+            _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding))
     if unit_times is not None and padded > num_trials:
         unit_times = np.concatenate([unit_times, np.repeat(unit_times[:1], padded - num_trials, 0)])
 
