@@ -37,6 +37,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", default="parallel", help="parallel or shared")
     parser.add_argument("--xi", type=float, default=None, help="LAG threshold ξ (default per rule)")
+    parser.add_argument("--k", type=int, default=None,
+                        help="k of k-async: the gradients per server update (default M − S)")
     parser.add_argument("--target-gap", type=float, default=DEFAULT_TARGET_GAP,
                         help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
     parser.add_argument("--out", default="results/run",
@@ -111,7 +113,18 @@ def cmd_run(args) -> int:
             options = {}
             if args.xi is not None and strategies.info(name).lazy:
                 options["xi"] = args.xi
-            built.append(strategies.make(name, args.workers, args.stragglers, **options))
+            if name == "k-async":
+                options["k"] = args.workers - args.stragglers if args.k is None else args.k
+            strategy = strategies.make(name, args.workers, args.stragglers, **options)
+            links = tuple(getattr(strategy, "links", (args.link,)))
+            if args.link not in links:
+                if args.strategy != "all":
+                    raise ValueError(f"--link {args.link} does not apply to strategy {name!r} "
+                                     f"(supported: {', '.join(links)})")
+                print(f"  {name}: skipped (supports --link {', '.join(links)} only)",
+                      file=sys.stderr)
+                continue
+            built.append(strategy)
         problem = problems.lag_synthetic(args.workers)
     except ValueError as error:
         print(f"lagc-jax run: {error}", file=sys.stderr)

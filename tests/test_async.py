@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import lagc_jax as lj
+from lagc_jax import cli
 from lagc_jax import strategies as st
+from lagc_jax.results import Result
 
 from helpers import COUNTS, assert_same_run
 
@@ -269,3 +271,22 @@ def test_registry_metadata():
         others = {st.info(n).style.get("color") for n in lj.names() if n != name}
         assert entry.style["color"] not in others
     assert isinstance(lj.make("async", M), st.KAsync) and lj.make("async", M).k == 1
+
+
+def test_command_line(tmp_path, capsys):
+    stem = str(tmp_path / "run")
+    base = ["run", "--workers", "4", "--stragglers", "1", "--trials", "3", "--iters", "12",
+            "--out", stem]
+    assert cli.main(base + ["--strategy", "k-async"]) == 0  # default k = M − S = 3
+    assert "| k-async |" in capsys.readouterr().out
+    assert (np.diff(Result.load(stem + "_k-async.npz").uploads, axis=1) == 3).all()
+    assert cli.main(base + ["--strategy", "k-async", "--k", "2"]) == 0
+    assert (np.diff(Result.load(stem + "_k-async.npz").uploads, axis=1) == 2).all()
+    assert cli.main(base + ["--strategy", "k-async", "--k", "5"]) == 2
+    assert "k must be an integer in [1, num_workers = 4], got 5" in capsys.readouterr().err
+    assert cli.main(base + ["--strategy", "async", "--link", "shared"]) == 2
+    assert "--link shared does not apply to strategy 'async'" in capsys.readouterr().err
+    assert cli.main(base + ["--strategy", "all", "--link", "shared", "--upload-time", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert "async: skipped (supports --link parallel only)" in captured.err
+    assert "| gd |" in captured.out and "| async |" not in captured.out
