@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import re
@@ -138,6 +139,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--link", type=one_of(LINKS), default="parallel", help="parallel or shared")
     parser.add_argument("--xi", type=number(0), default=None,
                         help="LAG threshold ξ (default per rule)")
+    parser.add_argument("--k", type=int_at_least(1), default=None,
+                        help="k of strategies with a k option, e.g. k-async: the gradients per "
+                             "server update (default M − S)")
     parser.add_argument("--target-gap", type=number(0, strict=True), default=DEFAULT_TARGET_GAP,
                         help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
     parser.add_argument("--out", default="results/run",
@@ -229,7 +233,14 @@ def cmd_run(args) -> int:
         options = {}
         if args.xi is not None and strategies.info(name).lazy:
             options["xi"] = args.xi
-        return strategies.make(name, args.workers, args.stragglers, **options)
+        if "k" in inspect.signature(strategies.info(name).factory).parameters:
+            options["k"] = args.workers - args.stragglers if args.k is None else args.k
+        strategy = strategies.make(name, args.workers, args.stragglers, **options)
+        links = tuple(getattr(strategy, "links", LINKS))
+        if args.link not in links:
+            raise ValueError(f"--link {args.link} does not apply to strategy {name!r} "
+                             f"(supported: {', '.join(links)})")
+        return strategy
 
     explicit = args.strategy != "all"
     names = (args.strategy,) if explicit else strategies.names()

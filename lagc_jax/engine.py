@@ -100,6 +100,21 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
     M = strategy.num_workers
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     loss_and_grads = _partition_grads_fn(static.weighted_loss, data)  # loop-invariant work once
+    # Strategies that index unit times by job (asynchronous ones) get round.draw; replayed
+    # unit times then arrive whole, (num_iters, M) per trial, not as this chunk's slice.
+    job_draws = bool(getattr(strategy, "needs_job_draws", False))
+    draw = None
+    if job_draws and static.replay:
+        def draw(jobs):  # X_{jobs[m], m}; an index past the run is never used: clamped
+            rows = jnp.minimum(jobs, unit_times.shape[0] - 1)
+            return unit_times[rows, jnp.arange(M)] * traced.slowdown
+    elif job_draws:
+        def draw(jobs):  # the draw of iteration jobs[m] (fold_in(trial_key, j)), worker m
+            def one(job, m):
+                x = delays_lib.sample_unit_times(traced.delay, jax.random.fold_in(trial_key, job),
+                                                 M, dtype=traced.slowdown.dtype)
+                return x[m]
+            return jax.vmap(one)(jobs, jnp.arange(M)) * traced.slowdown
 
     def iteration(state, i):
         (theta, opt_state, strat_state, delay_state), acc = state
@@ -111,7 +126,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
                                               jax.random.fold_in(key, _MINIBATCH_TAG),
                                               static.batch_size)
         if static.replay:
-            x = unit_times[i]
+            x = unit_times[k] if job_draws else unit_times[i]
         else:
             initial = delays_lib.init_delay_state(
                 traced.delay, jax.random.fold_in(jax.random.fold_in(trial_key, 0), _MARKOV_INIT_TAG), M)
@@ -123,7 +138,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
         aggregate, strat_state, stats = strategy.step(
-            strat_state, Round(theta, grads, x, k, static.link), traced.knobs)
+            strat_state, Round(theta, grads, x, k, static.link, draw), traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         first_loss, duration, uploads, downloads, computations, residual = acc
@@ -346,6 +361,10 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
+    supported = tuple(getattr(strategy, "links", LINKS))
+    if link not in supported:
+        raise ValueError(f"link={link!r} does not apply to strategy {strategy.name!r} "
+                         f"(supported: {', '.join(supported)})")
     if hasattr(strategy, "validate"):
         strategy.validate(dtype=compute_dtype(), link=link)
     # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
@@ -375,6 +394,12 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
             raise ValueError("unit_times must be finite and >= 0")
     elif delay is None:
         raise ValueError("delay is required unless unit_times are given")
+    elif getattr(strategy, "needs_job_draws", False) and any(
+            isinstance(d, delays_lib.MarkovStragglers) for d in (
+                delay if isinstance(delay, list) else [delay])):
+        raise ValueError(f"delay: MarkovStragglers cannot be indexed by job, which strategy "
+                         f"{strategy.name!r} needs (its workers run different iterations' jobs "
+                         "at once); use ShiftedExponential, Pareto or replayed unit_times")
     slowdown = np.ones(M) if slowdown is None else np.asarray(slowdown, dtype=np.float64)
     if slowdown.shape != (M,) or not np.all(np.isfinite(slowdown)) or np.any(slowdown <= 0):
         raise ValueError(f"slowdown must be {M} finite factors > 0, got {slowdown!r}")
@@ -448,11 +473,15 @@ def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimi
         records, masks, end_loss, carry = checkpoint.load(
             carry, _carry_trial_axes(static_for(0, False), carry), padded)
         start = checkpoint.done
+    job_draws = bool(getattr(strategy, "needs_job_draws", False))
+    all_times = None  # every chunk of a job-indexed strategy reads the whole replayed array
+    if unit_times is not None and job_draws:
+        all_times = _place(unit_times.astype(dtype), trial_sharding)
     for k0 in range(start, num_iters, chunk_size):
         length = min(chunk_size, num_iters - k0)
         static = static_for(length // record_every, k0 == 0)
-        chunk_times = None
-        if unit_times is not None:
+        chunk_times = all_times
+        if unit_times is not None and not job_draws:
             chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, strategy, traced, carry, trial_keys, chunk_times, jnp.int32(k0))

@@ -201,7 +201,7 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
     fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False)
     names = []
     for ax, key in zip(axes.flat, keys):
-        for name, (x, med, lo, hi) in panels[key].items():
+        for line, (name, (x, med, lo, hi)) in enumerate(panels[key].items()):
             if name not in names:
                 names.append(name)
             x, med, lo, hi = (np.asarray(v, float) for v in (x, med, lo, hi))
@@ -218,10 +218,14 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
                 ax.plot(x[missing], np.full(missing.sum(), 0.96), marker="x", markersize=8,
                         markeredgewidth=2, color=color(name), linestyle="none",
                         transform=top, clip_on=False, label="_missing_" + name)
-                for xm in x[missing]:
-                    ax.annotate(f"{name}: not reached", (xm, 0.96), xycoords=top,
-                                xytext=(-6, -4), textcoords="offset points", ha="right",
-                                va="top", fontsize=8, color=color(name))
+                # one label per line, inside the axes, one row per line
+                xm = x[missing][0]
+                left_half = xm <= (np.nanmin(x) + np.nanmax(x)) / 2
+                where = ", ".join(f"{v:g}" for v in x[missing])
+                ax.annotate(f"{name}: not reached at {where}", (xm, 0.96), xycoords=top,
+                            xytext=(6 if left_half else -6, -4 - 10 * line),
+                            textcoords="offset points", ha="left" if left_half else "right",
+                            va="top", fontsize=8, color=color(name))
         if xscale == "symlog":
             positive = [v for v in (xticks or []) if v > 0]
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.6)

@@ -14,6 +14,9 @@ It writes, into ``--out`` (default ``figures``):
 - ``table.md`` / ``table.csv``: wall clock, uploads, computations to reach the
   target (medians with 95 % intervals) and the one-line conclusions;
 - ``sweep_tau.csv``, ``sweep_S.csv``: the sweeps' numbers;
+- ``async_k.png``, ``sweep_k.csv``, ``table_async.md`` (also appended to ``table.md``): k-async (MODEL.md §8) time to a looser target gap
+  against k, at α = 1/L and the best α of a small grid, and the gap it ends at
+  (k-async in the main table uses k = M − S; asynchronous runs get ⌈iters·M/k⌉ updates);
 
 and each main-study run's :class:`~lagc_jax.results.Result` (npz + json) into
 ``--runs`` (default ``results/reproduce``, ignored by git). Sweep runs are
@@ -38,7 +41,7 @@ import numpy as np
 
 from . import analysis, delays, problems, strategies
 from .engine import simulate
-from .results import Result
+from .results import Result, median_interval
 
 TARGET_GAP = 1e-6
 DISTRIBUTIONS = {
@@ -51,6 +54,11 @@ TAU_SWEEP_STRATEGIES = ("gd", "gc", "grouping", "lag-wk", "lag-ps", "g-lag", "la
 # Strategies whose runs do not depend on S: S-sweep values come from the main study.
 S_INDEPENDENT = ("gd", "lag-wk", "lag-ps")
 TABLE_FIELDS = ("wall_clock", "uploads", "computations", "downloads", "iterations")
+# Asynchronous baselines (MODEL.md §8): with a constant step they do not converge to f*
+# (each update applies k of the M partition gradients, stale), so besides TARGET_GAP the
+# study reports the time to this looser gap and the gap at the end of the run.
+ASYNC_TARGET_GAP = 1e-1
+ASYNC_STEP_GRID = (0.25, 0.5, 1.0, 2.0)  # multiples of 1/L tried for k-async
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,11 @@ class StudyConfig:
     links: tuple = ("parallel", "shared")
     tau_distributions: tuple = ("exponential", "pareto")
     tau_strategies: tuple = TAU_SWEEP_STRATEGIES
+    # k sweep of k-async (k ≤ M kept): time to ASYNC_TARGET_GAP at α = 1/L and the best
+    # α of ASYNC_STEP_GRID (multiples of 1/L)
+    k_values: tuple = (1, 2, 4, 6, 8, 10, 12)
+    async_step_grid: tuple = ASYNC_STEP_GRID
+    async_target_gap: float = ASYNC_TARGET_GAP
 
     @classmethod
     def full(cls, **overrides) -> "StudyConfig":
@@ -88,7 +101,8 @@ class StudyConfig:
     @classmethod
     def quick(cls, **overrides) -> "StudyConfig":
         base = dict(trials=100, iters=300, sweep_trials=None, s_values=(0, 2, 5),
-                    s_sweep_iters=400, taus=(0.0, 0.5, 2.0), tau_distributions=("exponential",))
+                    s_sweep_iters=400, taus=(0.0, 0.5, 2.0), tau_distributions=("exponential",),
+                    k_values=(1, 10, 12), async_step_grid=(0.25, 1.0))
         base.update(overrides)
         return cls(**base)
 
@@ -106,10 +120,36 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def strategy_options(name, workers, stragglers) -> dict:
+    """Options the study builds a strategy with: k-async uses k = M − S (it sums as many
+    gradients per update as gc and fastest-k wait for); every other one its defaults.
+
+    >>> strategy_options("k-async", 12, 2), strategy_options("gc", 12, 2)
+    ({'k': 10}, {})
+    """
+    return {"k": workers - stragglers} if name == "k-async" else {}
+
+
+def study_updates(name, workers, stragglers, iters) -> int:
+    """Server updates of a main-study run: ``iters`` for the synchronous strategies and
+    ⌈iters·M/k⌉ for the asynchronous ones, so that every run can apply iters·M partition
+    gradients (an asynchronous update applies k of them).
+
+    >>> study_updates("gd", 12, 2, 400), study_updates("async", 12, 2, 400)
+    (400, 4800)
+    """
+    strategy = strategies.make(name, workers, stragglers,
+                               **strategy_options(name, workers, stragglers))
+    if isinstance(strategy, strategies.KAsync):
+        return -(-iters * workers // strategy.k)
+    return iters
+
+
 def _run(problem, name, workers, stragglers, delay, *, trials, iters, seed, upload_time=0.0,
          link="parallel", record_every=1) -> Result:
     """One simulate() call; divergence warnings are recorded in the Result, not printed."""
-    strategy = strategies.make(name, workers, stragglers)
+    strategy = strategies.make(name, workers, stragglers,
+                               **strategy_options(name, workers, stragglers))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         # One compiled call per run: chunking compiles a second program (batched
@@ -122,7 +162,7 @@ def _run(problem, name, workers, stragglers, delay, *, trials, iters, seed, uplo
 def _applicable(name, workers, stragglers) -> bool:
     """Whether the strategy can be built for (M, S) (grouping needs (S+1) | M)."""
     try:
-        strategies.make(name, workers, stragglers)
+        strategies.make(name, workers, stragglers, **strategy_options(name, workers, stragglers))
     except ValueError:
         return False
     return True
@@ -306,7 +346,8 @@ def _main_study(config, problem, runs_dir, timer, memo):
                 continue
             t0 = time.perf_counter()
             r = _run(problem, name, config.workers, config.stragglers, delay,
-                     trials=config.trials, iters=config.iters, seed=config.seed)
+                     trials=config.trials, seed=config.seed,
+                     iters=study_updates(name, config.workers, config.stragglers, config.iters))
             r.save(Path(runs_dir) / f"main_{dist}_{name}.npz")
             results[name] = r
             rows[name] = summarize(r, config.target_gap, unit)
@@ -418,6 +459,126 @@ def _tau_sweep(config, problem, memo, timer):
     return rows
 
 
+def _k_sweep(config, problem, timer):
+    """k-async for every k in config.k_values (k ≤ M) on the main-study delays and trials of
+    the sweeps: one compiled sweep over the step-size grid per k, ⌈iters·M/k⌉ updates.
+    A row per (distribution, k, α): time, uploads and computations to the loose target
+    ASYNC_TARGET_GAP, the fraction reaching TARGET_GAP, and the final gap (median and
+    95 % interval); gd (= k-async with k = M) as the reference row."""
+    from .engine import sweep
+
+    rows = []
+    trials = config.sweep_trial_count
+    ks = [k for k in config.k_values if 1 <= k <= config.workers]
+    for dist in config.distributions:
+        delay = DISTRIBUTIONS[dist]
+        unit = mean_unit_time(delay)
+        for k in ks:
+            t0 = time.perf_counter()
+            updates = -(-config.iters * config.workers // k)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                results = sweep(problem, strategies.make("k-async", config.workers, k=k), delay,
+                                step_size=[c / problem.smoothness for c in config.async_step_grid],
+                                num_iters=updates, num_trials=trials, seed=config.seed,
+                                chunk_size=updates)
+            for factor, r in zip(config.async_step_grid, results):
+                row = dict(distribution=dist, k=k, step_size_times_L=float(factor),
+                           updates=updates)
+                row.update(_reach_row(summarize(r, config.async_target_gap, unit)))
+                final = median_interval(r.gap[:, -1])
+                row.update(final_gap_median=final[0], final_gap_lo=final[1],
+                           final_gap_hi=final[2],
+                           reached_target=float(np.mean(r.to_reach(config.target_gap)
+                                                        ["wall_clock"] >= 0)),
+                           trials=trials)
+                rows.append(row)
+            timer(f"k sweep {dist} k={k} ({len(config.async_step_grid)} step sizes)", t0)
+    return rows
+
+
+def best_step_rows(k_rows: list[dict]) -> list[dict]:
+    """Per (distribution, k): the row of the step size with the lowest median time to the
+    loose target (ties and not-reached: the highest fraction reached, then the lowest
+    median final gap).
+
+    >>> rows = [dict(distribution="e", k=1, step_size_times_L=a, wall_clock_median=t,
+    ...              reached=1.0, final_gap_median=0.0) for a, t in ((0.5, 9.0), (1.0, 7.0))]
+    >>> [r["step_size_times_L"] for r in best_step_rows(rows)]
+    [1.0]
+    """
+    best = {}
+    for r in k_rows:
+        key = (r["distribution"], r["k"])
+        rank = (r["wall_clock_median"], -r["reached"], r["final_gap_median"])
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, r)
+    return [r for _, r in best.values()]
+
+
+def format_async_table(k_rows: list[dict], config: StudyConfig) -> str:
+    """Markdown: k-async per k at α = 1/L and at the best α of the grid."""
+    best = {(r["distribution"], r["k"]): r for r in best_step_rows(k_rows)}
+    grid = ", ".join(f"{c:g}" for c in config.async_step_grid)
+    lines = ["", f"## Asynchronous baselines (MODEL.md §8): k-async, k = 1 … M (k = 1 is async, "
+             f"k = M is gd)", "",
+             f"{config.sweep_trial_count} trials, ⌈{config.iters}·M/k⌉ updates (the partition "
+             f"gradients of {config.iters} gd iterations). With a constant step size k < M does "
+             f"not converge to f*: time to f − f* ≤ {config.async_target_gap:g} (median, 95 % "
+             f"interval, units of E[X]), the fraction of trials reaching "
+             f"{config.target_gap:g}, and the gap at the end (median [95 % interval]). "
+             f"Step size α = 1/L and the best of α·L ∈ {{{grid}}} (lowest median time).", ""]
+    for dist in config.distributions:
+        lines += [f"### {dist}", "",
+                  "| k | α·L | wall clock to " f"{config.async_target_gap:g} | uploads | "
+                  f"reached {config.async_target_gap:g} | reached {config.target_gap:g} | "
+                  "final gap |", "|---|---|---|---|---|---|---|"]
+        for r in k_rows:
+            if r["distribution"] != dist:
+                continue
+            if r["step_size_times_L"] != 1.0 and best.get((dist, r["k"])) is not r:
+                continue
+            mark = " (best)" if best.get((dist, r["k"])) is r else ""
+            lines.append(
+                f"| {r['k']} | {r['step_size_times_L']:g}{mark} | "
+                f"{_cell((r['wall_clock_median'], r['wall_clock_lo'], r['wall_clock_hi']), '.4g')} | "
+                f"{_cell((r['uploads_median'], r['uploads_lo'], r['uploads_hi']), '.0f')} | "
+                f"{r['reached']:.0%} | {r['reached_target']:.0%} | "
+                f"{r['final_gap_median']:.3g} [{r['final_gap_lo']:.3g}, {r['final_gap_hi']:.3g}] |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_k_sweep(config: StudyConfig, k_rows: list[dict], out_dir) -> dict:
+    """async_k.png: time to the loose target against k, at α = 1/L and the best α."""
+    from . import plotting
+
+    best = best_step_rows(k_rows)
+    panels = {}
+    for dist in config.distributions:
+        at_default = [r for r in k_rows if r["distribution"] == dist
+                      and r["step_size_times_L"] == 1.0]
+        tuned = sorted((r for r in best if r["distribution"] == dist), key=lambda r: r["k"])
+        panel = {}
+        for label, rows in (("k-async", at_default), ("k-async, best α", tuned)):
+            if rows:
+                panel[label] = tuple([r[f] for r in rows] for f in
+                                     ("k", "wall_clock_median", "wall_clock_lo", "wall_clock_hi"))
+        gd = [r for r in at_default if r["k"] == config.workers]
+        if gd:  # the reference: k = M is gd
+            ks = [r["k"] for r in at_default]
+            panel["gd"] = ([min(ks), max(ks)], *([gd[0][f]] * 2 for f in
+                           ("wall_clock_median", "wall_clock_lo", "wall_clock_hi")))
+        panels[plotting.DISTRIBUTION_LABELS[dist]] = panel
+    path, colors = plotting.sweep_figure(
+        panels, "k: gradients per server update (k = 1: async, k = M: gd)",
+        f"k-async: time to reach f − f* ≤ {config.async_target_gap:g} vs k (M = "
+        f"{config.workers}, α = 1/L and the best α·L of "
+        f"{{{', '.join(f'{c:g}' for c in config.async_step_grid)}}})",
+        Path(out_dir) / "async_k.png", xticks=sorted({r["k"] for r in k_rows}))
+    return {str(path): colors}
+
+
 def _sweep_series(rows, strategies_, **match):
     """{strategy: (x, median, lo, hi)} of wall clock to target, from sweep rows."""
     panel = {}
@@ -500,6 +661,28 @@ def read_rows(path) -> list[dict]:
         return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
+def async_baselines(config: StudyConfig, out_dir="figures", *, log=_log, problem=None,
+                    start=None) -> dict:
+    """The asynchronous baselines alone (also part of :func:`reproduce`): the k sweep of
+    k-async at α = 1/L and the grid ``config.async_step_grid``, written as
+    ``sweep_k.csv``, ``async_k.png`` and ``table_async.md`` in ``out_dir``. Returns
+    ``{"k_sweep": rows, "figures": {path: {label: colour}}, "table_md": path}``."""
+    start = time.perf_counter() if start is None else start
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    problem = problems.lag_synthetic(config.workers) if problem is None else problem
+
+    def timer(label, t0):
+        log(f"  {label}: {time.perf_counter() - t0:.1f}s (total {time.perf_counter() - start:.0f}s)")
+
+    rows = _k_sweep(config, problem, timer)
+    _write_rows(out_dir / "sweep_k.csv", rows)
+    figures = plot_k_sweep(config, rows, out_dir)
+    table_md = out_dir / "table_async.md"
+    table_md.write_text(format_async_table(rows, config))
+    return {"k_sweep": rows, "figures": figures, "table_md": table_md}
+
+
 def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduce",
               log=_log) -> dict:
     """Run the study and write figures, tables and runs. Returns what was written:
@@ -551,10 +734,19 @@ def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduc
         _write_rows(out_dir / "sweep_tau.csv", tau_rows)
         figures.update(plot_tau_sweep(config, tau_rows, out_dir))
 
+    k_rows = []
+    if config.k_values:
+        baselines = async_baselines(config, out_dir, log=log, problem=problem, start=start)
+        k_rows = baselines["k_sweep"]
+        figures.update(baselines["figures"])
+        with table_md.open("a") as fh:
+            fh.write(baselines["table_md"].read_text())
+
     elapsed = time.perf_counter() - start
     log(f"reproduce: wrote {out_dir}/ (figures, table) and {runs_dir}/ in {elapsed:.0f}s")
     return {"tables": tables, "table_md": table_md, "table_csv": table_csv,
-            "figures": figures, "s_sweep": s_rows, "tau_sweep": tau_rows, "elapsed": elapsed,
+            "figures": figures, "s_sweep": s_rows, "tau_sweep": tau_rows, "k_sweep": k_rows,
+            "elapsed": elapsed,
             "config": config}
 
 
@@ -606,7 +798,7 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
         elif name not in analysis.LAZY_STRATEGIES:  # no analysis: Monte Carlo only
             analytic = dict.fromkeys(QUANTITIES, math.nan)
             kinds = dict.fromkeys(QUANTITIES, "none")
-        else:
+        else:  # lazy: the conditional analysis averaged over the observed n
             n = _active_units(name, r, stragglers)
             values, counts = np.unique(n, return_counts=True)
             weights = counts / counts.sum()
@@ -741,5 +933,6 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-__all__ = ["StudyConfig", "reproduce", "iteration_table", "format_iteration_table",
+__all__ = ["StudyConfig", "reproduce", "async_baselines", "best_step_rows", "format_async_table",
+           "plot_k_sweep", "strategy_options", "study_updates", "iteration_table", "format_iteration_table",
            "conclusions", "on_grid", "band", "mean_unit_time", "read_table_csv"]

@@ -28,9 +28,9 @@ def test_run_all_strategies_small(tmp_path, capsys):
                      "--out", str(tmp_path / "all")]) == 0
     out = capsys.readouterr().out
     for name in ("gd", "fastest-k", "gc", "grouping", "lag-wk", "lag-ps", "lagc", "lagc-ps",
-                 "g-lag", "g-lag-wk"):
+                 "g-lag", "g-lag-wk", "async", "k-async"):
         assert f"| {name} |" in out
-    assert len(list(tmp_path.glob("all_*.npz"))) == 10
+    assert len(list(tmp_path.glob("all_*.npz"))) == 12
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -13,7 +13,8 @@ from lagc_jax.results import Result, median_interval
 # distributions, a two-point S sweep and a two-point τ sweep on both links.
 SMALL = dict(workers=6, stragglers=1, trials=24, iters=150, s_values=(0, 1), s_sweep_iters=150,
              taus=(0.0, 1.0), tau_strategies=("gd", "lag-wk", "g-lag"),
-             s_sweep_strategies=("gd", "gc", "grouping", "g-lag"))
+             s_sweep_strategies=("gd", "gc", "grouping", "g-lag"), k_values=(1, 3, 6),
+             async_step_grid=(0.5, 1.0))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_outputs_exist(study_out):
     figures = study_out["root"] / "figures"
     for name in ("convergence_exponential.png", "convergence_pareto.png", "tradeoff.png",
                  "iteration_time_vs_S.png", "sweep_S.png", "sweep_tau.png", "table.md",
-                 "table.csv", "sweep_S.csv", "sweep_tau.csv"):
+                 "table.csv", "sweep_S.csv", "sweep_tau.csv", "async_k.png", "sweep_k.csv"):
         assert (figures / name).stat().st_size > 0, name
     for dist in ("exponential", "pareto"):
         for name in strategies.names():
@@ -215,6 +216,9 @@ def test_table_command_against_analysis(study_out, capsys):
             assert cells[3] == "exact"
             assert abs(float(cells[6])) < 4, cells
     for (name, q), cells in rows.items():
+        if cells[3] == "none":  # no analysis (async, k-async): Monte Carlo only
+            assert cells[2] == "nan" and cells[6] == "—", cells
+            continue
         if cells[3] == "bound":
             assert cells[6] == "bound holds"
             assert float(cells[4]) <= float(cells[2]) + 1e-9
@@ -240,3 +244,38 @@ def test_table_command_bad_input(capsys):
     assert cli.main(["table", "--delay", "exp:-1"]) == 2
     assert "rate must be finite" in capsys.readouterr().err
     assert cli.main(["table", "--strategy", "nope"]) == 2
+
+
+def test_async_in_the_main_study_and_the_k_sweep(study_out):
+    """async and k-async (k = M − S) run in the main study with ⌈iters·M/k⌉ updates; the
+    k sweep's k = M row at α = 1/L is gd's main run (same delays, same iterates)."""
+    M, S, iters = SMALL["workers"], SMALL["stragglers"], SMALL["iters"]
+    runs = study_out["root"] / "runs"
+    k_async = Result.load(runs / "main_exponential_k-async.npz")
+    assert k_async.iterations[-1] == -(-iters * M // (M - S))
+    assert (np.diff(k_async.uploads, axis=1) == M - S).all()
+    one = Result.load(runs / "main_pareto_async.npz")
+    assert one.iterations[-1] == iters * M and (np.diff(one.uploads, axis=1) == 1).all()
+    rows = study_out["k_sweep"]
+    assert {(r["distribution"], r["k"], r["step_size_times_L"]) for r in rows} == {
+        (d, k, a) for d in ("exponential", "pareto") for k in (1, 3, 6) for a in (0.5, 1.0)}
+    for dist in ("exponential", "pareto"):
+        gd = Result.load(runs / f"main_{dist}_gd.npz")
+        unit = study.mean_unit_time(study.DISTRIBUTIONS[dist])
+        row = next(r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"])
+                   == (dist, M, 1.0))
+        wall = median_interval(gd.to_reach(study.ASYNC_TARGET_GAP)["wall_clock"])
+        assert row["wall_clock_median"] == pytest.approx(wall[0] / unit, rel=1e-12)
+        assert row["final_gap_median"] == pytest.approx(np.median(gd.gap[:, -1]), rel=1e-9)
+        assert row["reached_target"] == 1.0
+        # k = 1 with a constant step hovers above f*: it ends far above gd's gap
+        async_row = next(r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"])
+                         == (dist, 1, 1.0))
+        assert async_row["final_gap_lo"] > 1e3 * row["final_gap_hi"]
+    best = study.best_step_rows(rows)
+    assert len(best) == 2 * 3
+    for r in best:
+        same = [o for o in rows if (o["distribution"], o["k"]) == (r["distribution"], r["k"])]
+        assert r["wall_clock_median"] == min(o["wall_clock_median"] for o in same)
+    md = study_out["table_md"].read_text()
+    assert "## Asynchronous baselines" in md and "| 1 | 1" in md

@@ -19,6 +19,7 @@ docs/EXTENDING.md for writing your own.
 
 from . import placement
 from .aggregate import Decode, DecodeFreshStale, Delivered, ScaledSum, Sum
+from .asynchronous import AsyncState, KAsync
 from .composed import Strategy
 from .lazy import STARTS, LazyState, NoTrigger, Plan, ServerTrigger, WorkerTrigger
 from .protocol import Knobs, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass, static
@@ -26,7 +27,7 @@ from .registry import Entry, check_workers, info, make, names, register, unregis
 from .wait import FirstK, FirstPerGroup, WaitAll, WaitFunction
 
 __all__ = [
-    "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "Knobs",
+    "AsyncState", "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "KAsync", "Knobs",
     "LazyState", "NoTrigger", "Plan", "Round", "STARTS", "ScaledSum", "ServerTrigger", "Stats",
     "Strategy", "StrategyProtocol", "Sum", "WaitAll", "WaitFunction", "WorkerTrigger",
     "check_workers", "info", "is_strategy", "make", "names", "placement", "pytree_dataclass",

@@ -14,6 +14,10 @@ A strategy is any pytree with
 - optionally ``validate(*, dtype, link)``: raise ValueError, before anything compiles,
   for a run the strategy cannot simulate faithfully (e.g. a float32 decoding).
 
+Optional members the engine reads: ``needs_job_draws = True`` (``round.draw`` then
+gives the unit times of any iteration index, e.g. a worker's job number; Markov
+stragglers are rejected) and ``links`` (the uplinks it supports, default both).
+
 Static structure (shapes, code paths) must be pytree metadata and numbers pytree
 leaves, so the jit cache key is the strategy's pytree structure.
 
@@ -94,6 +98,10 @@ class Round:
     unit_times: jnp.ndarray  # (M,) unit computing times X_{k,m}
     k: jnp.ndarray  # iteration index (traced int)
     link: str = static(default="parallel")  # "parallel" or "shared" uplink
+    # Unit times by job index: ``draw(jobs)`` with jobs (M,) int gives X_{jobs[m], m}
+    # (the draws of iteration jobs[m], times the slowdown). The engine sets it for
+    # strategies that declare ``needs_job_draws = True`` (asynchronous ones); else None.
+    draw: Callable | None = static(default=None)
 
 
 def is_strategy(obj) -> bool:

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .aggregate import Decode, DecodeFreshStale, ScaledSum, Sum
+from .asynchronous import asynchronous, k_async
 from .composed import Strategy
 from .lazy import STARTS, NoTrigger, ServerTrigger, WorkerTrigger
 from .placement import cyclic, fractional, identity
@@ -209,3 +210,9 @@ for _name, _factory, _color, _linestyle, _marker, _analytic, _lazy, _description
     register(_name, _factory, analytic=_analytic, lazy=_lazy, description=_description,
              style=dict(color=_color, linestyle=_linestyle, marker=_marker,
                         linewidth=2.0 if _name == "g-lag" else 1.5))
+
+# the asynchronous baselines of MODEL.md §8 (hand-written protocol strategies)
+register("async", asynchronous, style=dict(color="#393b79", linestyle=":", marker="<"),
+         description="asynchronous SGD: update on every arrival, stale gradients")
+register("k-async", k_async, style=dict(color="#843c39", linestyle=":", marker=">"),
+         description="K-async SGD: update on the next k arrivals (option k, default 1)")
