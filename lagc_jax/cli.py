@@ -109,8 +109,7 @@ def applicable(prog: str, names, workers: int, stragglers: int, build, explicit:
                 print(f"{prog}: --strategy {name}: {error}", file=sys.stderr)
                 raise SystemExit(2) from None
             reasons.append(str(error))
-            print(f"{prog}: note: skipping {name}, which does not apply to M = {workers}, "
-                  f"S = {stragglers}: {error}", file=sys.stderr)
+            print(f"{prog}: note: skipping {name}: {error}", file=sys.stderr)
     if not built:
         print(f"{prog}: no strategy applies to M = {workers}, S = {stragglers}: {reasons[0]}",
               file=sys.stderr)

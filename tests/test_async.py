@@ -288,5 +288,5 @@ def test_command_line(tmp_path, capsys):
     assert "--link shared does not apply to strategy 'async'" in capsys.readouterr().err
     assert cli.main(base + ["--strategy", "all", "--link", "shared", "--upload-time", "0.1"]) == 0
     captured = capsys.readouterr()
-    assert "async: skipped (supports --link parallel only)" in captured.err
+    assert "note: skipping async: --link shared does not apply to strategy 'async'" in captured.err
     assert "| gd |" in captured.out and "| async |" not in captured.out
