@@ -275,7 +275,7 @@ def _check_samples(samples, name: str = "samples") -> np.ndarray:
     bad = ~np.isfinite(array) | (array <= 0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite and > 0, got {array[where]!r} at index "
+        raise ValueError(f"{name} must be finite and > 0, got {float(array[where])!r} at index "
                          f"{where if len(where) > 1 else where[0]}")
     return array
 
