@@ -124,7 +124,7 @@ STRAGGLER_TRACES = {
 
 def _parse_times(text: str, source: str, num_workers, step_column):
     """Parse CSV text of times (see :func:`load_times_csv`) into an (N, M) array."""
-    header, rows, lines = None, [], []
+    header, named_row, rows, lines = None, False, [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
@@ -134,11 +134,11 @@ def _parse_times(text: str, source: str, num_workers, step_column):
                 header = next(csv.reader([stripped.lstrip("#").strip()]), [])
             continue
         fields = [f.strip() for f in next(csv.reader([stripped]))]
-        if not rows and header is None:
+        if not rows and not named_row:
             try:
                 [float(f) for f in fields]
             except ValueError:  # a header row of names
-                header = fields
+                header, named_row = fields, True
                 continue
         rows.append(fields)
         lines.append(line_number)
@@ -166,9 +166,6 @@ def _parse_times(text: str, source: str, num_workers, step_column):
     if times.shape[1] < 1:
         raise ValueError(f"{source}: no time columns (only the step column)")
     if num_workers is not None:
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) \
-                or num_workers < 1:
-            raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
         if times.shape[1] < num_workers:
             raise ValueError(f"{source}: {times.shape[1]} columns of times, fewer than "
                              f"num_workers={num_workers} (one column per worker)")
@@ -194,6 +191,9 @@ def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
     """
     if step_column is not None and not isinstance(step_column, bool):
         raise ValueError(f"step_column must be True, False or None, got {step_column!r}")
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(
+            num_workers, (int, np.integer)) or num_workers < 1):
+        raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
     try:
         text = open(os.fspath(path), encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as error:
