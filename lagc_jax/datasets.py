@@ -185,7 +185,7 @@ def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
 
     >>> import pathlib, tempfile
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "times.csv"
-    >>> _ = f.write_text("w0,w1,w2\n1.0,1.1,3.0\n0.9,1.2,2.8\n")
+    >>> _ = f.write_text("w0,w1,w2\\n1.0,1.1,3.0\\n0.9,1.2,2.8\\n")
     >>> load_times_csv(f, num_workers=3).shape
     (2, 3)
     """
