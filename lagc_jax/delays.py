@@ -360,6 +360,9 @@ class Empirical:
         object.__setattr__(model, "shuffle_columns", aux[0])
         return model
 
+    def __reduce__(self):  # pickle and copy: rebuild without re-running the checks
+        return Empirical.tree_unflatten, ((self.shuffle_columns,), (self.samples,))
+
     def __repr__(self) -> str:
         shape = getattr(self.samples, "shape", None)
         return f"Empirical(samples of shape {shape}, shuffle_columns={self.shuffle_columns})"

@@ -254,3 +254,16 @@ def test_normalization_helpers():
     assert "2 steps × 2 workers" in delays.Empirical(samples).describe()
     assert delays.describe_parameters(delays.Empirical(samples)) != \
         delays.describe_parameters(delays.Empirical(samples * 2))
+
+
+def test_models_pickle_and_copy():
+    import copy
+    import pickle
+
+    e = delays.Empirical(_matrix(), shuffle_columns=True)
+    for model in (e, lj.Pareto(1.0, 2.0), lj.MarkovStragglers(), lj.ShiftedExponential(0.5, 2.0)):
+        for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+            assert type(clone) is type(model)
+            assert jax.tree_util.tree_structure(clone) == jax.tree_util.tree_structure(model)
+            for a, b in zip(jax.tree_util.tree_leaves(clone), jax.tree_util.tree_leaves(model)):
+                np.testing.assert_array_equal(a, b)
