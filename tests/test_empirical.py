@@ -228,18 +228,24 @@ def test_new_samples_of_the_same_shape_do_not_recompile(caplog):
     assert len(traces) == 1
     draw(delays.Empirical(np.ones((5, 3))), key)  # another shape: a new trace
     assert len(traces) == 2
-    # simulate: the second run with other samples compiles nothing
+    # simulate: a new shape compiles (control); new samples of that shape compile nothing
     problem, strategy = lag_synthetic(3, dim=4), strategies.make("gd", 3)
-    lj.simulate(problem, strategy, delays.Empirical(np.full((4, 3), 1.0)), num_iters=3, num_trials=2)
-    jax.config.update("jax_log_compiles", True)
-    try:
-        with caplog.at_level(logging.WARNING):
-            r = lj.simulate(problem, strategy, delays.Empirical(np.full((4, 3), 2.0)),
-                            num_iters=3, num_trials=2)
-    finally:
-        jax.config.update("jax_log_compiles", False)
-    compiled = [rec.getMessage() for rec in caplog.records if "_run_chunk" in rec.getMessage()]
-    assert not compiled, compiled
+
+    def compiles(samples):
+        caplog.clear()
+        jax.config.update("jax_log_compiles", True)
+        try:
+            with caplog.at_level(logging.WARNING):
+                r = lj.simulate(problem, strategy, delays.Empirical(samples), num_iters=3,
+                                num_trials=2)
+        finally:
+            jax.config.update("jax_log_compiles", False)
+        return r, [rec.getMessage() for rec in caplog.records if "Compiling" in rec.getMessage()]
+
+    _, first = compiles(np.full((7, 3), 1.0))
+    assert first  # the control: this shape was never compiled in this process
+    r, second = compiles(np.full((7, 3), 2.0))
+    assert not second, second
     np.testing.assert_array_equal(r.wall_clock[:, -1], 6.0)
 
 
