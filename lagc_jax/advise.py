@@ -195,7 +195,7 @@ def recommendation(ranked) -> str:
     lines = [f"Recommended: {best.label} (median wall clock {best.median_time:.4g})."]
     others = [("the runner-up", ranked[1]) if len(ranked) > 1 else None]
     gd = next((c for c in ranked if c.name == "gd"), None)
-    if gd is not None and gd is not best:
+    if gd is not None and gd is not best and (len(ranked) < 2 or gd is not ranked[1]):
         others.append(("gd", gd))
     for role, other in filter(None, others):
         med, lo, hi = paired_ratio(best, other)

@@ -128,3 +128,20 @@ def test_advise_every_strategy_on_a_trace(tmp_path, capsys):
     assert rc == 0, captured.err
     # each strategy has at least one (S) whose trials differ from every other's
     assert {r[1] for r in table_rows(captured.out)} == set(strategies.names())
+
+
+def test_recommendation_names_gd_once_when_it_is_the_runner_up():
+    import lagc_jax as lj
+
+    ranked = advise.compare(lj.problems.lag_synthetic(4), lj.ShiftedExponential(), 4, [0, 1],
+                            names=["gd", "grouping"], num_iters=40, num_trials=40)
+    assert [c.label for c in ranked] == ["grouping S=1", "gd S=0"]
+    text = advise.recommendation(ranked)
+    assert text.count("gd S=0") == 1 and "vs the runner-up gd S=0" in text
+    med, lo, hi = advise.paired_ratio(ranked[0], ranked[1])
+    # Exp(1), M = 4, S = 1: gd 25/12 per iteration, grouping 2·E max of 2 Exp(2) = 1.5; both
+    # need the same K iterations. Per-trial ratio of K-sums: sd ≈ 1.39·sqrt((1.42/K)/2.08² +
+    # (1.25/K)/1.5²) ≤ 0.45 for K >= 8, so the median of 40 has SE <= 1.25·0.45/sqrt(40) = 0.09
+    iters = ranked[0].summary["iterations"][0]
+    assert iters == ranked[1].summary["iterations"][0] and iters >= 8
+    assert lo <= med <= hi and abs(med - (25 / 12) / 1.5) < 4 * 0.09
