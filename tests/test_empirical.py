@@ -273,3 +273,11 @@ def test_models_pickle_and_copy():
             assert jax.tree_util.tree_structure(clone) == jax.tree_util.tree_structure(model)
             for a, b in zip(jax.tree_util.tree_leaves(clone), jax.tree_util.tree_leaves(model)):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_sweep_over_empirical_samples():
+    samples = [np.full((2, 3), 1.0), np.array([[1.0, 2.0, 4.0], [2.0, 2.0, 2.0]])]
+    results = lj.sweep(lag_synthetic(3, dim=4), strategies.make("gd", 3),
+                       [delays.Empirical(s) for s in samples], num_iters=5, num_trials=2)
+    np.testing.assert_array_equal(results[0].wall_clock[:, -1], 5.0)
+    assert set(np.diff(results[1].wall_clock[0])) <= {2.0, 4.0}  # one row's maximum per step
