@@ -202,6 +202,10 @@ def recommendation(ranked) -> str:
         hi_text = "∞" if math.isinf(hi) else f"{hi:.3f}"
         lines.append(f"  vs {role} {other.label}: its wall clock is {med:.3f}× "
                      f"[{lo:.3f}, {hi_text}] the recommended one's (paired median over trials)")
+    missed = [c.label for c in ranked if not math.isfinite(c.median_time)]
+    if missed:
+        lines.append(f"  Not reached in most trials within the iterations simulated: "
+                     f"{', '.join(missed)} (raise --iters or relax --target-gap to rank them).")
     return "\n".join(lines)
 
 
@@ -288,8 +292,10 @@ def add_advise_arguments(parser) -> None:
                         help="τ per upload, in the units of the normalised times (default 0)")
     parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", default="parallel", help="parallel or shared")
-    parser.add_argument("--trials", type=int, default=100, help="Monte Carlo trials (default 100)")
-    parser.add_argument("--iters", type=int, default=300, help="iterations per trial (default 300)")
+    parser.add_argument("--trials", type=int, default=50, help="Monte Carlo trials (default 50)")
+    parser.add_argument("--iters", type=int, default=800,
+                        help="iterations per trial (default 800: enough for gd to reach the "
+                             "default target on the shipped traces with breast_cancer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target-gap", type=float, default=None,
                         help="f − f* to reach (default 1e-6 × the initial gap)")
