@@ -10,7 +10,16 @@ Everything is numpy/``math`` only (no jax, no scipy). A delay is either one of
 ``lagc_jax.delays.ShiftedExponential`` / ``Pareto`` (closed forms) or any object
 with a vectorised numpy ``cdf(x)`` of a nonnegative variable (numerical
 integration; an optional ``sf(x)`` = 1 − cdf is used when present, which keeps
-heavy tails accurate).
+heavy tails accurate). A discrete law with an ``atoms()`` method (pooled
+``lagc_jax.delays.Empirical``) is integrated exactly: the survival function is
+a step function between atoms. ``Empirical`` with (N, M) samples (row
+bootstrap) is not i.i.d. within an iteration: only ``expected_iteration_time``
+(and ``expected_iteration_costs``) handle it, as exact means over rows;
+everything else raises a ValueError saying why.
+
+An infinite expectation (a Pareto shape too small for the order statistic, or
+a numerically non-decaying tail) is returned as ``inf`` with an
+``InfiniteMeanWarning``.
 
 >>> d = ShiftedExponential(rate=1.0)
 >>> [round(expected_iteration_time(s, 12, 2, d), 3) for s in ("gd", "gc", "grouping")]
@@ -24,7 +33,9 @@ import operator
 
 import numpy as np
 
-from lagc_jax.delays import Pareto, ShiftedExponential
+import warnings
+
+from lagc_jax.delays import Empirical, InfiniteMeanWarning, Pareto, ShiftedExponential
 
 __all__ = [
     "NON_LAZY_STRATEGIES",
@@ -74,10 +85,13 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_delay(delay):
+def _check_delay(delay, *, rows_allowed: bool = False):
     """Validate a known distribution; require a callable ``cdf`` otherwise."""
-    if isinstance(delay, (ShiftedExponential, Pareto)):
-        return delay.validate()
+    if isinstance(delay, (ShiftedExponential, Pareto, Empirical)):
+        delay = delay.validate()
+        if isinstance(delay, Empirical) and not delay.pooled and not rows_allowed:
+            delay.atoms()  # raises the row-bootstrap explanation
+        return delay
     if not callable(getattr(delay, "cdf", None)):
         raise ValueError(
             "delay must be ShiftedExponential, Pareto or an object with a numpy "
@@ -92,13 +106,20 @@ def _check_workers(num_workers, stragglers) -> tuple[int, int]:
     return m, s
 
 
-def _check_call(name, valid, num_workers, stragglers, delay, upload_time, broadcast_time, method):
+def _check_call(name, valid, num_workers, stragglers, delay, upload_time, broadcast_time, method,
+                rows_allowed=False):
     """Validate the arguments shared by the per-strategy expectations."""
     if name not in valid:
         raise ValueError(f"name must be one of {valid}, got {name!r}")
     m, s = _check_workers(num_workers, stragglers)
-    return (m, s, _check_delay(delay), _check_time("upload_time", upload_time),
+    return (m, s, _check_delay(delay, rows_allowed=rows_allowed),
+            _check_time("upload_time", upload_time),
             _check_time("broadcast_time", broadcast_time), _check_method(method))
+
+
+def _infinite(what: str, reason: str) -> float:
+    warnings.warn(f"{what} is infinite: {reason}", InfiniteMeanWarning, stacklevel=3)
+    return math.inf
 
 
 def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
@@ -251,6 +272,22 @@ def _integrate_tail(surv, start: float, scale: float, cut: float) -> float:
     return start + left + total
 
 
+def _atoms(delay):
+    """Sorted atoms of a discrete law (``atoms()``), also through a min of copies; else None."""
+    if isinstance(delay, _MinOf):
+        return _atoms(delay.base)
+    atoms = getattr(delay, "atoms", None)
+    return np.asarray(atoms(), dtype=float) if callable(atoms) else None
+
+
+def _integrate_steps(surv, breakpoints) -> float:
+    """∫_0^∞ surv(x) dx for a right-continuous step function that is 1 below the
+    first breakpoint, constant between breakpoints and 0 from the last one on."""
+    b = np.unique(np.asarray(breakpoints, dtype=float))
+    values = np.asarray(surv(b[:-1]), dtype=float) if b.size > 1 else np.zeros(0)
+    return float(b[0] + np.sum(values * np.diff(b)))
+
+
 def _numeric_order_statistic(delay, k: int, n: int) -> float:
     """E X_(k:n) = ∫_0^∞ P(fewer than k of n are <= x) dx (binomial tail)."""
     j = np.arange(k, dtype=float)
@@ -266,6 +303,9 @@ def _numeric_order_statistic(delay, k: int, n: int) -> float:
             terms = np.exp(log_binom + jlogf + (n - j) * log_q)
         return np.minimum(terms.sum(-1), 1.0)
 
+    atoms = _atoms(delay)
+    if atoms is not None:  # exact: P(X_(k:n) > x) is constant between atoms
+        return _integrate_steps(surv, atoms)
     start = _support_start(delay)
     scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
     cut = _quantile(delay, _Q_CUT, start)
@@ -281,6 +321,9 @@ def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
             s = -np.expm1(n_late * _log_cdf(f1, q1) + n_plain * _log_cdf(f2, q2))
         return np.nan_to_num(s, nan=1.0)
 
+    atoms = _atoms(delay)
+    if atoms is not None:  # exact: steps at the atoms and at the atoms + lag
+        return _integrate_steps(surv, np.concatenate([atoms, atoms + lag]))
     base = _support_start(delay)
     start = base + lag
     scale = max(_quantile(delay, 0.5, base) - base, 1e-300)
@@ -312,13 +355,18 @@ def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> 
             f"method='closed' needs ShiftedExponential or Pareto, got {type(delay).__name__}"
         )
     if method == "numeric" or not closed:
-        return _numeric_order_statistic(delay, k, n)
+        value = _numeric_order_statistic(delay, k, n)
+        if math.isinf(value):
+            return _infinite(f"E X_({k}:{n})", "the tail of delay.cdf decays too slowly "
+                             "(a heavy tail without a finite mean of this order statistic)")
+        return value
     if isinstance(delay, ShiftedExponential):
         harmonic = math.fsum(1.0 / j for j in range(n - k + 1, n + 1))
         return delay.shift + harmonic / delay.rate
     m, a = n - k + 1, 1.0 / delay.shape
     if m <= a:
-        return math.inf
+        return _infinite(f"E X_({k}:{n})", f"Pareto shape {delay.shape:g} <= 1/(n - k + 1) = "
+                         f"{1 / m:g} (the {k}-th smallest of {n} has no finite mean)")
     return delay.scale * math.exp(
         math.lgamma(n + 1) + math.lgamma(m - a) - math.lgamma(m) - math.lgamma(n + 1 - a)
     )
@@ -328,7 +376,7 @@ def _min_distribution(delay, group_size: int):
     if isinstance(delay, ShiftedExponential):
         return ShiftedExponential(delay.shift, delay.rate * group_size)
     if isinstance(delay, Pareto):
-        return Pareto(delay.scale, delay.shape * group_size)
+        return Pareto._make((delay.scale, delay.shape * group_size))
     return _MinOf(delay, group_size)
 
 
@@ -368,7 +416,10 @@ def _mixed_max(delay, n_late: int, n_plain: int, lag: float, method: str) -> flo
             "method='closed': no closed form for a maximum where only some of the "
             "messages pay upload_time; use method='auto' or 'numeric'"
         )
-    return _numeric_mixed_max(delay, n_late, n_plain, lag)
+    value = _numeric_mixed_max(delay, n_late, n_plain, lag)
+    if math.isinf(value):
+        return _infinite("the expected maximum", "the tail of delay.cdf decays too slowly")
+    return value
 
 
 def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay, *,
@@ -380,6 +431,10 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     grouping: (S+1) E[max over M/(S+1) groups of the min of S+1]; each plus
     broadcast_time + upload_time (parallel link: every message pays τ).
 
+    For an ``Empirical`` row bootstrap ((N, M) samples, M = num_workers) the
+    compute part is the exact mean over rows of the same statistic of the row
+    (grouping: consecutive workers form a group; not with shuffled columns).
+
     >>> d = ShiftedExponential(shift=0.0, rate=1.0)
     >>> round(expected_iteration_time("gd", 12, 2, d), 3)
     3.103
@@ -387,7 +442,10 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     5.31
     """
     m, s, delay, tau, tau_b, method = _check_call(
-        name, NON_LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time, method)
+        name, NON_LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time,
+        method, rows_allowed=True)
+    if isinstance(delay, Empirical) and not delay.pooled:
+        return tau_b + tau + _row_bootstrap_compute_time(name, m, s, delay)
     if name == "gd":
         compute = expected_order_statistic(delay, m, m, method=method)
     elif name == "fastest-k":
@@ -398,6 +456,26 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
         g = _num_groups(m, s, name)
         compute = (s + 1) * expected_min_then_max(delay, s + 1, g, method=method)
     return tau_b + tau + compute
+
+
+def _row_bootstrap_compute_time(name: str, m: int, s: int, delay) -> float:
+    """Exact mean compute time of one iteration under a row bootstrap: the mean over
+    rows (each drawn with probability 1/N) of the wait rule applied to the row."""
+    delay.check_workers(m)
+    rows = np.sort(np.asarray(delay.samples, dtype=float), axis=1) if name != "grouping" else None
+    if name == "gd":
+        return float(rows[:, -1].mean())
+    if name in ("fastest-k", "gc"):
+        load = 1 if name == "fastest-k" else s + 1
+        return load * float(rows[:, m - s - 1].mean())
+    g = _num_groups(m, s, name)
+    if delay.shuffle_columns:
+        raise ValueError(
+            "grouping under a row bootstrap with shuffle_columns=True: the time depends on "
+            "which workers share a group, averaged over random column permutations; no exact "
+            "formula here (simulate it, or use shuffle_columns=False)")
+    groups = np.asarray(delay.samples, dtype=float).reshape(-1, g, s + 1)
+    return (s + 1) * float(groups.min(axis=2).max(axis=1).mean())
 
 
 def expected_iteration_costs(name: str, num_workers: int, stragglers: int, delay,

@@ -1,4 +1,4 @@
-"""Command line: ``lagc-jax run`` (one study), ``lagc-jax table``, ``lagc-jax reproduce``.
+"""Command line: ``lagc-jax run`` (one study), ``table``, ``reproduce``, ``advise``.
 
 ``lagc-jax run`` with no arguments simulates every strategy on the LAG
 synthetic problem with M = 12 workers, S = 2, Exponential(1) unit times, and
@@ -146,6 +146,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/run",
                         help="output stem: writes STEM_<strategy>.npz/.json (default results/run)")
     parser.add_argument("--float32", action="store_true", help="simulate in float32")
+    parser.add_argument("--problem", default="lag_synthetic",
+                        choices=("lag_synthetic", "diabetes", "breast_cancer"),
+                        help="learning problem (default lag_synthetic; the others need "
+                             "scikit-learn)")
 
 
 def check_relations(prog: str, args) -> None:
@@ -217,7 +221,7 @@ def import_user_modules(modules) -> None:
 
 
 def cmd_run(args) -> int:
-    from . import problems, simulate, strategies
+    from . import advise, simulate, strategies
 
     prog = "lagc-jax run"
     try:
@@ -245,9 +249,10 @@ def cmd_run(args) -> int:
     names = (args.strategy,) if explicit else strategies.names()
     built = applicable(prog, names, args.workers, args.stragglers, build, explicit)
     try:
-        problem = problems.lag_synthetic(args.workers)
-    except ValueError as error:
-        print(f"{prog}: --workers: {error}", file=sys.stderr)
+        problem = advise.build_problem(args.problem, args.workers)
+    except ValueError as error:  # too many workers for the data, or scikit-learn missing
+        print(f"{prog}: --problem {args.problem} with --workers {args.workers}: {error}",
+              file=sys.stderr)
         return 2
     check_writable(prog, "--out", f"{args.out}_x.npz")
     print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
@@ -283,6 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = sub.add_parser("reproduce", help="the paper-reproduction study: figures, tables")
     study.add_reproduce_arguments(reproduce)
     reproduce.set_defaults(handler=study.cmd_reproduce)
+    from . import advise
+    advise_parser = sub.add_parser(
+        "advise", help="which strategy pays on measured compute times (a CSV or a shipped trace)")
+    advise.add_advise_arguments(advise_parser)
+    advise_parser.set_defaults(handler=advise.cmd_advise)
+
+    def one_line_error(message):  # one line on stderr naming the flag, exit status 2
+        print(f"lagc-jax advise: {message}", file=sys.stderr)
+        sys.exit(2)
+    advise_parser.error = one_line_error
     return parser
 
 

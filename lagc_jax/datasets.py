@@ -1,4 +1,8 @@
-"""Real data sets as learning problems (scikit-learn's bundled data, no download).
+"""Real data: learning problems and measured straggler traces (no download).
+
+Measured compute times (``straggler_trace``, ``load_times_csv``) ship with the
+package (no optional dependency); they feed ``lagc_jax.delays.Empirical``.
+The learning problems below use scikit-learn's bundled data sets.
 
 Both loaders read the small data sets that ship inside scikit-learn (an
 optional dependency: ``pip install -e ".[data]"``), standardise them and
@@ -26,11 +30,17 @@ rows.
 
 from __future__ import annotations
 
+import csv
+import importlib.resources
+import math
+import os
+
 import numpy as np
 
 from .problems import Problem, linear_regression, logistic_regression
 
-__all__ = ["diabetes", "breast_cancer", "load_sklearn"]
+__all__ = ["diabetes", "breast_cancer", "load_sklearn", "load_times_csv", "standardize",
+           "straggler_trace", "STRAGGLER_TRACES"]
 
 _INSTALL_HINT = (
     "lagc_jax.datasets needs scikit-learn, an optional dependency: install it with "
@@ -98,3 +108,114 @@ def breast_cancer(num_partitions: int, l2: float = 1.0, partitioning: str = "con
     return logistic_regression(standardize(data.data), y, l2=l2, num_partitions=num_partitions,
                                partitioning=partitioning, seed=seed,
                                name=f"breast_cancer(P={num_partitions}, {partitioning}, l2={l2:g})")
+
+
+# --------------------------------------------------------------------------- #
+# measured compute times
+# --------------------------------------------------------------------------- #
+STRAGGLER_TRACES = {
+    "AR": "one worker artificially slowed (≈ 2.35× the median, persistent); 44 steps × 16 ranks",
+    "SE": "sequence-length imbalance varying step to step; 43 steps × 64 ranks",
+    "ST": "a slow pipeline stage (last stage ≈ 1.6× the others, persistent); 32 steps × 8 ranks",
+}
+"""The shipped traces (ByteDance-Seed/StragglerAnalysis, Apache-2.0; see
+``lagc_jax/data/straggler_traces/README.md`` for attribution and derivation)."""
+
+
+def _parse_times(text: str, source: str, num_workers, step_column):
+    """Parse CSV text of times (see :func:`load_times_csv`) into an (N, M) array."""
+    header, named_row, rows, lines = None, False, [], []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            if not rows:
+                header = next(csv.reader([stripped.lstrip("#").strip()]), [])
+            continue
+        fields = [f.strip() for f in next(csv.reader([stripped]))]
+        if not rows and not named_row:
+            try:
+                [float(f) for f in fields]
+            except ValueError:  # a header row of names
+                header, named_row = fields, True
+                continue
+        rows.append(fields)
+        lines.append(line_number)
+    if not rows:
+        raise ValueError(f"{source}: no rows of times (empty file?)")
+    if step_column is None:
+        step_column = bool(header) and header[0].strip().lower() == "step"
+    width = len(rows[0])
+    for fields, line_number in zip(rows, lines):
+        if len(fields) != width:
+            raise ValueError(f"{source}: ragged rows: line {line_number} has {len(fields)} "
+                             f"fields, the first row has {width}")
+    times = np.empty((len(rows), width - int(step_column)))
+    for i, (fields, line_number) in enumerate(zip(rows, lines)):
+        for j, field in enumerate(fields[int(step_column):]):
+            try:
+                value = float(field)
+            except ValueError:
+                raise ValueError(f"{source}: line {line_number}, column {j + 1 + step_column}: "
+                                 f"{field!r} is not a number") from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{source}: line {line_number}, column {j + 1 + step_column}: "
+                                 f"times must be finite and > 0, got {field!r}")
+            times[i, j] = value
+    if times.shape[1] < 1:
+        raise ValueError(f"{source}: no time columns (only the step column)")
+    if num_workers is not None:
+        if times.shape[1] < num_workers:
+            raise ValueError(f"{source}: {times.shape[1]} columns of times, fewer than "
+                             f"num_workers={num_workers} (one column per worker)")
+    return times
+
+
+def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
+    """Measured compute times from a CSV file: one row per step, one column per worker.
+
+    Blank lines and lines starting with ``#`` are skipped; the last comment
+    before the data, or a first row that is not all numbers, is the header.
+    ``step_column`` (default: when the header's first name is ``step``) drops
+    the first column as a step index. Returns a float64 (steps, workers) array.
+    Raises a ValueError naming the file and line for an empty file, ragged
+    rows, a field that is not a number, a time that is not finite and > 0, or
+    fewer columns than ``num_workers``.
+
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "times.csv"
+    >>> _ = f.write_text("w0,w1,w2\\n1.0,1.1,3.0\\n0.9,1.2,2.8\\n")
+    >>> load_times_csv(f, num_workers=3).shape
+    (2, 3)
+    """
+    if step_column is not None and not isinstance(step_column, bool):
+        raise ValueError(f"step_column must be True, False or None, got {step_column!r}")
+    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(
+            num_workers, (int, np.integer)) or num_workers < 1):
+        raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
+    try:
+        text = open(os.fspath(path), encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read times from {path}: {error}") from None
+    return _parse_times(text, str(path), num_workers, step_column)
+
+
+def straggler_trace(name: str) -> np.ndarray:
+    """A shipped trace of measured per-step, per-rank compute times, (steps, ranks) float64.
+
+    ``name`` (case-insensitive): ``"AR"`` (44 × 16, one persistently slowed
+    worker), ``"SE"`` (43 × 64, step-to-step sequence-length imbalance) or
+    ``"ST"`` (32 × 8, a slow pipeline stage). See ``STRAGGLER_TRACES``. Units
+    as recorded; only ratios matter (``lagc_jax.delays.normalize_samples``).
+
+    >>> straggler_trace("st").shape
+    (32, 8)
+    """
+    key = name.upper() if isinstance(name, str) else None
+    if key not in STRAGGLER_TRACES:
+        raise ValueError(f"name must be one of {', '.join(STRAGGLER_TRACES)} (any case), "
+                         f"got {name!r}")
+    resource = importlib.resources.files("lagc_jax").joinpath(
+        "data", "straggler_traces", f"compute_{key}.csv")
+    return _parse_times(resource.read_text(encoding="utf-8"), f"compute_{key}.csv", None, None)

@@ -574,7 +574,7 @@ def _carry_trial_axes(static: _Static, carry) -> list:
 def _describe_delay(delay):
     if delay is None:
         return None
-    return {type(delay).__name__: [float(v) for v in jax.tree_util.tree_leaves(delay)]}
+    return delays_lib.describe_parameters(delay)
 
 
 def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi, upload_time,

@@ -1,0 +1,398 @@
+"""``lagc-jax advise``: which remedy should my cluster use, given measured compute times?
+
+Simulates every applicable strategy and number of tolerated stragglers S on
+unit times resampled from measurements (``lagc_jax.delays.Empirical``), with
+common random numbers (one seed: every strategy sees the same draws), and
+ranks them by the median wall clock to reach a target gap.
+
+How the measured times become unit times:
+
+- times are divided by their mean (``normalize="mean"``), so wall clocks and
+  ``upload_time`` read in units of the mean measured compute time;
+- when the number of workers M equals the number of measured columns: a row
+  bootstrap (each iteration replays one measured step, keeping persistent
+  stragglers and within-step correlation), with the columns shuffled once per
+  trial by default: which data partition or group a slow rank serves is an
+  accident of the trace's layout, not a property of the cluster;
+- when M differs from the number of columns (or ``pooled=True``): pooled
+  i.i.d. draws from all measured times. Worker identity and the correlation
+  within a step are lost; to keep them, pass a file with exactly M columns.
+
+Strategies come from ``strategies.names()``; a (name, S) for which
+``strategies.make`` raises ValueError does not apply and is skipped, and a
+(name, S) whose simulated trials are identical to an earlier one's (e.g. a
+strategy that ignores S) is listed once.
+
+>>> import numpy as np
+>>> delay, note = delay_from_times(np.array([[1.0, 3.0], [1.0, 5.0]]), 2)
+>>> delay.describe(), note.startswith("row bootstrap")
+('empirical(2 steps × 2 workers, mean 1, shuffled columns)', True)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import delays, strategies
+from .engine import simulate
+from .results import Result, median_interval
+
+__all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compare",
+           "paired_ratio", "recommendation", "format_table", "plot_candidates",
+           "add_advise_arguments", "cmd_advise"]
+
+PROBLEMS = ("breast_cancer", "diabetes", "lag_synthetic")
+LINKS = ("parallel", "shared")
+DEFAULT_RELATIVE_TARGET = 1e-6
+
+
+def build_problem(name: str, num_workers: int):
+    """The learning problem ``name`` (one of PROBLEMS) split over ``num_workers`` partitions.
+
+    >>> build_problem("lag_synthetic", 4).num_partitions
+    4
+    """
+    if name not in PROBLEMS:
+        raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {name!r}")
+    if name == "lag_synthetic":
+        from .problems import lag_synthetic
+        return lag_synthetic(num_workers)
+    from . import datasets
+    try:
+        return getattr(datasets, name)(num_workers)
+    except ImportError as error:
+        raise ValueError(f"problem {name!r}: {error}") from None
+
+
+def delay_from_times(times, num_workers: int, *, normalize: str = "mean",
+                     shuffle_columns: bool = True, pooled: bool = False):
+    """Build the Empirical delay model ``advise`` uses; return (delay, a one-line note).
+
+    Row bootstrap when ``num_workers`` equals the number of columns (columns
+    shuffled per trial unless ``shuffle_columns=False``), else pooled i.i.d.
+    draws from all times. ``normalize``: "mean", "median" or "none".
+
+    >>> import numpy as np
+    >>> d, note = delay_from_times(np.ones((3, 4)), 6)
+    >>> d.pooled, note.split(":")[0]
+    (True, 'pooled')
+    """
+    times = np.asarray(times, dtype=float)
+    if normalize not in ("mean", "median", "none"):
+        raise ValueError(f"normalize must be 'mean', 'median' or 'none', got {normalize!r}")
+    if normalize != "none":
+        times = delays.normalize_samples(times, normalize)
+    if times.ndim == 1:
+        pooled = True
+    columns = times.shape[1] if times.ndim == 2 else None
+    if not pooled and columns == num_workers:
+        delay = delays.Empirical(times, shuffle_columns=shuffle_columns)
+        how = "columns shuffled once per trial" if shuffle_columns else "columns as measured"
+        return delay, (f"row bootstrap of {times.shape[0]} measured steps, worker m = column m "
+                       f"({how})")
+    reason = ("pooled requested" if pooled and columns == num_workers
+              else f"{num_workers} workers but {columns} measured columns")
+    return delays.Empirical(times.ravel()), (
+        f"pooled: i.i.d. draws from all {times.size} measured times ({reason}); worker "
+        "identity and within-step correlation are not kept")
+
+
+@dataclass
+class Candidate:
+    """One simulated (strategy, S): its summary to the target and per-trial reach values."""
+
+    name: str
+    stragglers: int
+    summary: dict
+    reach: dict
+    result: Result = field(repr=False)
+    same_as: list = field(default_factory=list)  # (name, S) with identical trials
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} S={self.stragglers}"
+
+    @property
+    def median_time(self) -> float:
+        return self.summary["wall_clock"][0]
+
+
+def _identical(a: Result, b: Result) -> bool:
+    return all(np.array_equal(getattr(a, f), getattr(b, f))
+               for f in ("gap", "wall_clock", "uploads", "downloads", "computations"))
+
+
+def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int,
+            num_trials: int, target_gap=None, seed: int = 0, upload_time: float = 0.0,
+            broadcast_time: float = 0.0, link: str = "parallel", names=None, progress=None):
+    """Simulate every applicable (strategy, S); return Candidates ranked by median wall clock.
+
+    ``stragglers``: the S values to try (default 0..min(3, M − 1)); ``names``:
+    the strategies (default ``strategies.names()``); ``target_gap``: f − f* to
+    reach (default 1e-6 × the initial gap). All runs share ``seed`` (common
+    random numbers). Ties in wall clock go to fewer uploads; never reaching the
+    target ranks last. ``progress(label)`` is called before each run.
+
+    >>> import lagc_jax as lj
+    >>> ranked = compare(lj.problems.lag_synthetic(4), lj.ShiftedExponential(), 4, [0, 1],
+    ...                  num_iters=60, num_trials=8, names=["gd", "grouping"])
+    >>> [c.label for c in ranked]
+    ['grouping S=1', 'gd S=0']
+    """
+    if stragglers is None:
+        stragglers = range(min(3, num_workers - 1) + 1)
+    stragglers = [int(s) for s in stragglers]
+    names = strategies.names() if names is None else tuple(names)
+    candidates = []
+    for name in names:
+        for s in stragglers:
+            try:
+                strategy = strategies.make(name, num_workers, s)
+            except ValueError:
+                continue  # does not apply to (M, S)
+            if progress is not None:
+                progress(f"{name} S={s}")
+            result = simulate(problem, strategy, delay, num_iters=num_iters,
+                              num_trials=num_trials, seed=seed, upload_time=upload_time,
+                              broadcast_time=broadcast_time, link=link)
+            twin = next((c for c in candidates if _identical(c.result, result)), None)
+            if twin is not None:
+                twin.same_as.append((name, s))
+                continue
+            target = (DEFAULT_RELATIVE_TARGET * float(np.mean(result.gap[:, 0]))
+                      if target_gap is None else target_gap)
+            candidates.append(Candidate(name, s, result.summary(target), result.to_reach(target),
+                                        result))
+    if not candidates:
+        raise ValueError(f"no strategy applies to num_workers={num_workers} with stragglers "
+                         f"{stragglers}")
+    return sorted(candidates, key=lambda c: (c.median_time, c.summary["uploads"][0]))
+
+
+def paired_ratio(winner: Candidate, other: Candidate, confidence: float = 0.95):
+    """Median over trials of other's / winner's wall clock to the target, with an interval.
+
+    The strategies ran on the same draws (common random numbers), so the
+    per-trial ratio is a paired comparison; a trial that never reached counts as inf.
+    """
+    a = np.where(np.isnan(winner.reach["wall_clock"]), np.inf, winner.reach["wall_clock"])
+    b = np.where(np.isnan(other.reach["wall_clock"]), np.inf, other.reach["wall_clock"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = b / a
+    return median_interval(np.where(np.isnan(ratio), np.inf, ratio), confidence)
+
+
+def recommendation(ranked) -> str:
+    """The recommended strategy with its paired margin over the runner-up and over gd."""
+    best = ranked[0]
+    if not math.isfinite(best.median_time):
+        return "No strategy reached the target gap in the median: raise --iters."
+    lines = [f"Recommended: {best.label} (median wall clock {best.median_time:.4g})."]
+    others = [("the runner-up", ranked[1]) if len(ranked) > 1 else None]
+    gd = next((c for c in ranked if c.name == "gd"), None)
+    if gd is not None and gd is not best and (len(ranked) < 2 or gd is not ranked[1]):
+        others.append(("gd", gd))
+    for role, other in filter(None, others):
+        med, lo, hi = paired_ratio(best, other)
+        hi_text = "∞" if math.isinf(hi) else f"{hi:.3f}"
+        lines.append(f"  vs {role} {other.label}: its wall clock is {med:.3f}× "
+                     f"[{lo:.3f}, {hi_text}] the recommended one's (paired median over trials)")
+    missed = [c.label for c in ranked if not math.isfinite(c.median_time)]
+    if missed:
+        lines.append(f"  Not reached in most trials within the iterations simulated: "
+                     f"{', '.join(missed)} (raise --iters or relax --target-gap to rank them).")
+    return "\n".join(lines)
+
+
+def format_table(ranked, target_gap_text: str) -> str:
+    """Markdown table: rank, strategy, S, medians [95 % intervals] to the target."""
+    def cell(triple, fmt):
+        med, lo, hi = triple
+        if math.isinf(med):
+            return "not reached"
+        hi_text = "∞" if math.isinf(hi) else format(hi, fmt)
+        return f"{format(med, fmt)} [{format(lo, fmt)}, {hi_text}]"
+
+    lines = [f"Median over trials to reach {target_gap_text}, [95 % interval of the median]",
+             "",
+             "| rank | strategy | S | wall clock | uploads | computations | iterations | reached |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, c in enumerate(ranked, 1):
+        s = c.summary
+        lines.append(f"| {i} | {c.name} | {c.stragglers} | {cell(s['wall_clock'], '.4g')} | "
+                     f"{cell(s['uploads'], '.0f')} | {cell(s['computations'], '.0f')} | "
+                     f"{cell(s['iterations'], '.0f')} | {s['reached']:.0%} |")
+    twins = [f"{c.label} = " + ", ".join(f"{n} S={s}" for n, s in c.same_as)
+             for c in ranked if c.same_as]
+    if twins:
+        lines += ["", "Identical trials (listed once): " + "; ".join(twins)]
+    return "\n".join(lines)
+
+
+def plot_candidates(ranked, path, title: str = "") -> Path:
+    """Horizontal bars: median wall clock and uploads to the target, 95 % intervals."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [c for c in ranked if math.isfinite(c.median_time)] or ranked[:1]
+    labels = [c.label for c in shown][::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(shown) + 1.6), sharey=True)
+    for ax, key, xlabel in ((axes[0], "wall_clock", "wall clock to target"),
+                            (axes[1], "uploads", "uploads to target")):
+        med = np.array([c.summary[key][0] for c in shown][::-1])
+        lo = np.array([c.summary[key][1] for c in shown][::-1])
+        hi = np.array([c.summary[key][2] for c in shown][::-1])
+        finite = np.isfinite(med)
+        med_f = np.where(finite, med, 0.0)
+        err = np.vstack([med_f - np.where(finite, lo, 0.0),
+                         np.where(np.isfinite(hi), hi, med_f) - med_f])
+        colors = ["C3" if i == len(shown) - 1 else "C0" for i in range(len(shown))]
+        ax.barh(labels, med_f, xerr=err, color=colors, capsize=3)
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_advise_arguments(parser) -> None:
+    source = parser.add_argument_group("measured times (exactly one)")
+    source.add_argument("--times", help="CSV of measured compute times: rows = steps, "
+                                        "columns = workers (see datasets.load_times_csv)")
+    source.add_argument("--trace", help="a shipped trace: AR, SE or ST")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="M (default: the number of measured columns; otherwise the "
+                             "times are pooled)")
+    parser.add_argument("--stragglers", default=None,
+                        help="comma-separated S values to try (default 0..min(3, M-1))")
+    parser.add_argument("--strategies", default=None,
+                        help="comma-separated strategy names (default: all of "
+                             "strategies.names())")
+    parser.add_argument("--pooled", action="store_true",
+                        help="i.i.d. draws from all times even when M equals the columns")
+    parser.add_argument("--keep-columns", action="store_true",
+                        help="row bootstrap without the per-trial column shuffle")
+    parser.add_argument("--normalize", default="mean", choices=("mean", "median", "none"),
+                        help="divide the times by their mean (default), median, or not")
+    parser.add_argument("--problem", default="breast_cancer", choices=PROBLEMS,
+                        help="learning problem (default breast_cancer; needs scikit-learn)")
+    parser.add_argument("--upload-time", type=float, default=0.0,
+                        help="τ per upload, in the units of the normalised times (default 0)")
+    parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
+    parser.add_argument("--link", default="parallel", help="parallel or shared")
+    parser.add_argument("--trials", type=int, default=50, help="Monte Carlo trials (default 50)")
+    parser.add_argument("--iters", type=int, default=800,
+                        help="iterations per trial (default 800: enough for gd to reach the "
+                             "default target on the shipped traces with breast_cancer)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--target-gap", type=float, default=None,
+                        help="f − f* to reach (default 1e-6 × the initial gap)")
+    parser.add_argument("--out", default="results/advise",
+                        help="output stem: writes STEM.md (table) and STEM.png (figure)")
+
+
+def _fail(flag: str, message: str) -> int:
+    print(f"lagc-jax advise: {flag}: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_out(stem: str) -> Path | None:
+    path = Path(stem)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError:
+        return None
+    return path
+
+
+def cmd_advise(args) -> int:
+    from . import datasets
+
+    if (args.times is None) == (args.trace is None):
+        return _fail("--times/--trace", "give exactly one of --times FILE.csv or --trace NAME")
+    for flag, value in (("--trials", args.trials), ("--iters", args.iters)):
+        if value < 1:
+            return _fail(flag, f"must be an integer >= 1, got {value}")
+    if args.seed < 0:
+        return _fail("--seed", f"must be an integer >= 0, got {args.seed}")
+    for flag, value in (("--upload-time", args.upload_time),
+                        ("--broadcast-time", args.broadcast_time)):
+        if not (math.isfinite(value) and value >= 0):
+            return _fail(flag, f"must be finite and >= 0, got {value:g}")
+    if args.target_gap is not None and not (math.isfinite(args.target_gap) and args.target_gap > 0):
+        return _fail("--target-gap", f"must be finite and > 0, got {args.target_gap:g}")
+    if args.link not in LINKS:
+        return _fail("--link", f"must be one of {', '.join(LINKS)}, got {args.link!r}")
+    if args.workers is not None and args.workers < 1:
+        return _fail("--workers", f"must be an integer >= 1, got {args.workers}")
+    try:
+        times = (datasets.load_times_csv(args.times) if args.times is not None
+                 else datasets.straggler_trace(args.trace))
+    except ValueError as error:
+        return _fail("--times" if args.times is not None else "--trace", str(error))
+    M = times.shape[1] if args.workers is None else args.workers
+    if args.stragglers is None:
+        stragglers = list(range(min(3, M - 1) + 1))
+    else:
+        try:
+            stragglers = sorted({int(v) for v in args.stragglers.split(",")})
+        except ValueError:
+            return _fail("--stragglers", f"must be comma-separated integers, got "
+                                         f"{args.stragglers!r}")
+        if not all(0 <= s < M for s in stragglers):
+            return _fail("--stragglers", f"each S must be in 0..{M - 1} (M - 1), got "
+                                         f"{args.stragglers!r}")
+    names = None
+    if args.strategies is not None:
+        names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+        unknown = [n for n in names if n not in strategies.names()]
+        if unknown or not names:
+            return _fail("--strategies", f"valid names: {', '.join(strategies.names())}, got "
+                                         f"{args.strategies!r}")
+    out = _check_out(args.out)
+    if out is None:
+        return _fail("--out", f"cannot write to the folder of {args.out!r}")
+    try:
+        problem = build_problem(args.problem, M)
+    except ValueError as error:
+        return _fail("--problem", str(error))
+    delay, note = delay_from_times(times, M, normalize=args.normalize,
+                                   shuffle_columns=not args.keep_columns, pooled=args.pooled)
+    source = args.times if args.times is not None else f"trace {args.trace.upper()}"
+    print(f"{source}: {times.shape[0]} steps × {times.shape[1]} workers; {note}", file=sys.stderr)
+    print(f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
+          f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
+          f"τ_b={args.broadcast_time:g}, times / {args.normalize}", file=sys.stderr)
+    ranked = compare(problem, delay, M, stragglers, num_iters=args.iters,
+                     num_trials=args.trials, target_gap=args.target_gap, seed=args.seed,
+                     upload_time=args.upload_time, broadcast_time=args.broadcast_time,
+                     link=args.link, names=names, progress=lambda label: print(f"  {label}", file=sys.stderr))
+    target_text = ("f − f* ≤ 1e-06 × the initial gap" if args.target_gap is None
+                   else f"f − f* ≤ {args.target_gap:g}")
+    table = format_table(ranked, target_text)
+    advice = recommendation(ranked)
+    print(table)
+    print()
+    print(advice)
+    md = out.with_name(out.name + ".md")
+    md.write_text(f"{source}: {note}\n\n{table}\n\n{advice}\n", encoding="utf-8")
+    png = plot_candidates(ranked, out.with_name(out.name + ".png"),
+                          title=f"{source}, M={M}, τ={args.upload_time:g} ({args.link}), "
+                                f"{problem.name}")
+    print(f"wrote {md} and {png}", file=sys.stderr)
+    return 0
