@@ -108,13 +108,18 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
         def draw(jobs):  # X_{jobs[m], m}; an index past the run is never used: clamped
             rows = jnp.minimum(jobs, unit_times.shape[0] - 1)
             return unit_times[rows, jnp.arange(M)] * traced.slowdown
-    elif job_draws:
-        def draw(jobs):  # the draw of iteration jobs[m] (fold_in(trial_key, j)), worker m
+
+    def drawn(delay_state):
+        """round.draw for drawn delays: X_{j,m} is the draw of iteration j (fold_in(trial_key,
+        j)) for worker m, with the trial's delay state (constant: Markov models are refused
+        for job-indexed strategies; a shuffled Empirical keeps its column permutation)."""
+        def draw(jobs):
             def one(job, m):
                 x = delays_lib.sample_unit_times(traced.delay, jax.random.fold_in(trial_key, job),
                                                  M, dtype=traced.slowdown.dtype)
-                return x[m]
+                return delays_lib.apply_delay_state(traced.delay, delay_state, x)[m]
             return jax.vmap(one)(jobs, jnp.arange(M)) * traced.slowdown
+        return draw
 
     def iteration(state, i):
         (theta, opt_state, strat_state, delay_state), acc = state
@@ -137,8 +142,9 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
+        round_draw = drawn(delay_state) if job_draws and not static.replay else draw
         aggregate, strat_state, stats = strategy.step(
-            strat_state, Round(theta, grads, x, k, static.link, draw), traced.knobs)
+            strat_state, Round(theta, grads, x, k, static.link, round_draw), traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         first_loss, duration, uploads, downloads, computations, residual = acc

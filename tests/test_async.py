@@ -290,3 +290,18 @@ def test_command_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "note: skipping async: --link shared does not apply to strategy 'async'" in captured.err
     assert "| gd |" in captured.out and "| async |" not in captured.out
+
+
+def test_k_equals_m_is_gd_on_a_shuffled_row_bootstrap():
+    """Job-indexed draws keep the trial's column permutation of an Empirical row bootstrap,
+    so k-async with k = M still equals gd on measured times."""
+    samples = np.random.default_rng(4).exponential(size=(9, 4)) + np.array([0.1, 0.5, 0.2, 1.0])
+    delay = lj.Empirical(samples, shuffle_columns=True)
+    p = lj.problems.lag_synthetic(4, dim=8)
+    kw = dict(num_iters=25, num_trials=6, seed=2, upload_time=0.1, broadcast_time=0.05)
+    a = lj.simulate(p, lj.make("k-async", 4, k=4), delay, **kw)
+    b = lj.simulate(p, lj.make("gd", 4), delay, **kw)
+    np.testing.assert_allclose(a.wall_clock, b.wall_clock, rtol=1e-12)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
+    for field in ("uploads", "downloads", "computations"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
