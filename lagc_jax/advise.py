@@ -31,6 +31,7 @@ strategy that ignores S) is listed once.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 from dataclasses import dataclass, field
@@ -151,10 +152,15 @@ def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int
     candidates = []
     for name in names:
         for s in stragglers:
+            # a strategy with a k option (k-async) waits for k = M − S gradients
+            takes_k = "k" in inspect.signature(strategies.info(name).factory).parameters
             try:
-                strategy = strategies.make(name, num_workers, s)
+                strategy = strategies.make(name, num_workers, s,
+                                           **({"k": num_workers - s} if takes_k else {}))
             except ValueError:
                 continue  # does not apply to (M, S)
+            if link not in tuple(getattr(strategy, "links", (link,))):
+                continue  # e.g. asynchronous strategies on a shared link
             if progress is not None:
                 progress(f"{name} S={s}")
             result = simulate(problem, strategy, delay, num_iters=num_iters,

@@ -307,3 +307,16 @@ def test_k_equals_m_is_gd_on_a_shuffled_row_bootstrap():
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
     for field in ("uploads", "downloads", "computations"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_advise_compares_k_async_with_k_m_minus_s_and_skips_it_on_a_shared_link():
+    from lagc_jax import advise
+
+    p = lj.problems.lag_synthetic(4, dim=8)
+    kw = dict(num_iters=40, num_trials=6, names=["gd", "k-async"])
+    ranked = advise.compare(p, lj.ShiftedExponential(), 4, [1], **kw)
+    k_async = next(c for c in ranked if c.name == "k-async")
+    assert (np.diff(k_async.result.uploads, axis=1) == 3).all()      # k = M − S = 3
+    shared = advise.compare(p, lj.ShiftedExponential(), 4, [1], link="shared",
+                            upload_time=0.1, **kw)
+    assert [c.name for c in shared] == ["gd"]
