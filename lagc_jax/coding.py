@@ -473,6 +473,15 @@ def _all_sets(B: np.ndarray, stragglers: int, max_entries, sets=None):
         yield chunk, fin, A, residual, tol
 
 
+def _require_decodable(sets, residual, tol, what: str) -> None:
+    """Raise ValueError naming the first straggler set whose residual exceeds its tolerance."""
+    bad = np.flatnonzero(~(residual <= tol))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"{what}: straggler set {sets[i].tolist()} leaves max|a·B − 1| = "
+                         f"{residual[i]:.3g} (> {tol[i]:.3g})")
+
+
 def decoding_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarray:
     """Decoding weights for every straggler set of size S: float64 array (C(M,S), M).
 
@@ -492,12 +501,7 @@ def decoding_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarr
     table = np.zeros((_check_table_size(M, S, max_entries), M))
     row = 0
     for chunk, _, A, residual, tol in _all_sets(B, S, max_entries):
-        bad = np.flatnonzero(~(residual <= tol))
-        if bad.size:
-            i = bad[0]
-            raise ValueError(
-                f"B cannot decode every set of stragglers = {S}: straggler set "
-                f"{chunk[i].tolist()} leaves max|a·B − 1| = {residual[i]:.3g}")
+        _require_decodable(chunk, residual, tol, f"B cannot decode every set of stragglers = {S}")
         table[row:row + len(chunk)] = A
         row += len(chunk)
     return table
@@ -600,12 +604,7 @@ def check_decodable(encoding, stragglers, *, samples: int = 20_000, seed: int = 
     sets, exhaustive = _checked_sets(B, S, samples, seed)
     checked, worst_residual, worst_a = 0, 0.0, 0.0
     for chunk, _, A, residual, tol in _all_sets(B, S, None, sets):
-        bad = np.flatnonzero(~(residual <= tol))
-        if bad.size:
-            i = bad[0]
-            raise ValueError(
-                f"encoding cannot decode with stragglers = {S}: straggler set "
-                f"{chunk[i].tolist()} leaves max|a·B − 1| = {residual[i]:.3g} (> {tol[i]:.3g})")
+        _require_decodable(chunk, residual, tol, f"encoding cannot decode with stragglers = {S}")
         checked += len(chunk)
         worst_residual = max(worst_residual, float(residual.max()))
         worst_a = max(worst_a, float(np.abs(A).max()))
