@@ -103,16 +103,18 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
     # Strategies that index unit times by job (asynchronous ones) get round.draw; replayed
     # unit times then arrive whole, (num_iters, M) per trial, not as this chunk's slice.
     job_draws = bool(getattr(strategy, "needs_job_draws", False))
-    draw = None
-    if job_draws and static.replay:
-        def draw(jobs):  # X_{jobs[m], m}; an index past the run is never used: clamped
-            rows = jnp.minimum(jobs, unit_times.shape[0] - 1)
-            return unit_times[rows, jnp.arange(M)] * traced.slowdown
 
-    def drawn(delay_state):
-        """round.draw for drawn delays: X_{j,m} is the draw of iteration j (fold_in(trial_key,
-        j)) for worker m, with the trial's delay state (constant: Markov models are refused
-        for job-indexed strategies; a shuffled Empirical keeps its column permutation)."""
+    def job_draw(delay_state):
+        """round.draw of a job-indexed strategy: X_{j,m} for each worker m's job j. Drawn:
+        the draw of iteration j (fold_in(trial_key, j)) with the trial's delay state
+        (constant: Markov models are refused for such strategies; a shuffled Empirical
+        keeps its column permutation). Replayed: row j of the whole array."""
+        if static.replay:
+            def draw(jobs):  # an index past the run is never used: clamped
+                rows = jnp.minimum(jobs, unit_times.shape[0] - 1)
+                return unit_times[rows, jnp.arange(M)] * traced.slowdown
+            return draw
+
         def draw(jobs):
             def one(job, m):
                 x = delays_lib.sample_unit_times(traced.delay, jax.random.fold_in(trial_key, job),
@@ -142,7 +144,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
-        round_draw = drawn(delay_state) if job_draws and not static.replay else draw
+        round_draw = job_draw(delay_state) if job_draws else None
         aggregate, strat_state, stats = strategy.step(
             strat_state, Round(theta, grads, x, k, static.link, round_draw), traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)

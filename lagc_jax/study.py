@@ -520,8 +520,8 @@ def format_async_table(k_rows: list[dict], config: StudyConfig) -> str:
     """Markdown: k-async per k at α = 1/L and at the best α of the grid."""
     best = {(r["distribution"], r["k"]): r for r in best_step_rows(k_rows)}
     grid = ", ".join(f"{c:g}" for c in config.async_step_grid)
-    lines = ["", f"## Asynchronous baselines (MODEL.md §8): k-async, k = 1 … M (k = 1 is async, "
-             f"k = M is gd)", "",
+    lines = ["", "## Asynchronous baselines (MODEL.md §8): k-async, k = 1 … M (k = 1 is async, "
+             "k = M is gd)", "",
              f"{config.sweep_trial_count} trials, ⌈{config.iters}·M/k⌉ updates (the partition "
              f"gradients of {config.iters} gd iterations). With a constant step size k < M does "
              f"not converge to f*: time to f − f* ≤ {config.async_target_gap:g} (median, 95 % "

@@ -42,8 +42,6 @@ class Delivered(NamedTuple):
     placement: Placement
 
 
-_NO_RESIDUAL = 0.0
-
 
 @pytree_dataclass
 class Sum:
