@@ -262,11 +262,11 @@ def _positive(name, value):
     return number
 
 
-def _check_delay(delay):
+def _check_delay(delay, num_workers: int):
     if not isinstance(delay, delays_lib.DISTRIBUTIONS):
         names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
         raise ValueError(f"delay must be one of {names}, got {type(delay).__name__}")
-    return delay.validate()
+    return delay.validate(num_workers=num_workers)
 
 
 def compute_dtype():
@@ -417,7 +417,7 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         xi=[_nonnegative("xi", getattr(strategy, "xi", None) or 0.0)],
         upload_time=[_nonnegative("upload_time", t) for t in np.atleast_1d(upload_time)],
         broadcast_time=[_nonnegative("broadcast_time", t) for t in np.atleast_1d(broadcast_time)],
-        delay=[_check_delay(d) for d in (delay if isinstance(delay, list) else [delay])]
+        delay=[_check_delay(d, M) for d in (delay if isinstance(delay, list) else [delay])]
         if delay is not None else [delays_lib.ShiftedExponential()],  # unused when replaying
     )
     return dict(num_iters=num_iters, num_trials=num_trials, record_every=record_every,
