@@ -20,3 +20,12 @@ def reference_dir():
     if not REFERENCE.is_dir():
         pytest.skip(f"reference outputs not found at {REFERENCE} (the ../shared folder is absent)")
     return REFERENCE
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_programs():
+    """Drop jax's compiled programs after each test module. A full run compiles thousands
+    of programs; kept alive, their code mappings grow toward the kernel's per-process map
+    limit (vm.max_map_count, 65530) and XLA's compiler then crashes the process."""
+    yield
+    jax.clear_caches()
