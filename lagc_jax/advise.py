@@ -41,7 +41,7 @@ import numpy as np
 
 from . import delays, strategies
 from .engine import simulate
-from .results import Result, median_interval
+from .results import Result, format_median_interval, median_interval
 
 __all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compare",
            "paired_ratio", "recommendation", "format_table", "plot_candidates",
@@ -217,13 +217,7 @@ def recommendation(ranked) -> str:
 
 def format_table(ranked, target_gap_text: str) -> str:
     """Markdown table: rank, strategy, S, medians [95 % intervals] to the target."""
-    def cell(triple, fmt):
-        med, lo, hi = triple
-        if math.isinf(med):
-            return "not reached"
-        hi_text = "∞" if math.isinf(hi) else format(hi, fmt)
-        return f"{format(med, fmt)} [{format(lo, fmt)}, {hi_text}]"
-
+    cell = format_median_interval
     lines = [f"Median over trials to reach {target_gap_text}, [95 % interval of the median]",
              "",
              "| rank | strategy | S | wall clock | uploads | computations | iterations | reached |",

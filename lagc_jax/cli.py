@@ -178,12 +178,7 @@ def _progress_printer(label: str):
 
 def format_summary_table(rows, target_gap: float) -> str:
     """Markdown table of (strategy, summary dict) rows: medians with 95 % intervals."""
-    def cell(triple, fmt):
-        med, lo, hi = triple
-        if med == float("inf"):
-            return "not reached"
-        hi_text = "∞" if hi == float("inf") else format(hi, fmt)
-        return f"{format(med, fmt)} [{format(lo, fmt)}, {hi_text}]"
+    from .results import format_median_interval as cell
 
     lines = [
         f"Median over trials to reach f − f* ≤ {target_gap:g}, [95 % interval of the median]",

@@ -88,6 +88,19 @@ def _stem(path) -> Path:
     return path.with_suffix("") if path.suffix in (".npz", ".json") else path
 
 
+def format_median_interval(triple, fmt: str) -> str:
+    """``median [lo, hi]`` of a ``summary`` entry; "not reached" for an infinite median.
+
+    >>> format_median_interval((3.0, 2.5, float("inf")), ".1f")
+    '3.0 [2.5, ∞]'
+    """
+    med, lo, hi = triple
+    if math.isinf(med):
+        return "not reached"
+    hi_text = "∞" if math.isinf(hi) else format(hi, fmt)
+    return f"{format(med, fmt)} [{format(lo, fmt)}, {hi_text}]"
+
+
 @dataclass
 class Result:
     """Outcome of :func:`lagc_jax.simulate`."""
