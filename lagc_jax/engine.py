@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
-from .problems import Problem, _partition_grads_fn, minibatch_partition_grads
+from .problems import Problem, gradient_oracle, minibatch_partition_grads
 from .results import Result, package_versions
 from .strategies import Knobs, Round, is_strategy
 from .timing import LINKS
@@ -99,7 +99,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
     """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
     M = strategy.num_workers
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
-    loss_and_grads = _partition_grads_fn(static.weighted_loss, data)  # loop-invariant work once
+    oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
     # Strategies that index unit times by job (asynchronous ones) get round.draw; replayed
     # unit times then arrive whole, (num_iters, M) per trial, not as this chunk's slice.
     job_draws = bool(getattr(strategy, "needs_job_draws", False))
@@ -127,7 +127,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
         (theta, opt_state, strat_state, delay_state), acc = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
-        loss, grads = loss_and_grads(theta)
+        loss, grads = oracle.loss_and_grads(theta)
         if static.batch_size is not None:
             grads = minibatch_partition_grads(static.weighted_loss, theta, data,
                                               jax.random.fold_in(key, _MINIBATCH_TAG),
@@ -145,8 +145,11 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
         round_draw = job_draw(delay_state) if job_draws else None
+        combine = None if oracle.combine is None or static.batch_size is not None else partial(
+            oracle.combine, theta)
         aggregate, strat_state, stats = strategy.step(
-            strat_state, Round(theta, grads, x, k, static.link, round_draw), traced.knobs)
+            strat_state, Round(theta, grads, x, k, static.link, round_draw, combine),
+            traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         first_loss, duration, uploads, downloads, computations, residual = acc
@@ -172,7 +175,7 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
     carry, (records, masks) = jax.lax.scan(block, carry, jnp.arange(static.num_blocks))
     if static.record_masks:
         masks = masks.reshape(-1, masks.shape[-1])
-    end_loss, _ = loss_and_grads(carry[0])
+    end_loss, _ = oracle.loss_and_grads(carry[0])
     return carry, records, masks, end_loss
 
 

@@ -18,6 +18,22 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .reductions import inner
+
+
+class QuadraticForm(NamedTuple):
+    """f_p(θ) = ½ θᵀH_pθ − b_pᵀθ + c_p: the exact form of a quadratic problem.
+
+    With it, ∇f_p(θ) = H_pθ − b_p costs 2d² FLOPs instead of the 4nd of the
+    residual form, and f(θ) = f* + ½(θ − θ*)ᵀ∇f(θ) (exact for any minimiser θ*,
+    as Hθ* = b) reuses the partition gradients: no residuals at all.
+    """
+
+    hessians: Any  # (P, d, d) H_p, symmetric
+    linear: Any  # (P, d) b_p
+    minimizer: Any  # (d,) a minimiser θ* of f
+    optimal_value: Any  # () f* = f(θ*)
+
 
 class ProblemData(NamedTuple):
     """What the compiled program sees of a problem (traced, never baked in)."""
@@ -25,6 +41,7 @@ class ProblemData(NamedTuple):
     examples: Any  # pytree, leaves (P, n, ...)
     weights: Any  # (P, n): 1 for real examples, 0 for padding
     l2: Any  # ridge coefficient, added as (l2/2)‖θ‖² to every partition
+    quadratic: QuadraticForm | None = None  # set when the problem computes from it
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +67,9 @@ class Problem:
       init_params: θ⁰ (d,), zeros unless given.
       estimated: True when L and f* are estimates (non-convex models), not exact.
       unravel: maps a flat θ back to the model's parameter pytree (identity for vectors).
+      quadratic: the exact :class:`QuadraticForm` of a quadratic problem (float64), or
+        None. When it needs fewer FLOPs than the residual form (d < 2n,
+        :attr:`uses_quadratic_form`), losses and gradients are computed from it.
     """
 
     name: str
@@ -65,6 +85,7 @@ class Problem:
     init_params: np.ndarray | None = field(default=None, repr=False)
     estimated: bool = False
     unravel: Callable = field(default=lambda theta: theta, repr=False)
+    quadratic: QuadraticForm | None = field(default=None, repr=False)
 
     def __post_init__(self):
         smoothness = float(self.smoothness)
@@ -87,13 +108,20 @@ class Problem:
             return np.zeros(self.dim)
         return np.asarray(self.init_params, dtype=float)
 
+    @property
+    def uses_quadratic_form(self) -> bool:
+        """Whether gradients come from the quadratic form: 2d² < 4nd FLOPs per partition."""
+        return self.quadratic is not None and self.dim < 2 * self.weights.shape[1]
+
     def device_data(self, dtype) -> ProblemData:
         """The problem's arrays in the compute dtype, for the compiled program."""
         def cast(a):
             a = np.asarray(a)
             return jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
+        quadratic = (jax.tree_util.tree_map(cast, self.quadratic) if self.uses_quadratic_form
+                     else None)
         return ProblemData(jax.tree_util.tree_map(cast, self.examples),
-                           jnp.asarray(self.weights, dtype), jnp.asarray(self.l2, dtype))
+                           jnp.asarray(self.weights, dtype), jnp.asarray(self.l2, dtype), quadratic)
 
     def loss(self, theta) -> float:
         """f(θ) at jax's default precision (float64 when x64 is enabled)."""
@@ -109,48 +137,60 @@ def weighted_sum(example_loss):
 
 
 def loss_and_partition_grads(weighted_loss, theta, data: ProblemData):
-    """f(θ) and the (P, d) matrix of partition gradients ∇f_p(θ), from shared residuals."""
-    if weighted_loss is _squared_error:
-        return _least_squares_loss_and_grads(theta, data)
+    """f(θ) and the (P, d) matrix of partition gradients ∇f_p(θ)."""
+    return gradient_oracle(weighted_loss, data).loss_and_grads(theta)
+
+
+class GradientOracle(NamedTuple):
+    """How the compiled program evaluates a problem at θ (see :func:`gradient_oracle`)."""
+
+    loss_and_grads: Callable  # θ (d,) -> (f(θ), (P, d) partition gradients)
+    # (θ, matrix (R, P)) -> matrix @ ∇f_p(θ) (R, d) straight from θ, or None where the
+    # problem has no cheaper way than multiplying the partition gradients.
+    combine: Callable | None = None
+
+
+def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
+    """The loss and partition gradients of a problem, for the compiled program.
+
+    Call it once, outside a loop over iterations: loop-invariant work (laying the
+    Hessians side by side) is done here. With a quadratic form in ``data``, θ is
+    extended by a constant 1 so that the gradients are one product
+    [θ, 1] @ [[H_1 … H_P], [−b_1 … −b_P]] (under vmap over trials one GEMM
+    (T, d+1) @ (d+1, P·d), the bias included), ``combine`` multiplies the coded
+    combination Σ_p B_rp [H_p; −b_p] (independent of the trial) instead of the
+    gradients, and f = f* + ½(θ − θ*)ᵀ∇f(θ) with ∇f from its own (d+1, d) product,
+    so that f never needs the partition gradients. Otherwise one
+    ``vmap(value_and_grad)`` of the partition loss.
+    """
+    if data.quadratic is not None:
+        hessians, linear, minimizer, optimal_value = data.quadratic
+        P, d, _ = hessians.shape
+        # (d+1, P, d): column block p is [H_p; −b_p] (H_p symmetric, so θ @ H_p = H_p θ)
+        blocks = jnp.concatenate([jnp.transpose(hessians, (1, 0, 2)), -linear[None]], axis=0)
+        full = jnp.sum(blocks, axis=1)  # (d+1, d): [Σ H_p; −Σ b_p]
+
+        def extended(theta):
+            return jnp.concatenate([theta, jnp.ones((1,), theta.dtype)])
+
+        def loss_and_grads(theta):
+            x = extended(theta)
+            loss = optimal_value + 0.5 * inner(theta - minimizer, x @ full)
+            return loss, (x @ blocks.reshape(d + 1, P * d)).reshape(P, d)
+
+        def combine(theta, matrix):
+            coded = jnp.einsum("rp,ipj->irj", matrix, blocks).reshape(d + 1, -1)
+            return (extended(theta) @ coded).reshape(matrix.shape[0], d)
+        return GradientOracle(loss_and_grads, combine)
 
     def partition_loss(theta, examples, weights):
         return weighted_loss(theta, examples, weights) + 0.5 * data.l2 * jnp.dot(theta, theta)
 
-    values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0, 0))(
-        theta, data.examples, data.weights)
-    return jnp.sum(values), grads
-
-
-def _partition_grads_fn(weighted_loss, data: ProblemData):
-    """``theta -> (f(θ), (P, d) partition gradients)``, as :func:`loss_and_partition_grads`.
-
-    Call it once, outside a loop over iterations: loop-invariant work is done here
-    (for least squares, the transposed data matrix the residual product reads).
-    """
-    if weighted_loss is _squared_error:
-        X = data.examples[0]
-        rows_t = X.reshape(-1, X.shape[-1]).T  # (d, P·n)
-        return lambda theta: _least_squares_loss_and_grads(theta, data, rows_t)
-    return lambda theta: loss_and_partition_grads(weighted_loss, theta, data)
-
-
-def _least_squares_loss_and_grads(theta, data: ProblemData, rows_t=None):
-    """Least squares by hand: the same values as autodiff, in a form that batches well.
-
-    Under vmap over trials (θ of shape (T, d)) the residuals are one matrix product
-    (T, d) @ (d, P·n) (θ is the left operand, so no transpose follows), the gradients
-    one batched product over partitions, and f a fused reduction (``jnp.dot`` of the
-    residuals would become T·P tiny batched dot products). ``rows_t``: X as (d, P·n).
-    """
-    X, y = data.examples
-    if rows_t is None:
-        residual = lax.dot_general(theta, X, (((0,), (X.ndim - 1,)), ((), ()))) - y  # (P, n)
-    else:
-        residual = (theta @ rows_t).reshape(y.shape) - y
-    weighted = data.weights * residual
-    grads = lax.dot_general(weighted, X, (((1,), (1,)), ((0,), (0,))))  # (P, d)
-    values = 0.5 * jnp.sum(weighted * residual, axis=1) + 0.5 * data.l2 * jnp.sum(theta * theta)
-    return jnp.sum(values), grads + data.l2 * theta
+    def generic(theta):
+        values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0, 0))(
+            theta, data.examples, data.weights)
+        return jnp.sum(values), grads
+    return GradientOracle(generic)
 
 
 def minibatch_partition_grads(weighted_loss, theta, data: ProblemData, key, batch_size: int):
@@ -284,6 +324,7 @@ def linear_regression(X, y, *, num_partitions=None, partitioning="contiguous", s
     A, b = Xp.reshape(-1, Xp.shape[-1]) * sqrt_w[:, None], yp.reshape(-1) * sqrt_w
     theta_star = np.linalg.lstsq(A, b, rcond=None)[0]
     residual = A @ theta_star - b
+    optimal_value = float(0.5 * residual @ residual)
 
     def union_smoothness(mask):
         return _lambda_max(grams[np.asarray(mask, bool)].sum(0))
@@ -297,8 +338,10 @@ def linear_regression(X, y, *, num_partitions=None, partitioning="contiguous", s
         dim=Xp.shape[-1],
         smoothness=_lambda_max(grams.sum(0)),
         partition_smoothness=np.array([_lambda_max(g) for g in grams]),
-        optimal_value=float(0.5 * residual @ residual),
+        optimal_value=optimal_value,
         union_smoothness=union_smoothness,
+        quadratic=QuadraticForm(grams, np.einsum("pni,pn,pn->pi", Xp, wp, yp), theta_star,
+                                np.float64(optimal_value)),
     )
 
 

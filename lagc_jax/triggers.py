@@ -10,6 +10,8 @@ and the iterate θ̂_u it was computed at. With R_k = Σ_{j=1}^{D} ‖θ^{k+1−
 All functions are pure, jittable and vmappable.
 
 >>> import jax.numpy as jnp
+
+from .reductions import sum_squares
 >>> history = push_step(jnp.zeros(3), 4.0, 0)            # R = 4, D = 3
 >>> thr = lazy_threshold(history, xi=1.0, step_size=0.5, num_units=2)
 >>> float(thr)                                            # 1·4 / (0.25·4·3)
@@ -21,6 +23,8 @@ All functions are pure, jittable and vmappable.
 from __future__ import annotations
 
 import jax.numpy as jnp
+
+from .reductions import sum_squares
 
 
 def push_step(history, step_sq, k):
@@ -48,7 +52,7 @@ def worker_trigger(fresh, stored, threshold):
     >>> worker_trigger(jnp.array([[1.0, 1.0], [0.1, 0.0]]), jnp.zeros((2, 2)), 0.5).tolist()
     [True, False]
     """
-    return jnp.sum((fresh - stored) ** 2, axis=-1) > threshold
+    return sum_squares(fresh - stored) > threshold
 
 
 def server_trigger(theta, stored_params, unit_smoothness, threshold):
@@ -58,5 +62,5 @@ def server_trigger(theta, stored_params, unit_smoothness, threshold):
     >>> server_trigger(jnp.zeros(1), stale, jnp.array([5.0, 2.0]), 3.0).tolist()
     [False, True]
     """
-    drift = jnp.sum((stored_params - theta) ** 2, axis=-1)
+    drift = sum_squares(stored_params - theta)
     return unit_smoothness**2 * drift > threshold

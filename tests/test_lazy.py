@@ -85,7 +85,9 @@ def test_zero_threshold_equals_twin(lazy, twin, S, link):
 def test_zero_threshold_lagc_ps_equals_gc_in_iterates():
     a = simulate("lagc-ps", 6, 2, options={"xi": 0.0})
     b = simulate("gc", 6, 2)
-    np.testing.assert_array_equal(a.loss, b.loss)
+    # gc's messages are one product with the coded Hessians, lagc-ps's decoded fresh
+    # sum is formed from the partition gradients: equal up to rounding
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-13)
     # every partition is selected, so every worker computes its full load as in gc
     for field in ("wall_clock", "uploads", "downloads", "computations"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)

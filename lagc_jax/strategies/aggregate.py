@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import coding
+from ..reductions import segmented_sum, weighted_rows
 from .placement import Placement
 from .protocol import pytree_dataclass, static
 
@@ -50,7 +51,7 @@ class Sum:
 
     def __call__(self, delivered):
         held = delivered.held
-        return jnp.ones((held.shape[0],), held.dtype) @ held, jnp.zeros((), held.dtype)
+        return segmented_sum(held, axis=0), jnp.zeros((), held.dtype)
 
 
 @pytree_dataclass
@@ -62,7 +63,7 @@ class ScaledSum:
     def __call__(self, delivered):
         held = delivered.held
         weights = delivered.used.astype(held.dtype) * self.scale
-        return weights @ held, jnp.zeros((), held.dtype)
+        return weighted_rows(weights, held), jnp.zeros((), held.dtype)
 
 
 @pytree_dataclass
@@ -107,7 +108,7 @@ class Decode:
 
     def __call__(self, delivered):
         a, residual = self.weights(delivered)
-        return a @ delivered.held, residual
+        return weighted_rows(a, delivered.held), residual
 
 
 @pytree_dataclass
@@ -119,8 +120,7 @@ class DecodeFreshStale(Decode):
         a, residual = self.weights(delivered)
         fresh = delivered.placement.messages(delivered.grads, delivered.selected)
         stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
-        ones = jnp.ones((stale.shape[0],), stale.dtype)
-        return a @ fresh + ones @ stale, residual
+        return weighted_rows(a, fresh) + segmented_sum(stale, axis=0), residual
 
 
 @functools.lru_cache(maxsize=16)

@@ -100,7 +100,7 @@ class Strategy:
     def step(self, state, round, knobs):
         """One round: (aggregated gradient ĝ^k (d,), new state, Stats)."""
         dtype = round.grads.dtype
-        messages = self.placement.messages(round.grads)  # (M, d) coded gradients
+        messages = self.placement.round_messages(round)  # (M, d) coded gradients
         plan, state = self.trigger.plan(state, self.placement, round, messages, knobs)
         arrivals = timing.arrival_times(plan.loads * round.unit_times,
                                         plan.uploads & plan.participating,

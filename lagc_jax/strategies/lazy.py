@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import triggers
+from ..reductions import sum_squares
 from .protocol import pytree_dataclass, static
 
 STARTS = ("clean", "lag-reference")
@@ -71,7 +72,7 @@ class NoTrigger:
     def plan(self, state, placement, round, messages, knobs):
         M, dtype = placement.num_workers, round.grads.dtype
         everyone = jnp.ones((M,), bool)
-        fresh = placement.unit_grads(round.grads, messages)
+        fresh = placement.unit_grads(round, messages)
         return Plan(everyone, everyone, placement.loads(dtype), fresh,
                     jnp.ones((placement.num_units,), bool), fresh), state
 
@@ -112,7 +113,7 @@ class _LazyTrigger:
 
     def _begin(self, state, round, knobs, num_units):
         """Push the previous step; return (state, threshold, active)."""
-        step_sq = jnp.sum((round.theta - state.previous_theta) ** 2)
+        step_sq = sum_squares(round.theta - state.previous_theta)
         history = triggers.push_step(state.step_history, step_sq, round.k - 1)
         state = state._replace(step_history=history, previous_theta=round.theta)
         threshold = triggers.lazy_threshold(history, knobs.xi, knobs.step_size, num_units)
@@ -144,7 +145,7 @@ class WorkerTrigger(_LazyTrigger):
             raise ValueError("a worker-side trigger needs worker or group units, not partitions")
         U, M = placement.num_units, placement.num_workers
         state, threshold, active = self._begin(state, round, knobs, U)
-        fresh = placement.unit_grads(round.grads, messages)
+        fresh = placement.unit_grads(round, messages)
         sends = (triggers.worker_trigger(fresh, state.stored_grads, threshold)
                  | self.forced(state)) & active
         participating = jnp.broadcast_to(active, (M,))
@@ -172,7 +173,7 @@ class ServerTrigger(_LazyTrigger):
         needed = selected.astype(dtype) @ (unit_matrix != 0).astype(dtype) > 0
         loads = (jnp.asarray(placement.encoding, dtype) != 0).astype(dtype) @ needed.astype(dtype)
         participating = loads > 0
-        fresh = placement.unit_grads(round.grads, messages)
+        fresh = placement.unit_grads(round, messages)
         return Plan(participating, participating, loads, fresh, selected,
                     state.stored_grads), state
 

@@ -90,13 +90,20 @@ class Placement:
             coded = term if coded is None else coded + term
         return coded
 
-    def unit_grads(self, grads, messages):
+    def round_messages(self, round):
+        """(M, d) worker messages B @ ∇f of a round; through ``round.combined`` (one
+        product from θ) where the problem offers one, else :meth:`messages`."""
+        if self.shifts == () or round.combine is None:
+            return self.messages(round.grads)
+        return round.combined(jnp.asarray(self.encoding, round.grads.dtype))
+
+    def unit_grads(self, round, messages):
         """(U, d) current gradient of every lazy unit."""
         if self.units == "workers":
             return messages
         if self.units == "partitions":
-            return grads
-        return jnp.asarray(self.unit_matrix, grads.dtype) @ grads
+            return round.grads
+        return round.combined(jnp.asarray(self.unit_matrix, round.grads.dtype))
 
     def unit_masks(self) -> np.ndarray:
         """(U, P) bool (host): partitions each unit's gradient depends on."""

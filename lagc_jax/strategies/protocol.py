@@ -102,6 +102,20 @@ class Round:
     # (the draws of iteration jobs[m], times the slowdown). The engine sets it for
     # strategies that declare ``needs_job_draws = True`` (asynchronous ones); else None.
     draw: Callable | None = static(default=None)
+    # ``combine(matrix)`` with matrix (R, P) gives matrix @ grads, computed from θ by the
+    # problem when it knows a cheaper way (quadratic problems: one product with the
+    # combined Hessians); None: use :meth:`combined`, which multiplies ``grads``.
+    combine: Callable | None = static(default=None)
+
+    def combined(self, matrix):
+        """(R, d) = matrix (R, P) @ grads: coded messages, group sums.
+
+        Prefer it to multiplying ``grads`` yourself: for a quadratic problem the
+        partition gradients are then never formed (one GEMM instead of two passes).
+        """
+        if self.combine is None:
+            return matrix @ self.grads
+        return self.combine(matrix)
 
 
 def is_strategy(obj) -> bool:

@@ -1,0 +1,194 @@
+"""The fast paths agree with the plain ones: quadratic forms against autodiff of the residuals,
+coded products from the combined Hessians against B @ grads, order statistics by counting
+against top_k, segmented sums against jnp.sum."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lagc_jax as lj
+from lagc_jax import problems, reductions, strategies, timing
+from lagc_jax.strategies import Knobs, Round
+
+
+def quadratic_and_direct():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((97, 7))
+    y = X @ rng.standard_normal(7) + 0.3 * rng.standard_normal(97)
+    uneven = problems.linear_regression(X, y, num_partitions=5, partitioning="random", seed=2)
+    return [problems.lag_synthetic(6, dim=12), uneven]
+
+
+@pytest.mark.parametrize("problem", quadratic_and_direct(), ids=lambda p: p.name)
+def test_quadratic_form_equals_residual_form_in_float64(problem):
+    assert problem.uses_quadratic_form
+    direct = dataclasses.replace(problem, quadratic=None)
+    assert not direct.uses_quadratic_form and direct.device_data(jnp.float64).quadratic is None
+    fast = problems.gradient_oracle(problem.weighted_loss, problem.device_data(jnp.float64))
+    slow = problems.gradient_oracle(direct.weighted_loss, direct.device_data(jnp.float64))
+    assert slow.combine is None
+    rng = np.random.default_rng(1)
+    for theta in [np.zeros(problem.dim), problem.quadratic.minimizer + 1e-3,
+                  rng.standard_normal(problem.dim) * 5]:
+        theta = jnp.asarray(theta)
+        f, grads = fast.loss_and_grads(theta)
+        f0, grads0 = slow.loss_and_grads(theta)
+        assert abs(float(f) - float(f0)) <= 1e-10 * abs(float(f0))
+        scale = float(jnp.max(jnp.abs(grads0)))
+        np.testing.assert_allclose(grads, grads0, rtol=0, atol=1e-10 * scale)
+        # combine: any (R, P) matrix, also under vmap over trials
+        B = jnp.asarray(rng.standard_normal((3, problem.num_partitions)))
+        np.testing.assert_allclose(fast.combine(theta, B), B @ grads0, rtol=0,
+                                   atol=1e-10 * scale * float(jnp.abs(B).sum(1).max()))
+    thetas = jnp.asarray(rng.standard_normal((4, problem.dim)))
+    coded = jax.vmap(lambda t: fast.combine(t, B))(thetas)
+    expected = jax.vmap(lambda t: B @ slow.loss_and_grads(t)[1])(thetas)
+    np.testing.assert_allclose(coded, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_quadratic_form_only_where_it_saves_flops():
+    rng = np.random.default_rng(3)
+    wide = problems.linear_regression(rng.standard_normal((4, 5, 12)), rng.standard_normal((4, 5)))
+    assert wide.quadratic is not None and not wide.uses_quadratic_form  # d = 12 ≥ 2n = 10
+    assert wide.device_data(jnp.float64).quadratic is None
+    tall = problems.linear_regression(rng.standard_normal((4, 7, 12)), rng.standard_normal((4, 7)))
+    assert tall.uses_quadratic_form  # d = 12 < 2n = 14
+    logistic = problems.logistic_regression(rng.standard_normal((40, 3)),
+                                            np.sign(rng.standard_normal(40)), num_partitions=4)
+    assert logistic.quadratic is None and not logistic.uses_quadratic_form
+
+
+@pytest.mark.parametrize("name, S", [("gd", 0), ("fastest-k", 2), ("gc", 2), ("grouping", 2),
+                                     ("lagc", 2), ("g-lag", 2), ("lagc-ps", 2)])
+def test_simulate_agrees_with_the_residual_form(name, S):
+    """Non-lazy strategies: counts and clocks identical, losses to 1e-10. Lazy ones may
+    decide a trigger differently where it sits at rounding level: same progress and
+    uploads to a few percent."""
+    problem = problems.lag_synthetic(6, dim=12)
+    direct = dataclasses.replace(problem, quadratic=None)
+    kw = dict(num_iters=60, num_trials=4, seed=5)
+    a = lj.simulate(problem, lj.make(name, 6, S), lj.ShiftedExponential(), **kw)
+    b = lj.simulate(direct, lj.make(name, 6, S), lj.ShiftedExponential(), **kw)
+    if strategies.info(name).lazy:
+        np.testing.assert_allclose(a.gap[:, -1], b.gap[:, -1], rtol=0.05)
+        np.testing.assert_allclose(a.uploads[:, -1], b.uploads[:, -1], rtol=0.1)
+        return
+    for field in ("uploads", "downloads", "computations", "wall_clock"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-10)
+
+
+FLOOR = """
+import dataclasses, numpy as np, lagc_jax as lj
+p = lj.problems.lag_synthetic(12, dim=50)
+direct = dataclasses.replace(p, quadratic=None)
+for name, S in (("gd", 0), ("gc", 2)):
+    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=1500,
+                               num_trials=3, seed=1).gap[:, -300:]).min() for q in (p, direct)]
+    print(name, gaps[0], gaps[1], float(np.spacing(np.float32(p.optimal_value))))
+"""
+
+
+def test_float32_gap_floor_no_worse_than_the_residual_form():
+    """In float32 the gap floors at the representation of f: the quadratic form's floor is
+    no worse than the residual form's (nor than one ulp of f*)."""
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    out = subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    for line in out.stdout.strip().splitlines():
+        name, quadratic, direct, ulp = line.split()
+        assert float(quadratic) <= max(float(direct), float(ulp)), line
+
+
+def test_round_combined_matches_the_product_of_gradients():
+    grads = jnp.arange(12.0).reshape(4, 3)
+    B = jnp.array([[1.0, 2.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])
+    plain = Round(jnp.zeros(3), grads, jnp.ones(4), 0)
+    np.testing.assert_array_equal(plain.combined(B), B @ grads)
+    calls = []
+    through = Round(jnp.zeros(3), grads, jnp.ones(4), 0,
+                    combine=lambda m: calls.append(m.shape) or m @ grads)
+    np.testing.assert_array_equal(through.combined(B), B @ grads)
+    assert calls == [(2, 4)]
+
+
+@pytest.mark.parametrize("name, S", [("gc", 1), ("lagc", 1), ("g-lag", 1), ("g-lag-wk", 1)])
+def test_strategy_steps_through_combine_like_through_grads(name, S):
+    """A coded strategy's round is the same whether its messages come from
+    ``round.combine`` or from the partition gradients."""
+    problem = problems.lag_synthetic(4, dim=6)
+    oracle = problems.gradient_oracle(problem.weighted_loss, problem.device_data(jnp.float64))
+    strategy = lj.make(name, 4, S)
+    theta = jnp.linspace(-1.0, 2.0, 6)
+    _, grads = oracle.loss_and_grads(theta)
+    knobs = Knobs(1 / problem.smoothness, 1.0, 0.1, 0.0)
+    state = strategy.init(theta - 0.5, problem.union_smoothness)
+    times = jnp.array([1.0, 3.0, 2.0, 0.5])
+    results = [strategy.step(state, Round(theta, grads, times, 3, combine=combine), knobs)
+               for combine in (None, lambda m: oracle.combine(theta, m))]
+    (a, state_a, stats_a), (b, state_b, stats_b) = results
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert stats_a.uploads == stats_b.uploads and stats_a.duration == stats_b.duration
+    for x, y in zip(jax.tree_util.tree_leaves(state_a), jax.tree_util.tree_leaves(state_b)):
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
+def np_fastest(arrivals, k):
+    """A stable sort's first k (NaN last, ties by index) and the k-th arrival."""
+    order = sorted(range(len(arrivals)),
+                   key=lambda i: (np.isnan(arrivals[i]), 0.0 if np.isnan(arrivals[i]) else arrivals[i], i))
+    used = np.zeros(len(arrivals), bool)
+    used[order[:k]] = True
+    return used, arrivals[order[k - 1]]
+
+
+@pytest.mark.parametrize("M", [3, 12, 16, 17, 24])
+def test_wait_fastest_by_counting_and_by_top_k_agree_with_a_sort(M):
+    """M ≤ RANK_BY_COUNTING counts ranks, above uses top_k: both the stable sort's order,
+    with ties, ±0, inf and NaN; the time keeps the exact bits of the k-th arrival."""
+    assert timing.RANK_BY_COUNTING == 16
+    rng = np.random.default_rng(M)
+    fastest = jax.jit(jax.vmap(timing.wait_fastest, in_axes=(0, None)), static_argnums=1)
+    cases = np.concatenate([
+        rng.exponential(size=(50, M)),
+        rng.integers(0, 3, (50, M)).astype(float),
+        rng.choice([0.0, -0.0, np.inf, np.nan, 1.0], size=(100, M)),
+    ])
+    for k in range(1, M + 1):
+        used, t = fastest(jnp.asarray(cases), k)
+        for i, row in enumerate(cases):
+            ref_used, ref_t = np_fastest(row, k)
+            np.testing.assert_array_equal(used[i], ref_used)
+            assert np.asarray(t[i]).tobytes() == np.float64(ref_t).tobytes() or (
+                np.isnan(t[i]) and np.isnan(ref_t))
+
+
+def test_wait_fastest_with_eligible_workers_counts_the_same():
+    arrivals = jnp.array([0.5, 2.0, 1.0, 3.0, 0.1])
+    used, t = timing.wait_fastest(arrivals, 2, eligible=jnp.array([True, True, True, True, False]))
+    assert used.tolist() == [True, False, True, False, False] and float(t) == 1.0
+    # two eligible, three needed: the third is the first ineligible worker, at inf
+    used, t = timing.wait_fastest(arrivals, 3, eligible=jnp.array([True, False, False, False, True]))
+    assert used.tolist() == [True, True, False, False, True] and float(t) == np.inf
+
+
+@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 50, 64, 100, 201])
+def test_segmented_sums_equal_plain_sums(n):
+    x = np.random.default_rng(n).standard_normal((3, n))
+    np.testing.assert_allclose(reductions.segmented_sum(jnp.asarray(x)), x.sum(-1), rtol=1e-13)
+    np.testing.assert_allclose(reductions.segmented_sum(jnp.asarray(x.T), axis=0), x.sum(-1),
+                               rtol=1e-13)
+    np.testing.assert_allclose(reductions.sum_squares(jnp.asarray(x)), (x * x).sum(-1), rtol=1e-13)
+    np.testing.assert_allclose(reductions.inner(jnp.asarray(x), jnp.asarray(x[::-1])),
+                               (x * x[::-1]).sum(-1), rtol=1e-12, atol=1e-12)
+    w = np.arange(3.0)
+    np.testing.assert_allclose(reductions.weighted_rows(jnp.asarray(w), jnp.asarray(x)), w @ x,
+                               rtol=1e-12, atol=1e-12)
+    integers = jnp.arange(n, dtype=jnp.float32)
+    assert float(reductions.segmented_sum(integers)) == n * (n - 1) / 2  # exact
