@@ -710,10 +710,7 @@ def straggler_rank(finished_mask, stragglers) -> jnp.ndarray:
     itype = np.int32 if total <= np.iinfo(np.int32).max else np.int64
     binom = np.array([[math.comb(m, k) for k in range(S + 1)] for m in range(M)], dtype=itype)
     late = ~mask
-    # 1-based rank among stragglers: Σ_{j ≤ m} late_j, as a masked sum (one fused
-    # loop of M² terms; jnp.cumsum becomes a slower reduce-window on CPU)
-    upto = np.tril(np.ones((M, M), bool))
-    position = jnp.sum(jnp.where(upto, late[None, :], False), axis=1, dtype=itype)
+    position = jnp.cumsum(late.astype(itype))  # 1-based rank among stragglers
     terms = jnp.asarray(binom)[jnp.arange(M), jnp.clip(position, 0, S)]
     rank = jnp.sum(jnp.where(late, terms, 0).astype(itype))
     return jnp.where(position[-1] == S, rank, jnp.asarray(-1, itype))

@@ -300,7 +300,7 @@ def _elements(shape: str) -> int:
 def _category(info: dict, big: int, source: str) -> str:
     line, op_name, opcode = info["line"], info["op_name"], info["opcode"]
     if (opcode == "sort" or "TopK" in line or "top_k" in op_name
-            or source.startswith("timing._fastest") or source.startswith("timing.wait")):
+            or source.startswith("timing.wait")):
         return CATEGORIES[1]
     if any(k in op_name for k in ("threefry", "random_bits", "_uniform", "_exponential", "fold_in")):
         return CATEGORIES[2]
@@ -839,7 +839,7 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
         add("Exclusive time of the compiled program's operations (jax.profiler trace of one "
             "call), by category: *gradient matmuls* = the product [θ, 1] @ [H; −b] giving the "
             "partition gradients or coded messages; *wait rule* = the order statistics of the "
-            "arrivals (rank counting for M ≤ 16, top_k beyond); *random unit times* = threefry and the exponential "
+            "arrivals (top_k and the masks around it); *random unit times* = threefry and the exponential "
             "transform; *loop control* = the scan's while loops; *other* = every fused "
             "elementwise/reduction op and small dot (coding, triggers, decoding, loss, updates).")
         add("")
