@@ -1,5 +1,6 @@
 """The fast paths agree with the plain ones: quadratic forms against autodiff of the residuals,
-coded products from the combined Hessians against B @ grads, segmented sums against jnp.sum."""
+coded products from the combined Hessians against B @ grads, order statistics by removal
+against top_k, segmented sums against jnp.sum."""
 
 import dataclasses
 import os
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 import lagc_jax as lj
-from lagc_jax import problems, reductions, strategies
+from lagc_jax import problems, reductions, strategies, timing
 from lagc_jax.strategies import Knobs, Round
 
 
@@ -136,6 +137,49 @@ def test_strategy_steps_through_combine_like_through_grads(name, S):
     assert stats_a.uploads == stats_b.uploads and stats_a.duration == stats_b.duration
     for x, y in zip(jax.tree_util.tree_leaves(state_a), jax.tree_util.tree_leaves(state_b)):
         np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
+def np_fastest(arrivals, k):
+    """A stable sort's first k (NaN last, ±0 equal, ties by index) and the k-th arrival."""
+    def key(i):
+        x = arrivals[i]
+        return (np.isnan(x), 0.0 if np.isnan(x) or x == 0 else x, i)
+    order = sorted(range(len(arrivals)), key=key)
+    used = np.zeros(len(arrivals), bool)
+    used[order[:k]] = True
+    return used, arrivals[order[k - 1]]
+
+
+@pytest.mark.parametrize("M", [1, 3, 6, 12, 20])
+def test_wait_fastest_by_removal_and_by_top_k_agree_with_a_sort(M):
+    """Fewer than MAX_DROPPED_BY_REMOVAL late arrivals to drop: removed one at a time;
+    more: lax.top_k. Both give a stable sort's order with ties, ±0, ±inf and NaN, and the
+    exact bits of the k-th arrival."""
+    assert timing.MAX_DROPPED_BY_REMOVAL == 4
+    rng = np.random.default_rng(M)
+    fastest = jax.jit(jax.vmap(timing.wait_fastest, in_axes=(0, None)), static_argnums=1)
+    cases = np.concatenate([
+        rng.exponential(size=(40, M)),
+        rng.integers(0, 3, (40, M)).astype(float),
+        rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0], size=(80, M)),
+    ])
+    for dtype in (np.float64, np.float32):
+        rows = cases.astype(dtype)
+        for k in range(1, M + 1):
+            used, t = fastest(jnp.asarray(rows), k)
+            for i, row in enumerate(rows):
+                ref_used, ref_t = np_fastest(row, k)
+                np.testing.assert_array_equal(used[i], ref_used, err_msg=f"{row} k={k}")
+                assert np.asarray(t[i]).tobytes() == dtype(ref_t).tobytes(), (row, k)
+
+
+def test_wait_fastest_with_eligible_workers():
+    arrivals = jnp.array([0.5, 2.0, 1.0, 3.0, 0.1])
+    used, t = timing.wait_fastest(arrivals, 2, eligible=jnp.array([True, True, True, True, False]))
+    assert used.tolist() == [True, False, True, False, False] and float(t) == 1.0
+    # two eligible, three needed: the third is the first ineligible worker, at inf
+    used, t = timing.wait_fastest(arrivals, 3, eligible=jnp.array([True, False, False, False, True]))
+    assert used.tolist() == [True, True, False, False, True] and float(t) == np.inf
 
 
 @pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 50, 64, 100, 201])
