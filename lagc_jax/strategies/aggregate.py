@@ -118,9 +118,12 @@ class DecodeFreshStale(Decode):
 
     def __call__(self, delivered):
         a, residual = self.weights(delivered)
-        fresh = delivered.placement.messages(delivered.grads, delivered.selected)
+        # Σ_m a_m (B ∘ selected) ∇f summed per partition: (a B)_p s_p weights ∇f_p, one
+        # pass over the partition gradients instead of forming the masked messages
+        encoding = jnp.asarray(delivered.placement.encoding, a.dtype)
+        coefficients = (a @ encoding) * delivered.selected.astype(a.dtype)
         stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
-        return weighted_rows(a, fresh) + segmented_sum(stale, axis=0), residual
+        return weighted_rows(coefficients, delivered.grads) + segmented_sum(stale, axis=0), residual
 
 
 @functools.lru_cache(maxsize=16)
