@@ -470,10 +470,12 @@ def theta_once_vs_batched(bench, M, d, T, name):
         peak, _, _ = memory_bytes(fn.lower(st, *ar).compile())
         out[label] = dict(rate=T * K / float(np.median(ts)), peak=peak, T=T, K=K, M=M, d=d,
                           name=name)
-    # same trajectories either way (records: first loss, duration, counts)
+    # same trajectories either way (records: first loss, duration, counts). The losses only
+    # to float32 rounding: a batched and an unbatched product round differently, and at
+    # M = 48 (L ≈ 5e10) gd's iterates amplify that to ~2e-5 relative.
     for a, b in zip(jax.tree_util.tree_leaves(results["once"][1]),
                     jax.tree_util.tree_leaves(results["batched"][1])):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     bench.log(f"  {name:9s} M={M:2d} d={d:3d} T={T:5d}: compiled run θ once "
               f"{1e6 / out['once']['rate']:.3f} us/ti, θ batched {1e6 / out['batched']['rate']:.3f}")
     return out["once"], out["batched"]

@@ -64,8 +64,7 @@ def test_quadratic_form_only_where_it_saves_flops():
     assert logistic.quadratic is None and not logistic.uses_quadratic_form
 
 
-@pytest.mark.parametrize("name, S", [("gd", 0), ("fastest-k", 2), ("gc", 2), ("grouping", 2),
-                                     ("lagc", 2), ("g-lag", 2), ("lagc-ps", 2)])
+@pytest.mark.parametrize("name, S", [("fastest-k", 2), ("gc", 2), ("lagc", 2), ("lagc-ps", 2)])
 def test_simulate_agrees_with_the_residual_form(name, S):
     """Non-lazy strategies: counts and clocks identical, losses to 1e-10. Lazy ones may
     decide a trigger differently where it sits at rounding level: same progress and
@@ -89,7 +88,7 @@ import dataclasses, numpy as np, lagc_jax as lj
 p = lj.problems.lag_synthetic(12, dim=50)
 direct = dataclasses.replace(p, quadratic=None)
 for name, S in (("gd", 0), ("gc", 2)):
-    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=1500,
+    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=1000,
                                num_trials=3, seed=1).gap[:, -300:]).min() for q in (p, direct)]
     print(name, gaps[0], gaps[1], float(np.spacing(np.float32(p.optimal_value))))
 """
