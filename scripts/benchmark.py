@@ -300,7 +300,7 @@ def _elements(shape: str) -> int:
 def _category(info: dict, big: int, source: str) -> str:
     line, op_name, opcode = info["line"], info["op_name"], info["opcode"]
     if (opcode == "sort" or "TopK" in line or "top_k" in op_name
-            or source.startswith("timing.wait")):
+            or source.startswith(("timing.wait", "timing._fastest", "timing._sort_key"))):
         return CATEGORIES[1]
     if any(k in op_name for k in ("threefry", "random_bits", "_uniform", "_exponential", "fold_in")):
         return CATEGORIES[2]
