@@ -16,7 +16,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from .reductions import inner
 
@@ -26,10 +25,10 @@ class QuadraticForm(NamedTuple):
 
     With it, ∇f_p(θ) = H_pθ − b_p costs 2d² FLOPs instead of the 4nd of the
     residual form, and f(θ) = f* + ½(θ − θ*)ᵀ∇f(θ) (exact for any minimiser θ*,
-    as Hθ* = b) reuses the partition gradients: no residuals at all.
+    as Hθ* = b) needs no residuals at all.
     """
 
-    hessians: Any  # (P, d, d) H_p, symmetric
+    hessians: Any  # (P, d, d) H_p, symmetric (including any ridge term of f_p)
     linear: Any  # (P, d) b_p
     minimizer: Any  # (d,) a minimiser θ* of f
     optimal_value: Any  # () f* = f(θ*)

@@ -21,6 +21,11 @@ from jax import lax
 
 LINKS = ("parallel", "shared")
 
+# wait_fastest drops the M − k latest arrivals one at a time (two fused reductions over
+# the workers each) when there are fewer than this many to drop, else uses lax.top_k (an
+# unfused sort-like kernel on CPU: 12 % of a lagc round at M = 12, S = 2).
+MAX_DROPPED_BY_REMOVAL = 4
+
 
 def arrival_times(compute_times, uploads, upload_time, link: str):
     """Arrival time at the server of each worker's message, shape (M,).
@@ -93,12 +98,6 @@ def _fastest_by_top_k(keys, num_needed: int):
     latest = M - 1 - latest
     used = ~jnp.any(jnp.arange(M)[:, None] == latest[None, :-1], axis=1)
     return used, keys[latest[-1]]
-
-
-# wait_fastest drops the M − k latest arrivals one at a time (two fused reductions over
-# the workers each) when there are fewer than this many to drop, else uses lax.top_k (an
-# unfused sort-like kernel on CPU: 12 % of a lagc round at M = 12, S = 2).
-MAX_DROPPED_BY_REMOVAL = 4
 
 
 def _sort_key(keys):

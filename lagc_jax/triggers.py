@@ -10,8 +10,6 @@ and the iterate θ̂_u it was computed at. With R_k = Σ_{j=1}^{D} ‖θ^{k+1−
 All functions are pure, jittable and vmappable.
 
 >>> import jax.numpy as jnp
-
-from .reductions import sum_squares
 >>> history = push_step(jnp.zeros(3), 4.0, 0)            # R = 4, D = 3
 >>> thr = lazy_threshold(history, xi=1.0, step_size=0.5, num_units=2)
 >>> float(thr)                                            # 1·4 / (0.25·4·3)
