@@ -149,7 +149,7 @@ def np_fastest(arrivals, k):
     return used, arrivals[order[k - 1]]
 
 
-@pytest.mark.parametrize("M", [1, 3, 6, 12, 20])
+@pytest.mark.parametrize("M", [1, 3, 12, 20])
 def test_wait_fastest_by_removal_and_by_top_k_agree_with_a_sort(M):
     """Fewer than MAX_DROPPED_BY_REMOVAL late arrivals to drop: removed one at a time;
     more: lax.top_k. Both give a stable sort's order with ties, ±0, ±inf and NaN, and the
@@ -158,13 +158,14 @@ def test_wait_fastest_by_removal_and_by_top_k_agree_with_a_sort(M):
     rng = np.random.default_rng(M)
     fastest = jax.jit(jax.vmap(timing.wait_fastest, in_axes=(0, None)), static_argnums=1)
     cases = np.concatenate([
-        rng.exponential(size=(40, M)),
-        rng.integers(0, 3, (40, M)).astype(float),
-        rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0], size=(80, M)),
+        rng.exponential(size=(20, M)),
+        rng.integers(0, 3, (30, M)).astype(float),
+        rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0], size=(50, M)),
     ])
+    # k = 1, and both sides of the switch between removal (M − k < 4) and top_k
     for dtype in (np.float64, np.float32):
         rows = cases.astype(dtype)
-        for k in range(1, M + 1):
+        for k in sorted({1} | set(range(max(1, M - 5), M + 1))):
             used, t = fastest(jnp.asarray(rows), k)
             for i, row in enumerate(rows):
                 ref_used, ref_t = np_fastest(row, k)
