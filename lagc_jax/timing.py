@@ -92,21 +92,24 @@ def _fastest_by_top_k(keys, num_needed: int):
     # them (the higher index is later). top_k orders floats by their bits, so values
     # the sort's comparison finds equal to 0 (-0, and flushed denormals on CPU) become
     # 0, and every NaN one NaN; the time is read from the keys (exact bits).
-    canonical = jnp.where(keys == 0, jnp.zeros((), keys.dtype),
-                          jnp.where(jnp.isnan(keys), jnp.full((), jnp.nan, keys.dtype), keys))
-    _, latest = lax.top_k(canonical[::-1], M - num_needed + 1)
+    _, latest = lax.top_k(_canonical(keys)[::-1], M - num_needed + 1)
     latest = M - 1 - latest
     used = ~jnp.any(jnp.arange(M)[:, None] == latest[None, :-1], axis=1)
     return used, keys[latest[-1]]
+
+
+def _canonical(keys):
+    """Keys the sort's comparison finds equal given equal bits: -0 (and flushed
+    denormals) become 0, every NaN one NaN."""
+    return jnp.where(keys == 0, jnp.zeros((), keys.dtype),
+                     jnp.where(jnp.isnan(keys), jnp.full((), jnp.nan, keys.dtype), keys))
 
 
 def _sort_key(keys):
     """Integers ordered as a stable float sort orders ``keys``: ±0 equal, NaN last."""
     width = jnp.finfo(keys.dtype).bits
     itype = jnp.dtype(f"int{width}")
-    canonical = jnp.where(keys == 0, jnp.zeros((), keys.dtype),
-                          jnp.where(jnp.isnan(keys), jnp.full((), jnp.nan, keys.dtype), keys))
-    bits = lax.bitcast_convert_type(canonical, itype)
+    bits = lax.bitcast_convert_type(_canonical(keys), itype)
     return jnp.where(bits < 0, bits ^ jnp.asarray(2 ** (width - 1) - 1, itype), bits)
 
 

@@ -96,7 +96,7 @@ class Decode:
                 raise ValueError(f"{strategy.name}: {check['reason']}")
 
     def weights(self, delivered):
-        """(M,) decoding weights of the used set, and the residual max |a B − 1|."""
+        """(M,) decoding weights a of the used set, and a B (P,) (all ones when exact)."""
         dtype = delivered.messages.dtype
         encoding = jnp.asarray(delivered.placement.encoding, dtype)
         if self.table.shape[0]:
@@ -104,11 +104,11 @@ class Decode:
                                                self.stragglers)
         else:
             a = coding.decoding_weights_jax(encoding, delivered.used)
-        return a, jnp.max(jnp.abs(a @ encoding - 1.0))
+        return a, a @ encoding
 
     def __call__(self, delivered):
-        a, residual = self.weights(delivered)
-        return weighted_rows(a, delivered.held), residual
+        a, decoded = self.weights(delivered)
+        return weighted_rows(a, delivered.held), _residual(decoded)
 
 
 @pytree_dataclass
@@ -117,13 +117,18 @@ class DecodeFreshStale(Decode):
     the stale stored gradients of the others are added."""
 
     def __call__(self, delivered):
-        a, residual = self.weights(delivered)
+        a, decoded = self.weights(delivered)
         # Σ_m a_m (B ∘ selected) ∇f summed per partition: (a B)_p s_p weights ∇f_p, one
         # pass over the partition gradients instead of forming the masked messages
-        encoding = jnp.asarray(delivered.placement.encoding, a.dtype)
-        coefficients = (a @ encoding) * delivered.selected.astype(a.dtype)
+        coefficients = decoded * delivered.selected.astype(decoded.dtype)
         stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
-        return weighted_rows(coefficients, delivered.grads) + segmented_sum(stale, axis=0), residual
+        fresh = weighted_rows(coefficients, delivered.grads)
+        return fresh + segmented_sum(stale, axis=0), _residual(decoded)
+
+
+def _residual(decoded):
+    """max |a B − 1|: how far the decoding is from recovering every partition once."""
+    return jnp.max(jnp.abs(decoded - 1.0))
 
 
 @functools.lru_cache(maxsize=16)
