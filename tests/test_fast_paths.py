@@ -67,16 +67,17 @@ def test_quadratic_form_only_where_it_saves_flops():
 @pytest.mark.parametrize("name, S", [("fastest-k", 2), ("gc", 2), ("lagc", 2), ("lagc-ps", 2)])
 def test_simulate_agrees_with_the_residual_form(name, S):
     """Non-lazy strategies: counts and clocks identical, losses to 1e-10. Lazy ones may
-    decide a trigger differently where it sits at rounding level: same progress and
-    uploads to a few percent."""
+    decide a trigger differently where it sits at rounding level: the same median progress
+    and mean uploads over the trials, to a few percent."""
     problem = problems.lag_synthetic(6, dim=12)
     direct = dataclasses.replace(problem, quadratic=None)
-    kw = dict(num_iters=60, num_trials=4, seed=5)
+    kw = dict(num_iters=60, num_trials=16, seed=5)
     a = lj.simulate(problem, lj.make(name, 6, S), lj.ShiftedExponential(), **kw)
     b = lj.simulate(direct, lj.make(name, 6, S), lj.ShiftedExponential(), **kw)
     if strategies.info(name).lazy:
-        np.testing.assert_allclose(a.gap[:, -1], b.gap[:, -1], rtol=0.05)
-        np.testing.assert_allclose(a.uploads[:, -1], b.uploads[:, -1], rtol=0.1)
+        # statistics over the trials, not one trial's count: a flip cascades in that trial
+        np.testing.assert_allclose(np.median(a.gap[:, -1]), np.median(b.gap[:, -1]), rtol=0.05)
+        np.testing.assert_allclose(a.uploads[:, -1].mean(), b.uploads[:, -1].mean(), rtol=0.1)
         return
     for field in ("uploads", "downloads", "computations", "wall_clock"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
