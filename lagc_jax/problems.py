@@ -178,7 +178,12 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
             return loss, (x @ blocks.reshape(d + 1, P * d)).reshape(P, d)
 
         def combine(theta, matrix):
-            coded = jnp.einsum("rp,ipj->irj", matrix, blocks).reshape(d + 1, -1)
+            # a batched product over the rows i of the blocks gives the (d+1, R, d) layout
+            # of the GEMM's right operand directly: XLA hoists it out of the loop over
+            # iterations (an einsum's transpose to that layout stayed inside, as a copy)
+            coded = jax.lax.dot_general(
+                jnp.broadcast_to(matrix, (d + 1,) + matrix.shape), blocks,
+                (((2,), (1,)), ((0,), (0,)))).reshape(d + 1, -1)
             return (extended(theta) @ coded).reshape(matrix.shape[0], d)
         return GradientOracle(loss_and_grads, combine)
 
