@@ -118,12 +118,13 @@ class DecodeFreshStale(Decode):
 
     def __call__(self, delivered):
         a, decoded = self.weights(delivered)
-        # Σ_m a_m (B ∘ selected) ∇f summed per partition: (a B)_p s_p weights ∇f_p, one
-        # pass over the partition gradients instead of forming the masked messages
-        coefficients = decoded * delivered.selected.astype(decoded.dtype)
-        stale = jnp.where(delivered.selected[:, None], 0.0, delivered.previous)
-        fresh = weighted_rows(coefficients, delivered.grads)
-        return fresh + segmented_sum(stale, axis=0), _residual(decoded)
+        # Σ_m a_m (B ∘ selected) ∇f summed per partition: (a B)_p s_p weights ∇f_p; the
+        # stale stored gradients of the unselected partitions join the same sum, so one
+        # fused pass reads each partition's gradient or stored gradient once (no masked
+        # messages, no masked copy of the stored gradients)
+        terms = jnp.where(delivered.selected[:, None], decoded[:, None] * delivered.grads,
+                          delivered.previous)
+        return segmented_sum(terms, axis=0), _residual(decoded)
 
 
 def _residual(decoded):
