@@ -19,11 +19,35 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 DEFAULT_TARGET_GAP = 1e-6
 LINKS = ("parallel", "shared")  # lagc_jax.timing.LINKS, without importing jax to parse
+
+# Set by Ctrl-C. The KeyboardInterrupt the handler raises can be lost: jax runs a Python
+# hook inside the garbage collector, where Python reports an exception as "ignored" (with
+# a traceback) and drops it. Progress reports and the end of a command check the flag,
+# so the interrupt still stops the run, and such a report is not printed.
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum, frame):
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def _quiet_lost_interrupts(previous_hook):
+    def hook(unraisable):
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+    return hook
+
+
+def _raise_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 class _Parser(argparse.ArgumentParser):
@@ -170,6 +194,7 @@ def _progress_printer(label: str):
     start = time.perf_counter()
 
     def report(done: int, total: int) -> None:
+        _raise_if_interrupted()
         elapsed = time.perf_counter() - start
         if elapsed > 2.0 or done < total and elapsed > 1.0:
             print(f"  {label}: {done}/{total} iterations, {elapsed:.1f}s", file=sys.stderr)
@@ -255,6 +280,7 @@ def cmd_run(args) -> int:
           f"τ={args.upload_time:g} ({args.link}), τ_b={args.broadcast_time:g}", file=sys.stderr)
     rows = []
     for strategy in built:
+        _raise_if_interrupted()
         result = simulate(
             problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
             seed=args.seed, upload_time=args.upload_time, broadcast_time=args.broadcast_time,
@@ -299,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (2: bad input, 130: interrupted)."""
     command, as_program = "run", argv is None
+    _INTERRUPTED.clear()
+    previous_handler, previous_hook = None, sys.unraisablehook
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGINT, _on_interrupt)
+        sys.unraisablehook = _quiet_lost_interrupts(previous_hook)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
@@ -317,9 +348,11 @@ def main(argv=None) -> int:
             parser.print_usage(sys.stderr)
             return 2
         try:
-            return args.handler(args)
+            status = args.handler(args)
         except SystemExit as exit_:
             return exit_.code if isinstance(exit_.code, int) else 2
+        _raise_if_interrupted()  # an interrupt lost in the last steps still counts
+        return status
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not print a traceback
         print(f"lagc-jax {command}: interrupted; files already written are kept", file=sys.stderr)
@@ -330,6 +363,10 @@ def main(argv=None) -> int:
             sys.stderr.flush()
             os._exit(130)
         return 130
+    finally:
+        if previous_handler is not None and not as_program:  # called from Python: restore
+            signal.signal(signal.SIGINT, previous_handler)
+            sys.unraisablehook = previous_hook
 
 
 if __name__ == "__main__":
