@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import random_words
+
 __all__ = [
     "DISTRIBUTIONS",
     "Empirical",
@@ -41,10 +43,12 @@ __all__ = [
     "advance_delay_state",
     "apply_delay_state",
     "describe_parameters",
+    "from_bits",
     "init_delay_state",
     "normalize_samples",
     "parse_delay",
     "sample_unit_times",
+    "unit_times_from_bits",
 ]
 
 
@@ -514,6 +518,20 @@ def sample_unit_times(delay: Delay, key, num_workers: int, dtype=None):
     e = jax.random.exponential(key, (num_workers,), dtype=dtype)
     base = delay.base if isinstance(delay, MarkovStragglers) else delay
     return base.from_standard(e)
+
+
+def from_bits(delay: Delay) -> bool:
+    """Whether the engine may draw ``delay``'s unit times from random bits it computes
+    ahead (:mod:`lagc_jax.random_words`): every parametric law, when those bits are jax's."""
+    return not isinstance(delay, Empirical) and random_words.matches_jax()
+
+
+def unit_times_from_bits(delay: Delay, bits, dtype):
+    """``sample_unit_times(delay, fold_in(key, k), n, dtype)``, bit for bit, from
+    ``random_words.random_bits(random_words.fold_in(key, k), n, dtype)`` (a parametric
+    law; see :func:`from_bits`)."""
+    base = delay.base if isinstance(delay, MarkovStragglers) else delay
+    return base.from_standard(random_words.exponential(bits, dtype))
 
 
 def parse_delay(text: str) -> Delay:

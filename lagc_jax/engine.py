@@ -34,6 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
+from . import random_words
 from .problems import Problem, gradient_oracle, minibatch_partition_grads
 from .results import Result, package_versions
 from .strategies import Knobs, Round, is_strategy
@@ -123,8 +124,13 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             return jax.vmap(one)(jobs, jnp.arange(M)) * traced.slowdown
         return draw
 
+    # Unit times from random bits carried from the previous iteration, bit-identical
+    # to drawing them here (see random_words): the bits of iteration k and the key
+    # words of fold_in(trial_key, k + 1). None where drawn through jax.random.
+    carried_words = not static.replay and delays_lib.from_bits(traced.delay)
+
     def iteration(state, i):
-        (theta, opt_state, strat_state, delay_state), acc = state
+        (theta, opt_state, strat_state, delay_state), acc, words = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
         loss, grads = oracle.loss_and_grads(theta)
@@ -141,7 +147,13 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
                 traced.delay, delay_state, jax.random.fold_in(key, _MARKOV_TAG))
             delay_state = jax.tree_util.tree_map(
                 lambda a, b: jnp.where(k == 0, a, b), initial, advanced)
-            x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
+            if carried_words:
+                bits, next_key = words
+                x = delays_lib.unit_times_from_bits(traced.delay, bits, theta.dtype)
+                words = (random_words.random_bits(next_key, M, theta.dtype),
+                         random_words.fold_in(trial_key, k + 2))
+            else:
+                x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
             x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
         x = x * traced.slowdown
         round_draw = job_draw(delay_state) if job_draws else None
@@ -161,18 +173,22 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             computations + stats.computations,
             jnp.maximum(residual, stats.decoding_residual),
         )
-        return ((new_theta, opt_state, strat_state, delay_state), acc), (
+        return ((new_theta, opt_state, strat_state, delay_state), acc, words), (
             stats.upload_mask if static.record_masks else None)
 
-    def block(carry, b):
+    def block(state, b):
+        carry, words = state
         zero = jnp.zeros((), carry[0].dtype)
         izero = jnp.zeros((), jnp.int32)
         steps = b * static.record_every + jnp.arange(static.record_every)
-        (carry, acc), masks = jax.lax.scan(
-            iteration, (carry, (zero, zero, izero, izero, izero, zero)), steps)
-        return carry, (acc, masks)
+        (carry, acc, words), masks = jax.lax.scan(
+            iteration, (carry, (zero, zero, izero, izero, izero, zero), words), steps)
+        return (carry, words), (acc, masks)
 
-    carry, (records, masks) = jax.lax.scan(block, carry, jnp.arange(static.num_blocks))
+    words = ((random_words.random_bits(random_words.fold_in(trial_key, k0), M, carry[0].dtype),
+              random_words.fold_in(trial_key, k0 + 1)) if carried_words else None)
+    (carry, _), (records, masks) = jax.lax.scan(block, (carry, words),
+                                                jnp.arange(static.num_blocks))
     if static.record_masks:
         masks = masks.reshape(-1, masks.shape[-1])
     end_loss, _ = oracle.loss_and_grads(carry[0])
