@@ -9,7 +9,9 @@ Random streams are positional: trial i has ``key_i = fold_in(key(seed), i)``;
 iteration k draws its unit times from ``fold_in(key_i, k)`` — identical for
 every strategy (common random numbers) — and derives Markov-straggler
 transitions and mini-batches from that key by further ``fold_in``. So results
-depend neither on chunking nor on how trials are split across devices.
+depend neither on chunking nor on how trials are split across devices. (For the
+parametric delay laws those draws are computed an iteration ahead by
+``random_words``, bit for bit the same, which is faster on CPU.)
 
 Iterations run in chunks: the carry (θ, optimizer state, strategy state, delay
 state) passes between calls of one compiled function, which bounds memory, lets
@@ -124,13 +126,13 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             return jax.vmap(one)(jobs, jnp.arange(M)) * traced.slowdown
         return draw
 
-    # Unit times from random bits carried from the previous iteration, bit-identical
-    # to drawing them here (see random_words): the bits of iteration k and the key
-    # words of fold_in(trial_key, k + 1). None where drawn through jax.random.
-    carried_words = not static.replay and delays_lib.from_bits(traced.delay)
+    # Unit times from random bits computed one iteration ahead and carried, bit-identical
+    # to drawing them here (see random_words): ``ahead`` holds the bits of iteration k and
+    # the key words of fold_in(trial_key, k + 1); None where drawn through jax.random.
+    bits_ahead = not static.replay and delays_lib.from_bits(traced.delay)
 
     def iteration(state, i):
-        (theta, opt_state, strat_state, delay_state), acc, words = state
+        (theta, opt_state, strat_state, delay_state), acc, ahead = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
         loss, grads = oracle.loss_and_grads(theta)
@@ -147,10 +149,10 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
                 traced.delay, delay_state, jax.random.fold_in(key, _MARKOV_TAG))
             delay_state = jax.tree_util.tree_map(
                 lambda a, b: jnp.where(k == 0, a, b), initial, advanced)
-            if carried_words:
-                bits, next_key = words
+            if bits_ahead:
+                bits, next_key = ahead
                 x = delays_lib.unit_times_from_bits(traced.delay, bits, theta.dtype)
-                words = (random_words.random_bits(next_key, M, theta.dtype),
+                ahead = (random_words.random_bits(next_key, M, theta.dtype),
                          random_words.fold_in(trial_key, k + 2))
             else:
                 x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
@@ -173,21 +175,21 @@ def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_
             computations + stats.computations,
             jnp.maximum(residual, stats.decoding_residual),
         )
-        return ((new_theta, opt_state, strat_state, delay_state), acc, words), (
+        return ((new_theta, opt_state, strat_state, delay_state), acc, ahead), (
             stats.upload_mask if static.record_masks else None)
 
     def block(state, b):
-        carry, words = state
+        carry, ahead = state
         zero = jnp.zeros((), carry[0].dtype)
         izero = jnp.zeros((), jnp.int32)
         steps = b * static.record_every + jnp.arange(static.record_every)
-        (carry, acc, words), masks = jax.lax.scan(
-            iteration, (carry, (zero, zero, izero, izero, izero, zero), words), steps)
-        return (carry, words), (acc, masks)
+        (carry, acc, ahead), masks = jax.lax.scan(
+            iteration, (carry, (zero, zero, izero, izero, izero, zero), ahead), steps)
+        return (carry, ahead), (acc, masks)
 
-    words = ((random_words.random_bits(random_words.fold_in(trial_key, k0), M, carry[0].dtype),
-              random_words.fold_in(trial_key, k0 + 1)) if carried_words else None)
-    (carry, _), (records, masks) = jax.lax.scan(block, (carry, words),
+    ahead = ((random_words.random_bits(random_words.fold_in(trial_key, k0), M, carry[0].dtype),
+              random_words.fold_in(trial_key, k0 + 1)) if bits_ahead else None)
+    (carry, _), (records, masks) = jax.lax.scan(block, (carry, ahead),
                                                 jnp.arange(static.num_blocks))
     if static.record_masks:
         masks = masks.reshape(-1, masks.shape[-1])

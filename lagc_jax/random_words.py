@@ -18,7 +18,7 @@ whether they are, and the engine draws through ``jax.random`` otherwise.
 >>> import jax
 >>> key = jax.random.key(3)
 >>> e = exponential(random_bits(fold_in(key, 5), 4, jnp.float32), jnp.float32)
->>> bool((e == jax.random.exponential(jax.random.fold_in(key, 5), (4,))).all())
+>>> bool((e == jax.random.exponential(jax.random.fold_in(key, 5), (4,), jnp.float32)).all())
 True
 """
 

@@ -270,10 +270,13 @@ def test_mlp_simulation_records_estimated_optimum_and_coding_is_exact(mlp):
     wk = lj.simulate(mlp, lj.strategies.make("lag-wk", 4), EXP, num_iters=1000, num_trials=4,
                      step_size=alpha)
     assert gd.config["optimum_estimated"] is True and gd.optimal_value == mlp.optimal_value
-    assert mlp.optimal_value == pytest.approx(2.5916, abs=1e-3)
+    # f* is estimated by GD at 1/L, the edge of stability, where rounding differences between
+    # CPUs change the path (measured 2.5916 and 2.5858 on two CPUs): a band, not a value
+    assert 2.57 < mlp.optimal_value < 2.61
     np.testing.assert_allclose(gc.loss, gd.loss, rtol=1e-13)
     assert np.all(np.diff(gd.loss[0]) <= 0)                            # monotone at 0.5/L
-    assert gd.gap[0, -1] == pytest.approx(0.5810, abs=1e-3)
+    assert gd.loss[0, -1] == pytest.approx(3.1726, abs=1e-3)          # stable: any CPU
+    np.testing.assert_allclose(gd.gap, gd.loss - mlp.optimal_value, rtol=1e-12)
     # lag-wk's trajectory depends on discrete trigger decisions (measured: gap 0.6144 with
     # 423 uploads), so assert what holds with margin on any CPU rather than its counts
     assert gd.gap[0, -1] < wk.gap[0, -1] < 1.15 * gd.gap[0, -1]
