@@ -303,7 +303,8 @@ def _category(info: dict, big: int, source: str) -> str:
     if (opcode == "sort" or "TopK" in line or "top_k" in op_name
             or source.startswith(("timing.wait", "timing._fastest", "timing._sort_key"))):
         return CATEGORIES[1]
-    if any(k in op_name for k in ("threefry", "random_bits", "_uniform", "_exponential", "fold_in")):
+    if (any(k in op_name for k in ("threefry", "random_bits", "_uniform", "_exponential", "fold_in"))
+            or source.startswith("random_words.")):
         return CATEGORIES[2]
     if (opcode == "dot" or "ynn_fusion" in line or "__onednn" in line) and "dot_general" in op_name \
             and _elements(info["shape"]) >= big:
@@ -967,7 +968,7 @@ def _profile_text(profiles, name, us, machine=None, needed=None, M=12, d=50):
         f"of the measured matmul rate), so the target ({needed:.2f} µs) leaves "
         f"{needed - product:.2f} µs for everything else, which takes {rest:.2f} µs "
         f"({rest / max(needed - product, 1e-9):.1f}× that): random unit times "
-        f"{shares[CATEGORIES[2]] * us:.2f} µs (jax's threefry, kept for bit-identical streams), "
+        f"{shares[CATEGORIES[2]] * us:.2f} µs (jax.random's threefry draws, bit for bit), "
         f"the rest the fused elementwise and reduction passes listed, each over the trials' "
         f"(M, d) arrays or (M,) vectors.")
 
@@ -1009,7 +1010,7 @@ def targets(rows, machine, profiles, quick, baseline=None):
             + "".join(_profile_text(profiles, r["name"], 1e6 / r["jax_rate"], machine,
                                     min(1e6 / r["loop_rate"] / 50, 1e6 / r["vec_rate"] / 3))
                       for r in sel
-                      if r["jax_rate"] < min(50 * r["loop_rate"], 3 * r["vec_rate"])))
+                      if r["jax_rate"] < max(50 * r["loop_rate"], 3 * r["vec_rate"])))
     sel = [r for r in rows if r["d"] == 200 and r["batched"] and r["T"] >= 1000]
     if sel:
         fr = {(r["name"], r["M"], r["T"]): flop_fraction(r, machine) for r in sel}
