@@ -10,8 +10,8 @@ loop is no longer vectorised (5× slower than the two apart), so the engine
 computes iteration k + 1's words in iteration k and carries them through the
 scan: the carry keeps the hash in a loop of its own.
 
-:func:`fold_in`, :func:`random_bits` and :func:`exponential` reproduce jax's result exactly (the tests
-compare every bit, float32 and float64) when keys are threefry2x32 with
+:func:`fold_in`, :func:`random_bits` and :func:`exponential` reproduce jax's result
+exactly (the tests compare every bit, float32 and float64) when keys are threefry2x32 with
 ``jax_threefry_partitionable`` on, jax's defaults; :func:`matches_jax` says
 whether they are, and the engine draws through ``jax.random`` otherwise.
 
