@@ -39,9 +39,13 @@ def matches_jax() -> bool:
             and bool(jax.config.jax_threefry_partitionable))
 
 
+@jax.jit
 def threefry2x32(k1, k2, x1, x2):
     """The Threefry-2x32 hash (20 rounds) of the words (x1, x2) under key (k1, k2),
-    all uint32 and broadcast together, as jax's ``threefry_2x32`` computes it."""
+    all uint32 and broadcast together, as jax's ``threefry_2x32`` computes it.
+
+    Jitted: the ~130 unrolled ops are then traced (and batched) once per shape and
+    process, not in every program that draws unit times, which keeps compiles fast."""
     keys = (k1, k2, k1 ^ k2 ^ _PARITY)
     x1, x2 = x1 + keys[0], x2 + keys[1]
     for step in range(5):

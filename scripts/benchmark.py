@@ -74,13 +74,13 @@ FULL = dict(Ms=(12, 48), ds=(50, 200), trials=(100, 1000, 10000), names=ref.STRA
             + [(12, 50, 1000, "gc"), (12, 50, 1000, "lagc-ps")],
             scaling=dict(names=("gd", "fastest-k", "lagc"),
                          trials=(10, 100, 1000, 10_000, 100_000)),
-            baseline_rounds=3)
+            baseline_rounds=5, baseline_reps=5)
 QUICK = dict(Ms=(12,), ds=(50,), trials=(100, 1000), names=("gd", "fastest-k", "lagc"),
              flop_budget=6e10, reps=3, loop_seconds=0.5,
              float64=[(12, 50, 1000, "lagc")], batched=[(12, 50, 1000, "gd")],
              profiles=[(12, 50, 1000, "lagc")],
              scaling=dict(names=("fastest-k",), trials=(10, 100, 1000)),
-             baseline_rounds=1)
+             baseline_rounds=1, baseline_reps=3)
 # The point of the speed target (issue 11): M = 12, d = 50, 1000 trials, K = 100, float32.
 BASELINE_POINT = dict(M=12, d=50, T=1000, K=100)
 BASELINE_NAMES = ("fastest-k", "gc", "lagc", "lagc-ps", "gd", "lag-wk", "g-lag")
@@ -1138,7 +1138,8 @@ def main(argv=None):
     baseline = None
     if args.baseline:
         log(f"against {args.baseline} (alternating subprocesses)")
-        baseline = compare_with_baseline(args.baseline, grid["baseline_rounds"], grid["reps"], log)
+        baseline = compare_with_baseline(args.baseline, grid["baseline_rounds"],
+                                         grid["baseline_reps"], log)
     profiles = []
     for key in grid["profiles"]:
         M, d, T, name = key
