@@ -3,12 +3,43 @@
 A float32 smoke test runs in a subprocess (tests/test_float32.py).
 """
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+def _share_one_compilation_cache() -> str | None:
+    """One persistent compilation cache for the session and every subprocess its tests
+    start (they inherit the environment). The suite compiles the same programs many
+    times: in every test module (the in-memory caches are cleared after each, below) and
+    in every CLI, checkpoint and multi-process child; a compile costs about a second on
+    two cores, a cache hit milliseconds. A cache directory the caller set is used and
+    kept; otherwise a temporary one, removed at the end (returned)."""
+    owned = None
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        owned = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
+            prefix="lagc_jax_tests_xla_cache_")
+    # cache every program, however small or quick to compile
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return owned
+
+
+_OWNED_CACHE = _share_one_compilation_cache()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _OWNED_CACHE:
+        shutil.rmtree(_OWNED_CACHE, ignore_errors=True)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "reference"
