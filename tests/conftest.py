@@ -41,6 +41,7 @@ def pytest_sessionfinish(session, exitstatus):
     if _OWNED_CACHE:
         shutil.rmtree(_OWNED_CACHE, ignore_errors=True)
 
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REFERENCE = SHARED / "reference"
 
