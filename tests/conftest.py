@@ -23,14 +23,14 @@ def _share_one_compilation_cache() -> str | None:
     kept; otherwise a temporary one, removed at the end (returned)."""
     owned = None
     if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        owned = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(
-            prefix="lagc_jax_tests_xla_cache_")
-    # cache every program, however small or quick to compile
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
-    jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        owned = tempfile.mkdtemp(prefix="lagc_jax_tests_xla_cache_")
+    settings = {"jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR") or owned,
+                # cache every program, however small or quick to compile
+                "jax_persistent_cache_min_compile_time_secs": 0,
+                "jax_persistent_cache_min_entry_size_bytes": 0}
+    for name, value in settings.items():
+        os.environ[name.upper()] = str(value)  # for the subprocesses
+        jax.config.update(name, value)         # this process imported jax already
     return owned
 
 
