@@ -21,10 +21,9 @@ def _share_one_compilation_cache() -> str | None:
     in every CLI, checkpoint and multi-process child; a compile costs about a second on
     two cores, a cache hit milliseconds. A cache directory the caller set is used and
     kept; otherwise a temporary one, removed at the end (returned)."""
-    owned = None
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        owned = tempfile.mkdtemp(prefix="lagc_jax_tests_xla_cache_")
-    settings = {"jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR") or owned,
+    given = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    owned = None if given else tempfile.mkdtemp(prefix="lagc_jax_tests_xla_cache_")
+    settings = {"jax_compilation_cache_dir": given or owned,
                 # cache every program, however small or quick to compile
                 "jax_persistent_cache_min_compile_time_secs": 0,
                 "jax_persistent_cache_min_entry_size_bytes": 0}
