@@ -6,16 +6,26 @@ X, compute time = load · X (linear load scaling), a *parallel* link (each uploa
 adds the same τ = ``upload_time``; the shared FIFO link is not modelled), one
 broadcast τ_b = ``broadcast_time`` per iteration, no persistent slowdown factors.
 
-Everything is numpy/``math`` only (no jax, no scipy). A delay is either one of
-``lagc_jax.delays.ShiftedExponential`` / ``Pareto`` (closed forms) or any object
-with a vectorised numpy ``cdf(x)`` of a nonnegative variable (numerical
-integration; an optional ``sf(x)`` = 1 − cdf is used when present, which keeps
-heavy tails accurate). A discrete law with an ``atoms()`` method (pooled
-``lagc_jax.delays.Empirical``) is integrated exactly: the survival function is
-a step function between atoms. ``Empirical`` with (N, M) samples (row
-bootstrap) is not i.i.d. within an iteration: only ``expected_iteration_time``
-(and ``expected_iteration_costs``) handle it, as exact means over rows;
-everything else raises a ValueError saying why.
+Everything is numpy/``math`` only (no jax, no scipy). A delay is any object
+with a vectorised numpy ``cdf(x)`` of a nonnegative variable: every built-in
+model of ``lagc_jax.delays``, your own ``DelayModel``, or a bare object
+(numerical integration of the order statistics' survival functions, over an
+unbounded support too). The functions read only these optional members of the
+delay (the ``DelayModel`` protocol), never its type:
+
+- ``validate()``: called first, when present (a ValueError for bad parameters);
+- ``sf(x)`` = 1 − cdf, used when present, which keeps heavy tails accurate;
+- ``closed_order_statistic(k, n)``: a closed form of E X_(k:n), or None
+  (ShiftedExponential and Pareto for all k, Weibull for k = 1);
+- ``min_of(count)``: the law of the minimum of ``count`` copies, or None
+  (exponential: rate × count; Pareto: shape × count; Weibull: a smaller scale);
+- ``atoms()``: a discrete law's support (pooled ``Empirical``), integrated
+  exactly: the survival function is a step function between atoms;
+- ``bootstrap_rows()``: the equally likely (N, M) rows of a law that is not
+  i.i.d. within an iteration (``Empirical`` with (N, M) samples, a row
+  bootstrap). Only ``expected_iteration_time`` (and ``expected_iteration_costs``)
+  handle it, as exact means over rows; everything else raises a ValueError
+  saying why.
 
 An infinite expectation (a Pareto shape too small for the order statistic, or
 a numerically non-decaying tail) is returned as ``inf`` with an
@@ -35,7 +45,8 @@ import numpy as np
 
 import warnings
 
-from lagc_jax.delays import Empirical, InfiniteMeanWarning, Pareto, ShiftedExponential
+from lagc_jax.delays import InfiniteMeanWarning, _row_bootstrap_message
+from lagc_jax.delays import Pareto, ShiftedExponential  # noqa: F401 (the examples use them)
 
 __all__ = [
     "NON_LAZY_STRATEGIES",
@@ -85,17 +96,27 @@ def _check_method(method: str) -> str:
     return method
 
 
+def _rows(delay):
+    """The (N, M) rows of a row bootstrap (``bootstrap_rows()``), else None."""
+    rows = getattr(delay, "bootstrap_rows", None)
+    return rows() if callable(rows) else None
+
+
 def _check_delay(delay, *, rows_allowed: bool = False):
-    """Validate a known distribution; require a callable ``cdf`` otherwise."""
-    if isinstance(delay, (ShiftedExponential, Pareto, Empirical)):
-        delay = delay.validate()
-        if isinstance(delay, Empirical) and not delay.pooled and not rows_allowed:
-            delay.atoms()  # raises the row-bootstrap explanation
+    """Validate a delay (its ``validate()``, when it has one); require a callable
+    ``cdf`` unless it is a row bootstrap and those are allowed."""
+    validate = getattr(delay, "validate", None)
+    if callable(validate) and not isinstance(delay, type):
+        checked = validate()
+        delay = delay if checked is None else checked
+    if _rows(delay) is not None:
+        if not rows_allowed:
+            raise ValueError(_row_bootstrap_message())
         return delay
     if not callable(getattr(delay, "cdf", None)):
         raise ValueError(
-            "delay must be ShiftedExponential, Pareto or an object with a numpy "
-            f"cdf(x) method, got {type(delay).__name__}"
+            "delay must be a delay model with a numpy cdf(x) method (ShiftedExponential, "
+            f"Pareto, Weibull, LogNormal, ...) or any object with one, got {type(delay).__name__}"
         )
     return delay
 
@@ -134,6 +155,7 @@ def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
 # ------------------------------------------------------------- numeric integration
 
 _Q_CUT = 1e-9  # below this survival, 1 - cdf(x) has lost ~1e-7 relative accuracy
+_Q_CUT_SF = 1e-15  # with an sf(x), the survival stays accurate much further out
 _X_CAP = 1e250
 _MAX_PANELS = 2048
 _GL_LO = np.polynomial.legendre.leggauss(10)
@@ -151,6 +173,14 @@ def _survival(delay, x):
         f = np.clip(np.asarray(delay.cdf(x), dtype=float), 0.0, 1.0)
         q = 1.0 - f
     return np.broadcast_to(f, x.shape), np.broadcast_to(q, x.shape)
+
+
+def _tail_cut(delay) -> float:
+    """The survival level where the integration stops and extrapolates: far out when
+    the delay (or the law it takes minima of) has an accurate ``sf``."""
+    while isinstance(delay, _MinOf):
+        delay = delay.base
+    return _Q_CUT_SF if callable(getattr(delay, "sf", None)) else _Q_CUT
 
 
 def _log_cdf(f, q):
@@ -277,7 +307,8 @@ def _atoms(delay):
     if isinstance(delay, _MinOf):
         return _atoms(delay.base)
     atoms = getattr(delay, "atoms", None)
-    return np.asarray(atoms(), dtype=float) if callable(atoms) else None
+    values = atoms() if callable(atoms) else None
+    return None if values is None else np.asarray(values, dtype=float)
 
 
 def _integrate_steps(surv, breakpoints) -> float:
@@ -308,7 +339,7 @@ def _numeric_order_statistic(delay, k: int, n: int) -> float:
         return _integrate_steps(surv, atoms)
     start = _support_start(delay)
     scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
-    cut = _quantile(delay, _Q_CUT, start)
+    cut = _quantile(delay, _tail_cut(delay), start)
     return _integrate_tail(surv, start, scale, cut)
 
 
@@ -327,7 +358,7 @@ def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
     base = _support_start(delay)
     start = base + lag
     scale = max(_quantile(delay, 0.5, base) - base, 1e-300)
-    cut = _quantile(delay, _Q_CUT, base) + lag
+    cut = _quantile(delay, _tail_cut(delay), base) + lag
     return _integrate_tail(surv, start, scale, cut)
 
 
@@ -337,10 +368,11 @@ def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
 def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> float:
     """E X_(k:n), the k-th smallest of n i.i.d. unit times (MODEL.md §7).
 
-    Closed forms for ShiftedExponential (a + (H_n − H_{n−k})/μ) and Pareto
-    (x_m Γ(n+1)Γ(n−k+1−1/β)/(Γ(n−k+1)Γ(n+1−1/β)), inf when n−k+1 <= 1/β);
-    ``method="numeric"`` integrates the binomial tail of ``delay.cdf`` instead
-    (the only option for other distributions).
+    Closed forms from the delay's ``closed_order_statistic(k, n)`` when it has one:
+    ShiftedExponential (a + (H_n − H_{n−k})/μ), Pareto
+    (x_m Γ(n+1)Γ(n−k+1−1/β)/(Γ(n−k+1)Γ(n+1−1/β)), inf when n−k+1 <= 1/β), Weibull
+    for k = 1. ``method="numeric"`` integrates the binomial tail of ``delay.cdf``
+    instead (the only option for other distributions and order statistics).
 
     >>> round(expected_order_statistic(ShiftedExponential(rate=1.0), 12, 12), 4)
     3.1032
@@ -349,44 +381,40 @@ def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> 
     k = _check_int("k", k, 1, n)
     method = _check_method(method)
     delay = _check_delay(delay)
-    closed = isinstance(delay, (ShiftedExponential, Pareto))
-    if method == "closed" and not closed:
-        raise ValueError(
-            f"method='closed' needs ShiftedExponential or Pareto, got {type(delay).__name__}"
-        )
-    if method == "numeric" or not closed:
-        value = _numeric_order_statistic(delay, k, n)
-        if math.isinf(value):
-            return _infinite(f"E X_({k}:{n})", "the tail of delay.cdf decays too slowly "
-                             "(a heavy tail without a finite mean of this order statistic)")
-        return value
-    if isinstance(delay, ShiftedExponential):
-        harmonic = math.fsum(1.0 / j for j in range(n - k + 1, n + 1))
-        return delay.shift + harmonic / delay.rate
-    m, a = n - k + 1, 1.0 / delay.shape
-    if m <= a:
-        return _infinite(f"E X_({k}:{n})", f"Pareto shape {delay.shape:g} <= 1/(n - k + 1) = "
-                         f"{1 / m:g} (the {k}-th smallest of {n} has no finite mean)")
-    return delay.scale * math.exp(
-        math.lgamma(n + 1) + math.lgamma(m - a) - math.lgamma(m) - math.lgamma(n + 1 - a)
-    )
+    closed = None
+    if method != "numeric":
+        hook = getattr(delay, "closed_order_statistic", None)
+        closed = hook(k, n) if callable(hook) else None
+        if closed is None and method == "closed":
+            raise ValueError(
+                f"method='closed' needs a closed form of E X_({k}:{n}) (the delay's "
+                "closed_order_statistic: ShiftedExponential, Pareto, Weibull for k = 1), got "
+                f"{type(delay).__name__}"
+            )
+    if closed is not None:  # an infinite closed form has warned with its reason
+        return float(closed)
+    value = float(_numeric_order_statistic(delay, k, n))
+    if math.isinf(value):
+        return _infinite(f"E X_({k}:{n})", "the tail of delay.cdf decays too slowly "
+                         "(a heavy tail without a finite mean of this order statistic)")
+    return value
 
 
 def _min_distribution(delay, group_size: int):
-    if isinstance(delay, ShiftedExponential):
-        return ShiftedExponential(delay.shift, delay.rate * group_size)
-    if isinstance(delay, Pareto):
-        return Pareto._make((delay.scale, delay.shape * group_size))
-    return _MinOf(delay, group_size)
+    """The law of the min of ``group_size`` copies: the delay's ``min_of`` or numeric."""
+    hook = getattr(delay, "min_of", None)
+    inner = hook(group_size) if callable(hook) else None
+    return _MinOf(delay, group_size) if inner is None else inner
 
 
 def expected_min_then_max(delay, group_size: int, num_groups: int, *,
                           method: str = "auto") -> float:
     """E[max over ``num_groups`` groups of the min of ``group_size`` unit times].
 
-    The grouping wait rule (first reply in every group). The min of S+1
-    exponentials is exponential with rate (S+1)μ, of S+1 Pareto(x_m, β) is
-    Pareto(x_m, (S+1)β); other distributions go through the numeric path.
+    The grouping wait rule (first reply in every group). The delay's ``min_of``
+    gives the law of the min when it has one: the min of S+1 exponentials is
+    exponential with rate (S+1)μ, of S+1 Pareto(x_m, β) is Pareto(x_m, (S+1)β), of
+    S+1 Weibulls a Weibull; other distributions go through the numeric path.
 
     >>> round(expected_min_then_max(ShiftedExponential(rate=1.0), 3, 4), 4)
     0.6944
@@ -431,9 +459,11 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     grouping: (S+1) E[max over M/(S+1) groups of the min of S+1]; each plus
     broadcast_time + upload_time (parallel link: every message pays τ).
 
-    For an ``Empirical`` row bootstrap ((N, M) samples, M = num_workers) the
-    compute part is the exact mean over rows of the same statistic of the row
-    (grouping: consecutive workers form a group; not with shuffled columns).
+    For an ``Empirical`` row bootstrap ((N, M) samples, M = num_workers; any delay
+    with ``bootstrap_rows()``) the compute part is the exact mean over rows of the
+    same statistic of the row (grouping: consecutive workers form a group; not
+    with shuffled columns). Any other delay needs a numpy ``cdf`` (closed forms
+    where the delay has them, quadrature otherwise).
 
     >>> d = ShiftedExponential(shift=0.0, rate=1.0)
     >>> round(expected_iteration_time("gd", 12, 2, d), 3)
@@ -444,8 +474,9 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     m, s, delay, tau, tau_b, method = _check_call(
         name, NON_LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time,
         method, rows_allowed=True)
-    if isinstance(delay, Empirical) and not delay.pooled:
-        return tau_b + tau + _row_bootstrap_compute_time(name, m, s, delay)
+    rows = _rows(delay)
+    if rows is not None:
+        return tau_b + tau + _row_bootstrap_compute_time(name, m, s, delay, rows)
     if name == "gd":
         compute = expected_order_statistic(delay, m, m, method=method)
     elif name == "fastest-k":
@@ -458,23 +489,29 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     return tau_b + tau + compute
 
 
-def _row_bootstrap_compute_time(name: str, m: int, s: int, delay) -> float:
+def _row_bootstrap_compute_time(name: str, m: int, s: int, delay, samples) -> float:
     """Exact mean compute time of one iteration under a row bootstrap: the mean over
     rows (each drawn with probability 1/N) of the wait rule applied to the row."""
-    delay.check_workers(m)
-    rows = np.sort(np.asarray(delay.samples, dtype=float), axis=1) if name != "grouping" else None
+    samples = np.asarray(samples, dtype=float)
+    check = getattr(delay, "check_workers", None)
+    if callable(check):
+        check(m)
+    elif samples.ndim != 2 or samples.shape[1] != m:
+        raise ValueError(f"delay rows have shape {samples.shape}, need one column per worker "
+                         f"(num_workers={m})")
+    rows = np.sort(samples, axis=1) if name != "grouping" else None
     if name == "gd":
         return float(rows[:, -1].mean())
     if name in ("fastest-k", "gc"):
         load = 1 if name == "fastest-k" else s + 1
         return load * float(rows[:, m - s - 1].mean())
     g = _num_groups(m, s, name)
-    if delay.shuffle_columns:
+    if getattr(delay, "shuffle_columns", False):
         raise ValueError(
             "grouping under a row bootstrap with shuffle_columns=True: the time depends on "
             "which workers share a group, averaged over random column permutations; no exact "
             "formula here (simulate it, or use shuffle_columns=False)")
-    groups = np.asarray(delay.samples, dtype=float).reshape(-1, g, s + 1)
+    groups = samples.reshape(-1, g, s + 1)
     return (s + 1) * float(groups.min(axis=2).max(axis=1).mean())
 
 
