@@ -31,7 +31,6 @@ strategy that ignores S) is listed once.
 
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import delays, strategies
+from .cli import default_k, import_user_modules
 from .engine import simulate
 from .results import Result, format_median_interval, median_interval
 
@@ -152,11 +152,12 @@ def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int
     candidates = []
     for name in names:
         for s in stragglers:
-            # a strategy with a k option (k-async) waits for k = M − S gradients
-            takes_k = "k" in inspect.signature(strategies.info(name).factory).parameters
+            # the built-in strategy with a k option (k-async) waits for k = M − S
+            # gradients; a user factory keeps its own default (cli.default_k)
+            k = default_k(strategies.info(name).factory, num_workers, s)
             try:
                 strategy = strategies.make(name, num_workers, s,
-                                           **({"k": num_workers - s} if takes_k else {}))
+                                           **({"k": k} if k is not None else {}))
             except ValueError:
                 continue  # does not apply to (M, S)
             if link not in tuple(getattr(strategy, "links", (link,))):
@@ -193,6 +194,28 @@ def paired_ratio(winner: Candidate, other: Candidate, confidence: float = 0.95):
     return median_interval(np.where(np.isnan(ratio), np.inf, ratio), confidence)
 
 
+def _ratio_text(best: Candidate, other: Candidate) -> str:
+    """``other``'s wall clock against ``best``'s, in words where a ratio would be inf or NaN.
+
+    A ratio needs the recommended one's median wall clock > 0: both 0 (the target
+    is met at the start) prints "both 0", other > 0 prints "ratio —". A runner-up
+    that did not reach the target in most trials has no finite ratio: said so.
+    """
+    if best.median_time == 0:
+        if other.median_time == 0:
+            return "both 0 (median wall clock 0: the target gap is met at the start)"
+        other_text = (f"its own is {other.median_time:.4g}" if math.isfinite(other.median_time)
+                      else "it did not reach the target in most trials")
+        return f"ratio — (the recommended one's median wall clock is 0; {other_text})"
+    med, lo, hi = paired_ratio(best, other)
+    if not math.isfinite(med):
+        return ("did not reach the target in most trials (no finite paired ratio; raise "
+                "--iters to compare)")
+    hi_text = "∞" if math.isinf(hi) else f"{hi:.3f}"
+    return (f"its wall clock is {med:.3f}× [{lo:.3f}, {hi_text}] the recommended one's "
+            f"(paired median over trials)")
+
+
 def recommendation(ranked) -> str:
     """The recommended strategy with its paired margin over the runner-up and over gd."""
     best = ranked[0]
@@ -204,10 +227,7 @@ def recommendation(ranked) -> str:
     if gd is not None and gd is not best and (len(ranked) < 2 or gd is not ranked[1]):
         others.append(("gd", gd))
     for role, other in filter(None, others):
-        med, lo, hi = paired_ratio(best, other)
-        hi_text = "∞" if math.isinf(hi) else f"{hi:.3f}"
-        lines.append(f"  vs {role} {other.label}: its wall clock is {med:.3f}× "
-                     f"[{lo:.3f}, {hi_text}] the recommended one's (paired median over trials)")
+        lines.append(f"  vs {role} {other.label}: {_ratio_text(best, other)}")
     missed = [c.label for c in ranked if not math.isfinite(c.median_time)]
     if missed:
         lines.append(f"  Not reached in most trials within the iterations simulated: "
@@ -268,9 +288,16 @@ def plot_candidates(ranked, path, title: str = "") -> Path:
 
 
 def add_advise_arguments(parser) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
+                             "one that registers strategies with lagc_jax.register; repeatable")
     source = parser.add_argument_group("measured times (exactly one)")
     source.add_argument("--times", help="CSV of measured compute times: rows = steps, "
-                                        "columns = workers (see datasets.load_times_csv)")
+                                        "columns = workers; an optional header row of names, "
+                                        "where a column named step, iteration, iter or round "
+                                        "is dropped; a file whose layout is ambiguous is "
+                                        "refused (see datasets.load_times_csv)")
     source.add_argument("--trace", help="a shipped trace: AR, SE or ST")
     parser.add_argument("--workers", type=int, default=None,
                         help="M (default: the number of measured columns; otherwise the "
@@ -323,6 +350,11 @@ def _check_out(stem: str) -> Path | None:
 def cmd_advise(args) -> int:
     from . import datasets
 
+    try:
+        import_user_modules(args.imports)
+    except ValueError as error:  # "--import: ..." in one line
+        print(f"lagc-jax advise: {error}", file=sys.stderr)
+        return 2
     if (args.times is None) == (args.trace is None):
         return _fail("--times/--trace", "give exactly one of --times FILE.csv or --trace NAME")
     for flag, value in (("--trials", args.trials), ("--iters", args.iters)):
@@ -341,8 +373,12 @@ def cmd_advise(args) -> int:
     if args.workers is not None and args.workers < 1:
         return _fail("--workers", f"must be an integer >= 1, got {args.workers}")
     try:
-        times = (datasets.load_times_csv(args.times) if args.times is not None
-                 else datasets.straggler_trace(args.trace))
+        if args.times is not None:  # refused unless its layout is unambiguous
+            times, layout = datasets._load_times(args.times)
+        else:
+            times = datasets.straggler_trace(args.trace)
+            layout = (f"trace {args.trace.upper()}: {times.shape[0]} steps × "
+                      f"{times.shape[1]} workers")
     except ValueError as error:
         return _fail("--times" if args.times is not None else "--trace", str(error))
     M = times.shape[1] if args.workers is None else args.workers
@@ -374,7 +410,7 @@ def cmd_advise(args) -> int:
     delay, note = delay_from_times(times, M, normalize=args.normalize,
                                    shuffle_columns=not args.keep_columns, pooled=args.pooled)
     source = args.times if args.times is not None else f"trace {args.trace.upper()}"
-    print(f"{source}: {times.shape[0]} steps × {times.shape[1]} workers; {note}", file=sys.stderr)
+    print(f"{layout}; {note}", file=sys.stderr)
     print(f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
           f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
           f"τ_b={args.broadcast_time:g}, times / {args.normalize}", file=sys.stderr)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 
 DEFAULT_TARGET_GAP = 1e-6
@@ -161,10 +162,12 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broadcast-time", type=number(0), default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", type=one_of(LINKS), default="parallel", help="parallel or shared")
     parser.add_argument("--xi", type=number(0), default=None,
-                        help="LAG threshold ξ (default per rule)")
+                        help="LAG threshold ξ of strategies with an xi option (default per "
+                             "rule)")
     parser.add_argument("--k", type=int_at_least(1), default=None,
                         help="k of strategies with a k option, e.g. k-async: the gradients per "
-                             "server update (default M − S)")
+                             "server update (default M − S for k-async; a user strategy keeps "
+                             "its own default)")
     parser.add_argument("--target-gap", type=number(0, strict=True), default=DEFAULT_TARGET_GAP,
                         help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
     parser.add_argument("--out", default="results/run",
@@ -219,8 +222,52 @@ def format_summary_table(rows, target_gap: float) -> str:
     return "\n".join(lines)
 
 
+def _same_file(a, b) -> bool:
+    if not a or not b or a.startswith("<") or b.startswith("<"):
+        return False
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def describe_import_error(error: BaseException, path) -> str:
+    """One line, ``FILE:LINE: Type: message``, for an exception raised importing ``path``.
+
+    FILE:LINE is the innermost traceback frame inside ``path`` (for a SyntaxError in
+    ``path``: the offending line); where the exception came from elsewhere (a module
+    it imports, a function it calls), ``(raised at FILE:LINE)`` follows.
+    """
+    message = " ".join(str(getattr(error, "msg", None) if isinstance(error, SyntaxError)
+                           else error).split())
+    origin = None  # where it was raised, when that is a real file
+    if isinstance(error, SyntaxError) and error.filename:
+        origin = (error.filename, error.lineno)
+    else:
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if not f.filename.startswith("<")]
+        if frames:
+            origin = (frames[-1].filename, frames[-1].lineno)
+    inside = [f for f in traceback.extract_tb(error.__traceback__)
+              if _same_file(f.filename, path)]
+    if origin is not None and _same_file(origin[0], path):
+        where, origin = f"{path}:{origin[1]}", None
+    elif inside:
+        where = f"{path}:{inside[-1].lineno}"
+    elif path is None and origin is not None:
+        where, origin = f"{origin[0]}:{origin[1]}", None
+    else:
+        where = str(path)
+    text = f"{where}: {type(error).__name__}" + (f": {message}" if message else "")
+    if origin is not None:
+        text += f" (raised at {origin[0]}:{origin[1]})"
+    return text
+
+
 def import_user_modules(modules) -> None:
-    """Import each module name or .py path (relative to the working directory)."""
+    """Import each module name or .py path (relative to the working directory).
+
+    Raises a one-line ValueError starting ``--import:`` for a missing module or file,
+    and, for a module that fails to import (a SyntaxError, an exception raised at
+    import), one naming its file and line (:func:`describe_import_error`).
+    """
     for module in modules:
         if module.endswith(".py"):
             path = os.path.abspath(module)
@@ -229,15 +276,90 @@ def import_user_modules(modules) -> None:
             name = os.path.splitext(os.path.basename(path))[0]
             spec = importlib.util.spec_from_file_location(name, path)
             loaded = importlib.util.module_from_spec(spec)
+            previous = sys.modules.get(name)
             sys.modules[name] = loaded
-            spec.loader.exec_module(loaded)
+            try:
+                spec.loader.exec_module(loaded)
+            except Exception as error:
+                if previous is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = previous
+                raise ValueError(f"--import: {describe_import_error(error, path)}") from None
             continue
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
         try:
-            importlib.import_module(module)
-        except ImportError as error:
+            spec = importlib.util.find_spec(module)
+        except ImportError as error:  # a parent package that does not exist
             raise ValueError(f"--import: cannot import {module!r} ({error})") from None
+        except Exception as error:  # a parent package that fails to import
+            raise ValueError(f"--import: cannot import {module!r} "
+                             f"({describe_import_error(error, None)})") from None
+        if spec is None:
+            raise ValueError(f"--import: cannot import {module!r} (No module named {module!r})")
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise ValueError(
+                f"--import: {describe_import_error(error, spec.origin or module)}") from None
+
+
+def accepts_option(factory, option: str) -> bool:
+    """Whether ``factory(M, S, **{option: ...})`` is a valid call by its signature: a
+    keyword parameter named ``option`` after (M, S), or ``**kwargs``."""
+    try:
+        parameters = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    named = [p for p in parameters[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return any(p.name == option for p in named) or any(p.kind is p.VAR_KEYWORD
+                                                       for p in parameters)
+
+
+def is_builtin(factory) -> bool:
+    """Whether ``factory`` is one of the package's own (not a user's)."""
+    return str(getattr(factory, "__module__", "") or "").startswith("lagc_jax.")
+
+
+def default_k(factory, workers: int, stragglers: int):
+    """The k the command line gives a built-in factory with a k option (k-async): M − S.
+    None for a user factory: it keeps its own default unless --k is given."""
+    if is_builtin(factory) and accepts_option(factory, "k"):
+        return workers - stragglers
+    return None
+
+
+def check_options(prog: str, names, explicit: bool, given) -> None:
+    """Refuse (one line, exit 2) an option flag no selected strategy accepts.
+
+    ``given``: (flag, option, value) triples; value None means not given. With one
+    named strategy it must accept each given option; with ``all``, at least one must,
+    and a note on stderr names those that do when not all of them do.
+    """
+    from . import strategies
+
+    factories = {}
+    for name in names:
+        try:
+            factories[name] = strategies.info(name).factory
+        except ValueError:
+            return  # an unknown name: reported where the strategies are built
+    for flag, option, value in given:
+        if value is None:
+            continue
+        takers = [n for n, f in factories.items() if accepts_option(f, option)]
+        if explicit and not takers:
+            print(f"{prog}: {flag} does not apply to strategy {names[0]!r} (it has no "
+                  f"{option} option)", file=sys.stderr)
+            raise SystemExit(2)
+        if not takers:
+            print(f"{prog}: {flag} applies to none of the strategies (none has a {option} "
+                  f"option)", file=sys.stderr)
+            raise SystemExit(2)
+        if len(takers) < len(factories):
+            print(f"{prog}: note: {flag} applies only to {', '.join(takers)} (the others have "
+                  f"no {option} option)", file=sys.stderr)
 
 
 def cmd_run(args) -> int:
@@ -252,12 +374,18 @@ def cmd_run(args) -> int:
     check_relations(prog, args)
     delay = args.delay
 
+    explicit = args.strategy != "all"
+    names = (args.strategy,) if explicit else strategies.names()
+    check_options(prog, names, explicit, (("--xi", "xi", args.xi), ("--k", "k", args.k)))
+
     def build(name):
-        options = {}
-        if args.xi is not None and strategies.info(name).lazy:
-            options["xi"] = args.xi
-        if "k" in inspect.signature(strategies.info(name).factory).parameters:
-            options["k"] = args.workers - args.stragglers if args.k is None else args.k
+        # an option goes to a factory only when given and accepted (checked above);
+        # a built-in factory with a k option (k-async) gets k = M − S by default
+        factory = strategies.info(name).factory
+        options = {option: value for option, value in (("xi", args.xi), ("k", args.k))
+                   if value is not None and accepts_option(factory, option)}
+        if "k" not in options and default_k(factory, args.workers, args.stragglers) is not None:
+            options["k"] = default_k(factory, args.workers, args.stragglers)
         strategy = strategies.make(name, args.workers, args.stragglers, **options)
         links = tuple(getattr(strategy, "links", LINKS))
         if args.link not in links:
@@ -265,8 +393,6 @@ def cmd_run(args) -> int:
                              f"(supported: {', '.join(links)})")
         return strategy
 
-    explicit = args.strategy != "all"
-    names = (args.strategy,) if explicit else strategies.names()
     built = applicable(prog, names, args.workers, args.stragglers, build, explicit)
     try:
         problem = advise.build_problem(args.problem, args.workers)

@@ -122,66 +122,164 @@ STRAGGLER_TRACES = {
 ``lagc_jax/data/straggler_traces/README.md`` for attribution and derivation)."""
 
 
-def _parse_times(text: str, source: str, num_workers, step_column):
-    """Parse CSV text of times (see :func:`load_times_csv`) into an (N, M) array."""
-    header, named_row, rows, lines = None, False, [], []
+STEP_NAMES = ("step", "iteration", "iter", "round")
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _names(fields):
+    """Header fields with the commas inside parentheses put back: ``rank0(dp0,pp0)`` is one
+    name (a parenthesis that never closes groups nothing)."""
+    names, group, depth = [], [], 0
+    for field in fields:
+        group.append(field)
+        depth += field.count("(") - field.count(")")
+        if depth <= 0:
+            names.append(",".join(group))
+            group, depth = [], 0
+    names += group  # an unclosed parenthesis: its fields stay apart
+    return [name.strip() for name in names]
+
+
+def _looks_like_index(fields) -> bool:
+    """Consecutive integers from 0 or 1, written as integers, over at least two rows."""
+    if len(fields) < 2 or not all(f.isdigit() and f.isascii() for f in fields):
+        return False
+    start = int(fields[0])
+    return start in (0, 1) and all(int(f) == start + i for i, f in enumerate(fields))
+
+
+def _read_times(text: str, source: str, num_workers, step_column):
+    """Parse CSV text of times (see :func:`load_times_csv`) into an (N, M) array.
+
+    Returns (times, layout): layout is one line, ``SOURCE: N steps × M workers (how)``,
+    saying where the header was and which column was dropped as the step index.
+    """
+    if text.startswith("\ufeff"):  # a byte order mark ("CSV UTF-8" from spreadsheets)
+        text = text[1:]
+    header = header_line = None  # a row of names, before any data
+    comments = []  # (line, fields) of "#" lines before the data: a commented header?
+    rows, lines = [], []
     for line_number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
             continue
         if stripped.startswith("#"):
-            if not rows:
-                header = next(csv.reader([stripped.lstrip("#").strip()]), [])
+            if not rows and header is None:
+                names = next(csv.reader([stripped[1:].strip()]), [])
+                comments.append((line_number, _names([f.strip() for f in names])))
             continue
         fields = [f.strip() for f in next(csv.reader([stripped]))]
-        if not rows and not named_row:
-            try:
-                [float(f) for f in fields]
-            except ValueError:  # a header row of names
-                header, named_row = fields, True
+        if not rows and header is None:
+            numeric = [_is_number(f) for f in fields]
+            if not any(numeric):  # every field a name: the header
+                header, header_line = _names(fields), line_number
                 continue
+            # some numbers: data, and a field that is not a number is a typo (checked below)
         rows.append(fields)
         lines.append(line_number)
     if not rows:
-        raise ValueError(f"{source}: no rows of times (empty file?)")
-    if step_column is None:
-        step_column = bool(header) and header[0].strip().lower() == "step"
+        raise ValueError(f"{source}: no rows of times " + (
+            "(empty file?)" if header is None else
+            f"after the header on line {header_line} (fields separated by commas?)"))
     width = len(rows[0])
     for fields, line_number in zip(rows, lines):
         if len(fields) != width:
             raise ValueError(f"{source}: ragged rows: line {line_number} has {len(fields)} "
                              f"fields, the first row has {width}")
-    times = np.empty((len(rows), width - int(step_column)))
+    if header is None:  # a "# name,name,..." comment naming every column (the shipped traces)
+        header_line, header = next(
+            ((n, names) for n, names in comments
+             if len(names) == width and not any(_is_number(f) for f in names)), (None, None))
+        if header is None and step_column is None:
+            for n, names in comments:  # "# step,..." meant as a header, of another width
+                if names and names[0].lower() in STEP_NAMES:
+                    raise ValueError(f"{source}: line {n} looks like a commented header (its "
+                                     f"first name is {names[0]!r}) but names {len(names)} "
+                                     f"columns, the rows have {width}")
+    elif len(header) != width:
+        raise ValueError(f"{source}: the header (line {header_line}) names {len(header)} "
+                         f"columns, the rows have {width}")
+    names = header if header is not None else [""] * width
+    if step_column is None:
+        steps = [j for j, name in enumerate(names) if name.lower() in STEP_NAMES]
+        if len(steps) > 1:
+            raise ValueError(f"{source}: two step index columns in the header (line "
+                             f"{header_line}): " + ", ".join(repr(names[j]) for j in steps)
+                             + "; keep one")
+        if not steps and not names[0] and width > 1 and \
+                _looks_like_index([fields[0] for fields in rows]):
+            raise ValueError(
+                f"{source}: column 1 looks like a step index ({rows[0][0]}, {rows[1][0]}, ...) "
+                f"and has no name: name it 'step' in a header row (e.g. step,w0,w1,...), or "
+                f"pass step_column=True to drop it (False to keep it as a worker)")
+    else:
+        steps = [0] if step_column else []
+    dropped = steps[0] if steps else None
+    if header is None:
+        how = "no header"
+    else:
+        how = f"header on line {header_line}"
+    if dropped is not None:
+        how += (f"; column {dropped + 1} {names[dropped]!r} dropped as the step index"
+                if step_column is None else f"; column {dropped + 1} dropped: step_column=True")
+    keep = [j for j in range(width) if j != dropped]
+    times = np.empty((len(rows), len(keep)))
     for i, (fields, line_number) in enumerate(zip(rows, lines)):
-        for j, field in enumerate(fields[int(step_column):]):
+        for out, j in enumerate(keep):
+            field = fields[j]
             try:
                 value = float(field)
             except ValueError:
-                raise ValueError(f"{source}: line {line_number}, column {j + 1 + step_column}: "
-                                 f"{field!r} is not a number") from None
+                hint = (" (a header row names every column, none with a number)"
+                        if i == 0 and header is None else "")
+                raise ValueError(f"{source}: line {line_number}, column {j + 1}: "
+                                 f"{field!r} is not a number{hint}") from None
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{source}: line {line_number}, column {j + 1 + step_column}: "
+                raise ValueError(f"{source}: line {line_number}, column {j + 1}: "
                                  f"times must be finite and > 0, got {field!r}")
-            times[i, j] = value
+            times[i, out] = value
     if times.shape[1] < 1:
         raise ValueError(f"{source}: no time columns (only the step column)")
     if num_workers is not None:
         if times.shape[1] < num_workers:
             raise ValueError(f"{source}: {times.shape[1]} columns of times, fewer than "
                              f"num_workers={num_workers} (one column per worker)")
-    return times
+    layout = f"{source}: {times.shape[0]} steps × {times.shape[1]} workers ({how})"
+    return times, layout
 
 
 def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
     """Measured compute times from a CSV file: one row per step, one column per worker.
 
-    Blank lines and lines starting with ``#`` are skipped; the last comment
-    before the data, or a first row that is not all numbers, is the header.
-    ``step_column`` (default: when the header's first name is ``step``) drops
-    the first column as a step index. Returns a float64 (steps, workers) array.
-    Raises a ValueError naming the file and line for an empty file, ragged
-    rows, a field that is not a number, a time that is not finite and > 0, or
-    fewer columns than ``num_workers``.
+    A file is read only when its layout is unambiguous:
+
+    - a UTF-8 byte order mark is ignored; so are blank lines and lines starting
+      with ``#``, wherever they are;
+    - the header is a first row of names, none of them a number. A first row
+      with some numbers is data, and a field in it that is not a number is an
+      error (a typo), like anywhere else. Without such a row, the first ``#``
+      line before the data that names every column (as many names as the rows
+      have fields, none a number) is the header: ``# step,w0,w1``. A header
+      must name as many columns as the rows have;
+    - ``step_column=None`` (default): a column whose header name is ``step``,
+      ``iteration``, ``iter`` or ``round`` (any case) is the step index and is
+      dropped. An unnamed first column of consecutive integers from 0 or 1
+      looks like an index and is refused: name it ``step`` in a header, or
+      pass ``step_column=True`` (drop the first column) or ``False`` (keep
+      every column as a worker).
+
+    Returns a float64 (steps, workers) array. Raises a ValueError naming the
+    file (and the line and column) for an empty file, ragged rows, a field that
+    is not a number, a time that is not finite and > 0, a header of another
+    width, an unnamed index column, two step columns, or fewer columns than
+    ``num_workers``.
 
     >>> import pathlib, tempfile
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "times.csv"
@@ -189,6 +287,13 @@ def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
     >>> load_times_csv(f, num_workers=3).shape
     (2, 3)
     """
+    return _load_times(path, num_workers=num_workers, step_column=step_column)[0]
+
+
+def _load_times(path, *, num_workers=None, step_column=None):
+    """:func:`load_times_csv`, returning (times, layout): layout is the one line
+    ``PATH: N steps × M workers (header on line 1; column 1 'step' dropped ...)``
+    that ``lagc-jax advise`` prints."""
     if step_column is not None and not isinstance(step_column, bool):
         raise ValueError(f"step_column must be True, False or None, got {step_column!r}")
     if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(
@@ -198,7 +303,7 @@ def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
         text = open(os.fspath(path), encoding="utf-8").read()
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"cannot read times from {path}: {error}") from None
-    return _parse_times(text, str(path), num_workers, step_column)
+    return _read_times(text, str(path), num_workers, step_column)
 
 
 def straggler_trace(name: str) -> np.ndarray:
@@ -218,4 +323,4 @@ def straggler_trace(name: str) -> np.ndarray:
                          f"got {name!r}")
     resource = importlib.resources.files("lagc_jax").joinpath(
         "data", "straggler_traces", f"compute_{key}.csv")
-    return _parse_times(resource.read_text(encoding="utf-8"), f"compute_{key}.csv", None, None)
+    return _read_times(resource.read_text(encoding="utf-8"), f"compute_{key}.csv", None, None)[0]
