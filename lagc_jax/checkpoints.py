@@ -35,7 +35,8 @@ import numpy as np
 from .results import atomic_write
 
 MANIFEST = "manifest.json"
-_FORMAT = 2
+_FORMAT = 3  # 3: records by name ("record:NAME"); 2 held them by position (record0..5)
+_RECORD_PREFIX = "record:"
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
 
 
@@ -201,13 +202,17 @@ class Checkpoint:
             return
         try:
             manifest = json.loads(path.read_text())
-            if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+            if not isinstance(manifest, dict) or manifest.get("format") not in (2, _FORMAT):
                 raise ValueError("unknown format")
             done, chunks = int(manifest["done"]), manifest["chunks"]
             _ = manifest["key"], manifest["carry"]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise ValueError(f"checkpoint file {path} is corrupt ({error}); delete the "
                              "directory to start over") from None
+        if manifest["format"] == 2:
+            raise ValueError(f"checkpoint {self.dir} was written by an older version of "
+                             "lagc_jax (records by position, record0..5; they are now kept by "
+                             "name); delete it or use another directory")
         if manifest["key"] != key:
             raise ValueError(f"checkpoint {self.dir} belongs to a different run configuration "
                              "(problem data, strategy, delays, knobs, seed, trials, chunking, "
@@ -241,8 +246,8 @@ class Checkpoint:
         records, masks, end_loss = [], [], None
         for entry in self.manifest["chunks"]:
             z = self._read(entry)
-            records.append(tuple(z[f"record{i}"] for i in range(
-                sum(name.startswith("record") for name in z))))
+            records.append({name[len(_RECORD_PREFIX):]: values for name, values in z.items()
+                            if name.startswith(_RECORD_PREFIX)})
             if "masks" in z:
                 masks.append(z["masks"])
             end_loss = z["end_loss"]
@@ -261,10 +266,10 @@ class Checkpoint:
         return {"file": name, "sha256": _sha256(path)}
 
     def save(self, k0: int, done: int, records, masks, end_loss, carry, trial_axes) -> None:
-        """Commit one chunk (records already trimmed to ``num_trials``) and the carry after
-        it: new files first, then the manifest naming them, then leftovers removed."""
+        """Commit one chunk (its records by name, already trimmed to ``num_trials``) and the
+        carry after it: new files first, then the manifest naming them, then leftovers removed."""
         token = secrets.token_hex(6)
-        arrays = {f"record{i}": r for i, r in enumerate(records)}
+        arrays = {_RECORD_PREFIX + name: r for name, r in records.items()}
         arrays["end_loss"] = end_loss
         if masks is not None:
             arrays["masks"] = masks

@@ -38,9 +38,11 @@ from . import checkpoints as checkpoints_lib
 from . import delays as delays_lib
 from . import random_words
 from .problems import Problem, gradient_oracle, minibatch_partition_grads
-from .results import Result, package_versions
+from .reductions import sum_squares
+from .results import BUILTIN_METRICS, CORE_NAMES, Result, package_versions
 from .strategies import Knobs, Round, is_strategy
-from .timing import LINKS
+from .strategies.protocol import ACCUMULATIONS, Metric
+from .timing import BITS_PER_COORDINATE, LINKS, Link
 
 # A trial is flagged as diverged when its gap exceeds this multiple of the
 # initial gap (plus |f*|), or when its loss stops being finite.
@@ -51,26 +53,31 @@ DIVERGENCE_FACTOR = 1e6
 DECODING_TOLERANCE = {"float64": 1e-8, "float32": 1e-3}
 
 # Tags of the random streams derived from an iteration's key.
-_MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG = 1, 2, 3
+_MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG, _STRATEGY_TAG = 1, 2, 3, 4
 
 # Trials per block when a run with batched iterates is split (see _in_trial_blocks).
 _TRIAL_BLOCK = 2048
 
+# The per-round totals every run records, besides the named metrics.
+_CORE_RECORDS = ("duration", "uploads", "downloads", "computations")
+# What `record=` may ask for.
+RECORDABLE = ("masks", "grad_error")
+
 
 class _Static(NamedTuple):
-    """Everything that fixes shapes or code paths: the jit cache key."""
+    """Everything that fixes shapes or code paths: the jit cache key (with the pytree
+    structures of the traced arguments: strategy, delay model, link)."""
 
     delay_dependent: bool  # the strategy's iterates depend on the delays
     weighted_loss: Callable
     optimizer: object  # None (sgd), a GradientTransformation, or a factory of traced args
-    link: str
     record_every: int
     num_blocks: int
-    record_masks: bool
+    record: tuple  # of RECORDABLE names
+    metrics: tuple  # the strategy's Metric declarations
     replay: bool  # unit times given instead of drawn
     batch_size: int | None
-    first_chunk: bool  # the carry is the (unbatched) initial state
-    swept: bool  # leading axis of sweep points on the traced knobs
+    swept: bool  # leading axis of sweep points on the traced values
 
     @property
     def iterates_batched(self) -> bool:
@@ -79,9 +86,10 @@ class _Static(NamedTuple):
 
 
 class _Traced(NamedTuple):
-    """Numeric knobs: changing them never recompiles."""
+    """The numbers of a run: changing them never recompiles (one value per point)."""
 
-    knobs: Knobs
+    strategy: object  # the strategy's leaves (B, ξ, ...)
+    knobs: Knobs  # α and the link
     delay: object  # a delay model (pytree of floats)
     slowdown: jnp.ndarray  # (M,)
     optimizer_args: dict  # keyword arguments of an optimizer factory
@@ -97,125 +105,178 @@ def _optimizer(static: _Static, step_size, optimizer_args):
     return static.optimizer(**optimizer_args)
 
 
-def _trial_chunk(static: _Static, data, strategy, traced: _Traced, carry, trial_key, unit_times,
-                 k0):
-    """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
-    M = strategy.num_workers
-    optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
-    oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
-    # Strategies that index unit times by job (asynchronous ones) get round.draw; replayed
-    # unit times then arrive whole, (num_iters, M) per trial, not as this chunk's slice.
-    job_draws = bool(getattr(strategy, "needs_job_draws", False))
+class _UnitTimes:
+    """The one source of a trial's unit times X_{k,m} (times the slowdown).
 
-    def job_draw(delay_state):
-        """round.draw of a job-indexed strategy: X_{j,m} for each worker m's job j. Drawn:
-        the draw of iteration j (fold_in(trial_key, j)) with the trial's delay state
-        (constant: Markov models are refused for such strategies; a shuffled Empirical
-        keeps its column permutation). Replayed: row j of the whole array."""
-        if static.replay:
-            def draw(jobs):  # an index past the run is never used: clamped
-                rows = jnp.minimum(jobs, unit_times.shape[0] - 1)
-                return unit_times[rows, jnp.arange(M)] * traced.slowdown
+    Drawn: iteration k draws from ``fold_in(trial_key, k)`` through the delay model's
+    state (Markov stragglers, shuffled columns); for laws that transform standard
+    exponentials the bits are computed an iteration ahead (``random_words``, bit for
+    bit jax.random's draws, faster on CPU) and carried as ``ahead``. Replayed: row k
+    of the trial's whole (num_iters, M) array. Either can be read by iteration
+    (:meth:`at`) or by job index (:meth:`by_job`, for strategies whose workers run
+    different iterations' jobs at once).
+    """
+
+    def __init__(self, static: _Static, traced: _Traced, trial_key, replayed, num_workers, dtype):
+        self.static, self.delay, self.slowdown = static, traced.delay, traced.slowdown
+        self.trial_key, self.replayed, self.M, self.dtype = trial_key, replayed, num_workers, dtype
+        self.ahead = not static.replay and delays_lib.from_bits(self.delay)
+
+    def start(self, k0):
+        """The carried random bits of iteration k0 (None unless drawn ahead)."""
+        if not self.ahead:
+            return None
+        return (random_words.random_bits(random_words.fold_in(self.trial_key, k0), self.M,
+                                         self.dtype),
+                random_words.fold_in(self.trial_key, k0 + 1))
+
+    def at(self, k, key, delay_state, ahead):
+        """(X_k (M,), the delay state at k, the bits carried to k + 1)."""
+        if self.static.replay:
+            return self.replayed[k] * self.slowdown, delay_state, ahead
+        delay, M = self.delay, self.M
+        initial = delay.init_state(
+            jax.random.fold_in(jax.random.fold_in(self.trial_key, 0), _MARKOV_INIT_TAG), M)
+        advanced = delay.advance_state(delay_state, jax.random.fold_in(key, _MARKOV_TAG))
+        delay_state = jax.tree_util.tree_map(lambda a, b: jnp.where(k == 0, a, b),
+                                             initial, advanced)
+        if self.ahead:
+            bits, next_key = ahead
+            x = delay.from_standard(random_words.exponential(bits, self.dtype))
+            ahead = (random_words.random_bits(next_key, M, self.dtype),
+                     random_words.fold_in(self.trial_key, k + 2))
+        else:
+            x = delay.sample(key, M, dtype=self.dtype)
+        x = delay.apply_state(delay_state, x)
+        return x * self.slowdown, delay_state, ahead
+
+    def by_job(self, delay_state):
+        """``draw(jobs)``: X_{jobs[m], m} for each worker m. Drawn: the draw of iteration
+        jobs[m] with the trial's delay state (a model whose state evolves per iteration
+        cannot be indexed by job: refused while tracing, before compiling). Replayed:
+        row jobs[m] (an index past the run is never used: clamped)."""
+        M = self.M
+        if self.static.replay:
+            def draw(jobs):
+                rows = jnp.minimum(jobs, self.replayed.shape[0] - 1)
+                return self.replayed[rows, jnp.arange(M)] * self.slowdown
             return draw
+        if not self.delay.job_indexable:
+            def refuse(jobs):
+                raise ValueError(
+                    f"delay: {type(self.delay).__name__} cannot be indexed by job (its state "
+                    "evolves per iteration), which this strategy needs (its workers run "
+                    "different iterations' jobs at once); use ShiftedExponential, Pareto or "
+                    "replayed unit_times")
+            return refuse
 
         def draw(jobs):
             def one(job, m):
-                x = delays_lib.sample_unit_times(traced.delay, jax.random.fold_in(trial_key, job),
-                                                 M, dtype=traced.slowdown.dtype)
-                return delays_lib.apply_delay_state(traced.delay, delay_state, x)[m]
-            return jax.vmap(one)(jobs, jnp.arange(M)) * traced.slowdown
+                x = self.delay.sample(jax.random.fold_in(self.trial_key, job), M, dtype=self.dtype)
+                return self.delay.apply_state(delay_state, x)[m]
+            return jax.vmap(one)(jobs, jnp.arange(M)) * self.slowdown
         return draw
 
-    # Unit times from random bits computed one iteration ahead and carried, bit-identical
-    # to drawing them here (see random_words): ``ahead`` holds the bits of iteration k and
-    # the key words of fold_in(trial_key, k + 1); None where drawn through jax.random.
-    bits_ahead = not static.replay and delays_lib.from_bits(traced.delay)
+
+def _gradient_error(aggregate, grads):
+    """η = ‖ĝ − ∇f‖² / ‖∇f‖² (MODEL.md §10; 0 when ∇f = 0)."""
+    full = jnp.sum(grads, axis=0)
+    norm = sum_squares(full)
+    error = sum_squares(aggregate - full)
+    return jnp.where(norm > 0, error / jnp.where(norm > 0, norm, 1.0), 0.0)
+
+
+def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, replayed, k0):
+    """Run ``num_blocks * record_every`` iterations of one trial from iteration k0."""
+    strategy = traced.strategy
+    M = strategy.num_workers
+    dtype = carry[0].dtype
+    optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
+    oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
+    source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
+    summed = [m.name for m in static.metrics if m.accumulate == "sum"]
+    per_round = [m.name for m in static.metrics if m.accumulate == "round"]
+    if "grad_error" in static.record:
+        per_round.append("grad_error")
 
     def iteration(state, i):
         (theta, opt_state, strat_state, delay_state), acc, ahead = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
         loss, grads = oracle.loss_and_grads(theta)
+        full_grads = grads
         if static.batch_size is not None:
             grads = minibatch_partition_grads(static.weighted_loss, theta, data,
                                               jax.random.fold_in(key, _MINIBATCH_TAG),
                                               static.batch_size)
-        if static.replay:
-            x = unit_times[k] if job_draws else unit_times[i]
-        else:
-            initial = delays_lib.init_delay_state(
-                traced.delay, jax.random.fold_in(jax.random.fold_in(trial_key, 0), _MARKOV_INIT_TAG), M)
-            advanced = delays_lib.advance_delay_state(
-                traced.delay, delay_state, jax.random.fold_in(key, _MARKOV_TAG))
-            delay_state = jax.tree_util.tree_map(
-                lambda a, b: jnp.where(k == 0, a, b), initial, advanced)
-            if bits_ahead:
-                bits, next_key = ahead
-                x = delays_lib.unit_times_from_bits(traced.delay, bits, theta.dtype)
-                ahead = (random_words.random_bits(next_key, M, theta.dtype),
-                         random_words.fold_in(trial_key, k + 2))
-            else:
-                x = delays_lib.sample_unit_times(traced.delay, key, M, dtype=theta.dtype)
-            x = delays_lib.apply_delay_state(traced.delay, delay_state, x)
-        x = x * traced.slowdown
-        round_draw = job_draw(delay_state) if job_draws else None
+        x, delay_state, ahead = source.at(k, key, delay_state, ahead)
         combine = None if oracle.combine is None or static.batch_size is not None else partial(
             oracle.combine, theta)
         aggregate, strat_state, stats = strategy.step(
-            strat_state, Round(theta, grads, x, k, static.link, round_draw, combine),
+            strat_state, Round(theta, grads, x, k, jax.random.fold_in(key, _STRATEGY_TAG),
+                               source.by_job(delay_state), combine),
             traced.knobs)
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
-        first_loss, duration, uploads, downloads, computations, residual = acc
-        acc = (
-            jnp.where(i % static.record_every == 0, loss, first_loss),
-            duration + stats.duration,
-            uploads + stats.uploads,
-            downloads + stats.downloads,
-            computations + stats.computations,
-            jnp.maximum(residual, stats.decoding_residual),
+        reported = dict(stats.metrics)
+        if "grad_error" in static.record:
+            reported["grad_error"] = _gradient_error(aggregate, full_grads)
+        acc = dict(
+            acc,
+            first_loss=jnp.where(i % static.record_every == 0, loss, acc["first_loss"]),
+            duration=acc["duration"] + stats.duration,
+            uploads=acc["uploads"] + stats.uploads,
+            downloads=acc["downloads"] + stats.downloads,
+            computations=acc["computations"] + stats.computations,
+            residual=jnp.maximum(acc["residual"], stats.decoding_residual),
+            **{name: acc[name] + jnp.asarray(reported[name], dtype) for name in summed},
+            **{name: jnp.asarray(reported[name], dtype) for name in per_round},
         )
         return ((new_theta, opt_state, strat_state, delay_state), acc, ahead), (
-            stats.upload_mask if static.record_masks else None)
+            stats.upload_mask if "masks" in static.record else None)
 
     def block(state, b):
         carry, ahead = state
-        zero = jnp.zeros((), carry[0].dtype)
-        izero = jnp.zeros((), jnp.int32)
+        zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
+        acc = dict(first_loss=zero, duration=zero, uploads=izero, downloads=izero,
+                   computations=izero, residual=zero,
+                   **{name: zero for name in (*summed, *per_round)})
         steps = b * static.record_every + jnp.arange(static.record_every)
-        (carry, acc, ahead), masks = jax.lax.scan(
-            iteration, (carry, (zero, zero, izero, izero, izero, zero), ahead), steps)
+        (carry, acc, ahead), masks = jax.lax.scan(iteration, (carry, acc, ahead), steps)
         return (carry, ahead), (acc, masks)
 
-    ahead = ((random_words.random_bits(random_words.fold_in(trial_key, k0), M, carry[0].dtype),
-              random_words.fold_in(trial_key, k0 + 1)) if bits_ahead else None)
-    (carry, _), (records, masks) = jax.lax.scan(block, (carry, ahead),
+    (carry, _), (records, masks) = jax.lax.scan(block, (carry, source.start(k0)),
                                                 jnp.arange(static.num_blocks))
-    if static.record_masks:
+    if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
     end_loss, _ = oracle.loss_and_grads(carry[0])
     return carry, records, masks, end_loss
 
 
-@partial(jax.jit, static_argnames=("static",))
-def _run_chunk(static: _Static, data, strategy, traced, carry, trial_keys, unit_times, k0):
+def _carry_axes(static: _Static):
+    """Trial axis of each part of the carry (θ, optimizer, strategy, delay state): None
+    where the iterates do not depend on the delays (θ computed once for all trials)."""
     iterates = 0 if static.iterates_batched else None
-    carry_axes = (iterates, iterates, iterates, 0)  # delay state is always per trial
-    carry_in = None if static.first_chunk else carry_axes
+    return (iterates, iterates, iterates, 0)
+
+
+@partial(jax.jit, static_argnames=("static",))
+def _run_chunk(static: _Static, data, traced, carry, trial_keys, replayed, k0):
+    carry_axes = _carry_axes(static)
     run = jax.vmap(
-        partial(_trial_chunk, static, data, strategy),
-        in_axes=(None, carry_in, 0, 0 if static.replay else None, None),
+        partial(_trial_chunk, static, data),
+        in_axes=(None, carry_axes, 0, 0 if static.replay else None, None),
         out_axes=(carry_axes, 0, 0, 0),
     )
     num_trials = trial_keys.shape[0]
     if static.iterates_batched and jax.device_count() == 1 and num_trials > 1.5 * _TRIAL_BLOCK:
-        run = partial(_in_trial_blocks, run, static.first_chunk, num_trials)
+        run = partial(_in_trial_blocks, run, num_trials)
     if static.swept:
-        run = jax.vmap(run, in_axes=(0, None if static.first_chunk else 0, None, None, None))
-    return run(traced, carry, trial_keys, unit_times, k0)
+        run = jax.vmap(run, in_axes=(0, 0, None, None, None))
+    return run(traced, carry, trial_keys, replayed, k0)
 
 
-def _in_trial_blocks(run, first_chunk, num_trials, traced, carry, trial_keys, unit_times, k0):
+def _in_trial_blocks(run, num_trials, traced, carry, trial_keys, replayed, k0):
     """``run`` over blocks of at most _TRIAL_BLOCK trials, one block after another.
 
     Every trial computes what it would in one batch; a block's per-iteration arrays
@@ -237,9 +298,9 @@ def _in_trial_blocks(run, first_chunk, num_trials, traced, carry, trial_keys, un
 
     def one_block(xs):
         keys, times, block_carry = xs
-        return run(traced, carry if first_chunk else block_carry, keys, times, k0)
+        return run(traced, block_carry, keys, times, k0)
 
-    per_trial = (trial_keys, unit_times, None if first_chunk else carry)
+    per_trial = (trial_keys, replayed, carry)
     return jax.tree_util.tree_map(join, jax.lax.map(one_block, jax.tree_util.tree_map(split, per_trial)))
 
 
@@ -250,11 +311,16 @@ def _trial_keys(root, count):
 
 
 def _initial_carry(static: _Static, strategy, theta0, step_size, optimizer_args, delay,
-                   union_smoothness):
+                   union_smoothness, num_trials):
+    """The state before iteration 0, with the trial axes of :func:`_carry_axes`."""
     optimizer = _optimizer(static, step_size, optimizer_args)
     delay_state = jax.tree_util.tree_map(
-        jnp.zeros_like, delays_lib.init_delay_state(delay, jax.random.key(0), strategy.num_workers))
-    return (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
+        jnp.zeros_like, delay.init_state(jax.random.key(0), strategy.num_workers))
+    carry = (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
+    return tuple(  # on the host: no small eager programs to compile
+        part if axis is None else jax.tree_util.tree_map(
+            lambda a: np.broadcast_to(np.asarray(a), (num_trials,) + np.shape(a)), part)
+        for part, axis in zip(carry, _carry_axes(static)))
 
 
 # --------------------------------------------------------------------------- #
@@ -284,9 +350,10 @@ def _positive(name, value):
 
 
 def _check_delay(delay, num_workers: int):
-    if not isinstance(delay, delays_lib.DISTRIBUTIONS):
+    if not delays_lib.is_delay_model(delay):
         names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
-        raise ValueError(f"delay must be one of {names}, got {type(delay).__name__}")
+        raise ValueError(f"delay must be a delay model (a pytree with validate and sample: "
+                         f"{names} or your own DelayModel), got {type(delay).__name__}")
     return delay.validate(num_workers=num_workers)
 
 
@@ -364,22 +431,153 @@ def _describe_optimizer(optimizer, optimizer_args) -> str:
     return f"{name}({args})"
 
 
-def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, optimizer,
-             upload_time, broadcast_time, link, unit_times, slowdown, record_every, chunk_size,
-             batch_size, optimizer_args=None):
-    """Validate every argument before anything compiles; return the normalised values."""
+def _point_values(name, value, check):
+    """A knob's values: a scalar (one value for every point) or a sequence (one per point)."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        values = [check(name, v) for v in value]
+        if not values:
+            raise ValueError(f"{name} must not be an empty sequence")
+        return values
+    return [check(name, value)]
+
+
+def _check_factors(name, value, num_workers):
+    if value is None:
+        return None
+    factors = np.asarray(value, dtype=np.float64)
+    if factors.shape != (num_workers,) or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
+        raise ValueError(f"{name} must be {num_workers} finite factors > 0 (one per worker), "
+                         f"got {value!r}")
+    return factors
+
+
+def _factor_points(value, num_workers):
+    """upload_factors: None, one (M,) array, or a sequence / (N, M) array of them."""
+    if value is None:
+        return [None]
+    array = np.asarray(value, dtype=object if isinstance(value, (list, tuple)) else None)
+    if array.ndim == 2 or (isinstance(value, (list, tuple)) and len(value) and
+                           np.ndim(value[0]) == 1):
+        return [_check_factors("upload_factors", v, num_workers) for v in value]
+    return [_check_factors("upload_factors", value, num_workers)]
+
+
+def _with_xi(strategy, xi):
+    """``strategy`` with every leaf named ``xi`` set to ``xi`` (one place for ξ: the trigger)."""
+    if getattr(strategy, "xi", None) is None:
+        raise ValueError(f"xi does not apply to strategy {strategy.name!r}")
+    found = []
+
+    def replace(path, leaf):
+        if path and getattr(path[-1], "name", None) == "xi":
+            found.append(path)
+            return xi
+        return leaf
+    new = jax.tree_util.tree_map_with_path(replace, strategy)
+    if not found:
+        raise ValueError(f"xi: strategy {strategy.name!r} has no pytree leaf named xi to set; "
+                         "pass strategies with the values instead")
+    return new
+
+
+def _check_metrics(strategy) -> tuple:
+    """The strategy's Metric declarations, checked: unique names not of the core arrays."""
+    declared = tuple(getattr(strategy, "metrics", ()))
+    names = set()
+    for metric in declared:
+        if not isinstance(metric, Metric):
+            raise ValueError(f"strategy {strategy.name!r}: metrics must be Metric(name, "
+                             f"accumulate) entries, got {metric!r}")
+        if not isinstance(metric.name, str) or not metric.name.isidentifier():
+            raise ValueError(f"strategy {strategy.name!r}: metric name {metric.name!r} must be "
+                             "a Python identifier")
+        if metric.name in CORE_NAMES:
+            raise ValueError(f"strategy {strategy.name!r}: metric name {metric.name!r} collides "
+                             f"with a core record ({', '.join(sorted(CORE_NAMES))})")
+        if metric.accumulate not in ACCUMULATIONS:
+            raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} accumulate must "
+                             f"be one of {ACCUMULATIONS}, got {metric.accumulate!r}")
+        if metric.name in BUILTIN_METRICS and metric.accumulate != "sum":
+            raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} (bits on the "
+                             "wire) must accumulate by 'sum'")
+        if metric.name in names:
+            raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} declared twice")
+        names.add(metric.name)
+    return declared
+
+
+def _check_record(record, record_masks) -> tuple:
+    if isinstance(record, str):
+        record = (record,)
+    record = tuple(record)
+    unknown = [name for name in record if name not in RECORDABLE]
+    if unknown:
+        raise ValueError(f"record: unknown record {unknown[0]!r}; valid: {', '.join(RECORDABLE)}")
+    if not isinstance(record_masks, (bool, np.bool_)):
+        raise ValueError(f"record_masks must be True or False, got {record_masks!r}")
+    if record_masks and "masks" not in record:
+        record = record + ("masks",)
+    return tuple(name for name in RECORDABLE if name in record)
+
+
+class _RunSpec(NamedTuple):
+    """A run described once: its points (one strategy, delay model and knob values
+    each), the configuration common to all, and one JSON record per point."""
+
+    strategies: list
+    delays: list  # models (None when replaying)
+    step_sizes: list
+    links: list  # Link per point (numbers as Python floats / numpy)
+    num_iters: int
+    num_trials: int
+    seed: int
+    optimizer: object
+    optimizer_args: dict
+    link: str
+    unit_times: np.ndarray | None
+    slowdown: np.ndarray
+    record_every: int
+    chunk_size: int
+    batch_size: int | None
+    record: tuple
+    metrics: tuple
+    configs: list
+
+    @property
+    def num_points(self) -> int:
+        return len(self.strategies)
+
+
+def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_size=None,
+             optimizer=None, optimizer_args=None, upload_time=0.0, broadcast_time=0.0,
+             latency=0.0, upload_factors=None, xi=None, link="parallel", unit_times=None,
+             slowdown=None, record_every=1, record=(), record_masks=False, chunk_size=None,
+             batch_size=None) -> _RunSpec:
+    """Validate every argument before anything compiles; return the run's description."""
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}")
-    if not is_strategy(strategy):
-        raise ValueError(f"strategy must follow the strategy protocol (lagc_jax.make or "
-                         f"lagc_jax.strategies.Strategy), got {type(strategy).__name__}")
-    if jax.tree_util.all_leaves([strategy]):  # not a registered pytree node
-        raise ValueError(f"strategy: {type(strategy).__name__} is not a registered pytree; "
-                         "declare it with lagc_jax.strategies.pytree_dataclass")
-    if problem.num_partitions != strategy.num_partitions:
+    strategies = list(strategy) if isinstance(strategy, (list, tuple)) else [strategy]
+    if not strategies:
+        raise ValueError("strategy must not be an empty sequence")
+    for s in strategies:
+        if not is_strategy(s):
+            raise ValueError(f"strategy must follow the strategy protocol (lagc_jax.make or "
+                             f"lagc_jax.strategies.Strategy), got {type(s).__name__}")
+        if jax.tree_util.all_leaves([s]):  # not a registered pytree node
+            raise ValueError(f"strategy: {type(s).__name__} is not a registered pytree; "
+                             "declare it with lagc_jax.strategies.pytree_dataclass")
+    first = strategies[0]
+    structure = jax.tree_util.tree_structure(first)
+    for i, s in enumerate(strategies[1:], 1):
+        if jax.tree_util.tree_structure(s) != structure:
+            raise ValueError(
+                f"strategy: a sweep takes strategies of one pytree structure (same pieces and "
+                f"static fields, numbers may differ); point {i} ({s.name!r}) differs from point "
+                f"0 ({first.name!r})")
+    if problem.num_partitions != first.num_partitions:
         raise ValueError(
-            f"problem has {problem.num_partitions} partitions but strategy {strategy.name!r} "
-            f"places {strategy.num_partitions} (num_partitions must equal the encoding's columns)")
+            f"problem has {problem.num_partitions} partitions but strategy {first.name!r} "
+            f"places {first.num_partitions} (num_partitions must equal the encoding's columns)")
     num_iters = _positive_int("num_iters", num_iters)
     num_trials = _positive_int("num_trials", num_trials)
     record_every = _positive_int("record_every", record_every)
@@ -390,12 +588,12 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
         raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
-    supported = tuple(getattr(strategy, "links", LINKS))
+    supported = tuple(getattr(first, "links", LINKS))
     if link not in supported:
-        raise ValueError(f"link={link!r} does not apply to strategy {strategy.name!r} "
+        raise ValueError(f"link={link!r} does not apply to strategy {first.name!r} "
                          f"(supported: {', '.join(supported)})")
-    if hasattr(strategy, "validate"):
-        strategy.validate(dtype=compute_dtype(), link=link)
+    record = _check_record(record, record_masks)
+    metrics = _check_metrics(first)
     # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
     # give the same run) and 63 with it (larger seeds overflow)
     seed_bits = 63 if jax.config.jax_enable_x64 else 32
@@ -412,7 +610,7 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
             raise ValueError(f"batch_size must be an integer in [1, {smallest}] (the smallest "
                              f"partition), got {batch_size!r}")
         batch_size = int(batch_size)
-    M = strategy.num_workers
+    M = first.num_workers
     if unit_times is not None:
         unit_times = np.asarray(unit_times, dtype=np.float64)
         if unit_times.shape != (num_trials, num_iters, M):
@@ -421,135 +619,177 @@ def _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size, o
                 f"{(num_trials, num_iters, M)}, got {unit_times.shape}")
         if not np.all(np.isfinite(unit_times)) or np.any(unit_times < 0):
             raise ValueError("unit_times must be finite and >= 0")
+        delays = [None]
     elif delay is None:
         raise ValueError("delay is required unless unit_times are given")
-    elif getattr(strategy, "needs_job_draws", False) and any(
-            isinstance(d, delays_lib.MarkovStragglers) for d in (
-                delay if isinstance(delay, list) else [delay])):
-        raise ValueError(f"delay: MarkovStragglers cannot be indexed by job, which strategy "
-                         f"{strategy.name!r} needs (its workers run different iterations' jobs "
-                         "at once); use ShiftedExponential, Pareto or replayed unit_times")
+    else:
+        delays = [_check_delay(d, M) for d in (delay if isinstance(delay, list) else [delay])]
+        if len({jax.tree_util.tree_structure(d) for d in delays}) > 1:
+            raise ValueError("delay: a sweep takes delay models of one type and structure")
     slowdown = np.ones(M) if slowdown is None else np.asarray(slowdown, dtype=np.float64)
     if slowdown.shape != (M,) or not np.all(np.isfinite(slowdown)) or np.any(slowdown <= 0):
         raise ValueError(f"slowdown must be {M} finite factors > 0, got {slowdown!r}")
-    knobs = dict(
-        step_size=[_positive("step_size", s) for s in np.atleast_1d(
-            1.0 / problem.smoothness if step_size is None else step_size)],
-        xi=[_nonnegative("xi", getattr(strategy, "xi", None) or 0.0)],
-        upload_time=[_nonnegative("upload_time", t) for t in np.atleast_1d(upload_time)],
-        broadcast_time=[_nonnegative("broadcast_time", t) for t in np.atleast_1d(broadcast_time)],
-        delay=[_check_delay(d, M) for d in (delay if isinstance(delay, list) else [delay])]
-        if delay is not None else [delays_lib.ShiftedExponential()],  # unused when replaying
+    points = dict(
+        strategy=strategies,
+        delay=delays,
+        step_size=_point_values("step_size", 1.0 / problem.smoothness if step_size is None
+                                else step_size, _positive),
+        upload_time=_point_values("upload_time", upload_time, _nonnegative),
+        broadcast_time=_point_values("broadcast_time", broadcast_time, _nonnegative),
+        latency=_point_values("latency", latency, _nonnegative),
+        upload_factors=_factor_points(upload_factors, M),
+        xi=[None] if xi is None else _point_values("xi", xi, _nonnegative),
     )
-    return dict(num_iters=num_iters, num_trials=num_trials, record_every=record_every,
-                chunk_size=chunk_size, batch_size=batch_size, unit_times=unit_times,
-                slowdown=slowdown, knobs=knobs, optimizer_args=optimizer_args)
+    lengths = {name: len(values) for name, values in points.items() if len(values) != 1}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"swept values must share one length, got {lengths}")
+    num_points = max(lengths.values(), default=1)
+    points = {name: values * num_points if len(values) == 1 else values
+              for name, values in points.items()}
+    if points["xi"][0] is not None:
+        points["strategy"] = [_with_xi(s, v) for s, v in zip(points["strategy"], points["xi"])]
+    if len({f is None for f in points["upload_factors"]}) > 1:
+        raise ValueError("upload_factors: give factors for every point of a sweep or for none")
+    for s in points["strategy"]:
+        if getattr(s, "xi", None) is not None:
+            _nonnegative("xi", s.xi)
+        if hasattr(s, "validate"):
+            s.validate(dtype=compute_dtype(), link=link)
+    links = [Link(t, b, lat, f, kind=link) for t, b, lat, f in zip(
+        points["upload_time"], points["broadcast_time"], points["latency"],
+        points["upload_factors"])]
+    spec = _RunSpec(
+        strategies=points["strategy"], delays=points["delay"], step_sizes=points["step_size"],
+        links=links, num_iters=num_iters, num_trials=num_trials, seed=int(seed),
+        optimizer=optimizer, optimizer_args=optimizer_args, link=link, unit_times=unit_times,
+        slowdown=slowdown, record_every=record_every, chunk_size=chunk_size,
+        batch_size=batch_size, record=record, metrics=metrics, configs=[])
+    return spec._replace(configs=[_config(problem, spec, i) for i in range(num_points)])
 
 
-def _run(problem, strategy, *, knobs, swept, num_iters, num_trials, seed, optimizer, link,
-         unit_times, slowdown, record_every, chunk_size, batch_size, record_masks, progress,
-         checkpoint, optimizer_args):
-    """Run all chunks; return per-point lists of host arrays (point axis first)."""
-    dtype = compute_dtype()
-    M = strategy.num_workers
-    num_points = len(knobs["step_size"])
-    data = problem.device_data(dtype)
+def _stack(values, dtype):
+    """One array of the points' values of a leaf (floats in the compute dtype)."""
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.floating) or array.dtype == object:
+        return jnp.asarray(np.asarray(values, dtype=np.float64), dtype)
+    return jnp.asarray(array)
 
-    def stack(values):
-        return jnp.asarray(np.array(values, dtype=np.float64), dtype)
 
-    delays_ = knobs["delay"]
+def _delay_models(spec: _RunSpec) -> list:
+    """The delay model of each point (a placeholder, never drawn from, when replaying)."""
+    if spec.unit_times is not None:
+        return [delays_lib.ShiftedExponential()] * spec.num_points
+    return spec.delays
+
+
+def _traced(spec: _RunSpec, dtype) -> _Traced:
+    """The numbers of every point, stacked on a leading point axis when there are several."""
+    def stacked(trees):
+        if len(trees) == 1:
+            return jax.tree_util.tree_map(lambda v: _stack(v, dtype), trees[0])
+        return jax.tree_util.tree_map(lambda *v: _stack(list(v), dtype), *trees)
+
+    num_points, M = spec.num_points, spec.strategies[0].num_workers
     traced = _Traced(
-        knobs=Knobs(stack(knobs["step_size"]), stack(knobs["xi"]),
-                    stack(knobs["upload_time"]), stack(knobs["broadcast_time"])),
-        delay=jax.tree_util.tree_map(lambda *v: stack(list(v)), *delays_),
-        slowdown=jnp.asarray(slowdown, dtype),
-        optimizer_args={name: jnp.asarray(value, dtype) for name, value in optimizer_args.items()},
+        strategy=stacked(spec.strategies),
+        knobs=stacked([Knobs(step, link) for step, link in zip(spec.step_sizes, spec.links)]),
+        delay=stacked(_delay_models(spec)),
+        slowdown=jnp.asarray(spec.slowdown, dtype),
+        optimizer_args={name: jnp.asarray(value, dtype)
+                        for name, value in spec.optimizer_args.items()},
     )
-    if not swept:
-        traced = traced._replace(knobs=Knobs(*(v[0] for v in traced.knobs)),
-                                 delay=jax.tree_util.tree_map(lambda v: v[0], traced.delay))
-    else:
+    if num_points > 1:
         traced = traced._replace(
             slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)),
             optimizer_args={name: jnp.broadcast_to(value, (num_points,) + value.shape)
                             for name, value in traced.optimizer_args.items()})
+    return traced
 
-    trial_sharding, padded = _trial_sharding(num_trials)
-    root = jax.random.key(seed)
-    trial_keys = _trial_keys(root, padded)
+
+def _run(problem, spec: _RunSpec, *, progress, checkpoint):
+    """Run all chunks; return host records per point: (records dict, end loss, masks)."""
+    dtype = compute_dtype()
+    strategy = spec.strategies[0]
+    swept = spec.num_points > 1
+    data = problem.device_data(dtype)
+    traced = _traced(spec, dtype)
+    trial_sharding, padded = _trial_sharding(spec.num_trials)
+    trial_keys = _trial_keys(jax.random.key(spec.seed), padded)
     if trial_sharding is not None:
         # one global array over the devices of every process; each process places the
         # shards of its own devices (identical key data everywhere: positional keys)
         trial_keys = jax.random.wrap_key_data(
             _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding))
-    if unit_times is not None and padded > num_trials:
-        unit_times = np.concatenate([unit_times, np.repeat(unit_times[:1], padded - num_trials, 0)])
+    replayed = None  # every chunk reads the trial's whole array (by iteration or by job)
+    if spec.unit_times is not None:
+        times = spec.unit_times
+        if padded > spec.num_trials:
+            times = np.concatenate([times, np.repeat(times[:1], padded - spec.num_trials, 0)])
+        replayed = _place(times.astype(dtype), trial_sharding)
 
-    def static_for(num_blocks, first):
-        return _Static(bool(strategy.delay_dependent), problem.weighted_loss, optimizer, link,
-                       record_every, num_blocks, record_masks, unit_times is not None, batch_size,
-                       first, swept)
+    def static_for(num_blocks):
+        return _Static(bool(strategy.delay_dependent), problem.weighted_loss, spec.optimizer,
+                       spec.record_every, num_blocks, spec.record, spec.metrics,
+                       spec.unit_times is not None, spec.batch_size, swept)
 
     theta0 = jnp.asarray(problem.initial_params(), dtype)
-    first_delay = jax.tree_util.tree_map(lambda v: v[0], traced.delay) if swept else traced.delay
-    carry = _initial_carry(static_for(0, True), strategy, theta0, knobs["step_size"][0],
-                           optimizer_args, first_delay, problem.union_smoothness)
+    carries = [_initial_carry(static_for(0), s, theta0, step, spec.optimizer_args, d,
+                              problem.union_smoothness, padded)
+               for s, step, d in zip(spec.strategies, spec.step_sizes, _delay_models(spec))]
+    carry = carries[0] if not swept else jax.tree_util.tree_map(
+        lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
     records, masks, end_loss, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     if checkpoint is not None and checkpoint.done:
-        # the carry keeps its pytree structure across chunks; only leaf shapes change
+        # the carry keeps its pytree structure and leaf shapes across chunks
         records, masks, end_loss, carry = checkpoint.load(
-            carry, _carry_trial_axes(static_for(0, False), carry), padded)
+            carry, _carry_trial_axes(static_for(0), carry), padded)
         start = checkpoint.done
-    job_draws = bool(getattr(strategy, "needs_job_draws", False))
-    all_times = None  # every chunk of a job-indexed strategy reads the whole replayed array
-    if unit_times is not None and job_draws:
-        all_times = _place(unit_times.astype(dtype), trial_sharding)
-    for k0 in range(start, num_iters, chunk_size):
-        length = min(chunk_size, num_iters - k0)
-        static = static_for(length // record_every, k0 == 0)
-        chunk_times = all_times
-        if unit_times is not None and not job_draws:
-            chunk_times = _place(unit_times[:, k0:k0 + length].astype(dtype), trial_sharding)
+    for k0 in range(start, spec.num_iters, spec.chunk_size):
+        length = min(spec.chunk_size, spec.num_iters - k0)
+        static = static_for(length // spec.record_every)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
-            static, data, strategy, traced, carry, trial_keys, chunk_times, jnp.int32(k0))
+            static, data, traced, carry, trial_keys, replayed, jnp.int32(k0))
         chunk_records, chunk_masks, end_loss = jax.tree_util.tree_map(  # padding trials dropped
-            lambda a: np.take(a, np.arange(num_trials), axis=trial_axis),
+            lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
             _to_host((chunk_records, chunk_masks, chunk_end)))
         records.append(chunk_records)
-        if record_masks:
+        if "masks" in spec.record:
             masks.append(chunk_masks)
         if checkpoint is not None:
-            checkpoint.save(k0, k0 + length, chunk_records, chunk_masks if record_masks else None,
+            checkpoint.save(k0, k0 + length, chunk_records,
+                            chunk_masks if "masks" in spec.record else None,
                             end_loss, _to_host(carry), _carry_trial_axes(static, carry))
         if progress is not None:
-            progress(k0 + length, num_iters)
+            progress(k0 + length, spec.num_iters)
 
-    def joined(parts):
-        return np.concatenate(parts, axis=trial_axis + 1)
-
-    first_loss, duration, uploads, downloads, computations, residual = (
-        joined(p) for p in zip(*records))
-    residual = residual.max(axis=-1)  # worst decoding of each trial
-    mask = joined(masks).astype(bool) if record_masks else None
-    if not swept:  # give everything a leading point axis of length 1
-        first_loss, duration, uploads, downloads, computations, residual, end_loss = (
-            a[None] for a in (first_loss, duration, uploads, downloads, computations, residual,
-                              end_loss))
+    joined = {name: np.concatenate([r[name] for r in records], axis=trial_axis + 1)
+              for name in records[0]}
+    mask = (np.concatenate(masks, axis=trial_axis + 1).astype(bool)
+            if "masks" in spec.record else None)
+    if not swept:  # a leading point axis of length 1
+        joined = {name: a[None] for name, a in joined.items()}
+        end_loss = end_loss[None]
         mask = None if mask is None else mask[None]
-    return first_loss, duration, uploads, downloads, computations, residual, end_loss, mask
+    return [({name: a[i] for name, a in joined.items()}, end_loss[i],
+             None if mask is None else mask[i]) for i in range(spec.num_points)]
 
 
-def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads, computations,
-              residual, end_loss, mask, config) -> Result:
-    """Host-side assembly of one point: cumulative totals in float64 / int64, divergence flag."""
-    num_trials = first_loss.shape[0]
-    loss = np.concatenate([first_loss, end_loss[:, None]], axis=1).astype(np.float64)
+def _assemble(problem, spec: _RunSpec, point: int, records, end_loss, mask) -> Result:
+    """Host-side assembly of one point: cumulative totals in float64 / int64, named
+    metrics, the divergence flag."""
+    config = spec.configs[point]
+    name = f"{spec.strategies[point].name}{f'[point {point}]' if spec.num_points > 1 else ''}"
+    num_trials = records["first_loss"].shape[0]
+    loss = np.concatenate([records["first_loss"], end_loss[:, None]], axis=1).astype(np.float64)
 
     def cumulative(per_block, kind):
         totals = np.cumsum(per_block.astype(kind), axis=1)
         return np.concatenate([np.zeros((num_trials, 1), kind), totals], axis=1)
+
+    def per_round(values):
+        return np.concatenate([np.full((num_trials, 1), np.nan),
+                               values.astype(np.float64)], axis=1)
 
     f_star = problem.optimal_value
     gap = loss - f_star
@@ -557,90 +797,99 @@ def _assemble(problem, strategy, point, first_loss, duration, uploads, downloads
         gap > DIVERGENCE_FACTOR * (np.abs(gap[:, :1]) + abs(f_star)), axis=1)
     if diverged.any():
         warnings.warn(
-            f"{strategy.name}{point}: {int(diverged.sum())} of {num_trials} trials diverged "
+            f"{name}: {int(diverged.sum())} of {num_trials} trials diverged "
             f"(loss non-finite or gap > {DIVERGENCE_FACTOR:g}× the initial); see Result.diverged",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning, stacklevel=4)
+    residual = records["residual"].max(axis=-1)  # worst decoding of each trial
     tolerance = DECODING_TOLERANCE[config["dtype"]]
     undecoded = ~(residual <= tolerance)
     if undecoded.any():
         warnings.warn(
-            f"{strategy.name}{point}: {int(undecoded.sum())} of {num_trials} trials used a "
+            f"{name}: {int(undecoded.sum())} of {num_trials} trials used a "
             f"decoding with max|a_F B - 1| = {float(np.max(residual)):.3g} > {tolerance:g} "
             "(the encoding cannot decode the straggler sets met, or the dtype cannot represent "
-            "its decoding); see Result.decoding_residual", RuntimeWarning, stacklevel=3)
-    wall_clock = cumulative(duration, np.float64)
+            "its decoding); see Result.decoding_residual", RuntimeWarning, stacklevel=4)
+    wall_clock = cumulative(records["duration"], np.float64)
     clock_broken = ~np.all(np.isfinite(wall_clock), axis=1)
     if clock_broken.any():
         warnings.warn(
-            f"{strategy.name}{point}: the wall clock of {int(clock_broken.sum())} of {num_trials} "
+            f"{name}: the wall clock of {int(clock_broken.sum())} of {num_trials} "
             "trials is not finite (a unit time overflowed the compute dtype, or the delay has "
             "an infinite mean, e.g. Pareto shape <= 1); they are flagged in Result.diverged",
-            RuntimeWarning, stacklevel=3)
+            RuntimeWarning, stacklevel=4)
         diverged = diverged | clock_broken
-    record_every = config["record_every"]
+    counts = {k: cumulative(records[k], np.int64) for k in ("uploads", "downloads", "computations")}
+    bits_per_vector = BITS_PER_COORDINATE * problem.dim
+    metrics = {"bits_up": bits_per_vector * counts["uploads"],
+               "bits_down": bits_per_vector * counts["downloads"]}
+    for metric in spec.metrics:
+        values = records[metric.name]
+        metrics[metric.name] = (cumulative(values, np.float64) if metric.accumulate == "sum"
+                                else per_round(values))
+    if "grad_error" in spec.record:
+        metrics["grad_error"] = per_round(records["grad_error"])
     return Result(
-        iterations=np.arange(0, config["num_iters"] + 1, record_every),
-        loss=loss, gap=gap,
-        wall_clock=wall_clock,
-        uploads=cumulative(uploads, np.int64),
-        downloads=cumulative(downloads, np.int64),
-        computations=cumulative(computations, np.int64),
+        iterations=np.arange(0, config["num_iters"] + 1, spec.record_every),
+        loss=loss, gap=gap, wall_clock=wall_clock, **counts,
         diverged=diverged, optimal_value=f_star, upload_mask=mask,
-        decoding_residual=residual.astype(np.float64), config=config,
+        decoding_residual=residual.astype(np.float64), config=config, metrics=metrics,
     )
 
 
 def _carry_trial_axes(static: _Static, carry) -> list:
-    """Per leaf of a (non-initial) carry, its axis of trials, or None when the leaf is
-    shared by all trials (iterates that do not depend on the delays)."""
-    iterates = 0 if static.iterates_batched else None
+    """Per leaf of the carry, its axis of trials, or None when the leaf is shared by all
+    trials (iterates that do not depend on the delays)."""
     offset = 1 if static.swept else 0  # sweep points come first
     return [None if axis is None else axis + offset
-            for part, axis in zip(carry, (iterates, iterates, iterates, 0))
+            for part, axis in zip(carry, _carry_axes(static))
             for _ in jax.tree_util.tree_leaves(part)]
 
 
-def _describe_delay(delay):
-    if delay is None:
-        return None
-    return delays_lib.describe_parameters(delay)
-
-
-def _config(problem, strategy, prepared, *, seed, optimizer, link, step_size, xi, upload_time,
-            broadcast_time, delay, record_masks):
+def _config(problem, spec: _RunSpec, point: int) -> dict:
+    """The JSON record of one point: everything that determines its result, readably."""
+    strategy, link, delay = spec.strategies[point], spec.links[point], spec.delays[point]
+    factors = link.upload_factors
     return dict(
         problem=problem.name, num_partitions=problem.num_partitions, dim=problem.dim,
         optimum_estimated=problem.estimated,
         strategy=strategy.name, num_workers=strategy.num_workers,
         stragglers=getattr(strategy, "stragglers", None),
-        xi=xi if getattr(strategy, "xi", None) is not None else None,
+        xi=getattr(strategy, "xi", None),
         history=getattr(strategy, "history", None), start=getattr(strategy, "start", None),
-        delay=None if prepared["unit_times"] is not None else _describe_delay(delay),
-        num_iters=prepared["num_iters"], num_trials=prepared["num_trials"], seed=int(seed),
-        step_size=step_size,
-        optimizer=_describe_optimizer(optimizer, prepared["optimizer_args"]),
-        upload_time=upload_time, broadcast_time=broadcast_time, link=link,
-        replayed_unit_times=prepared["unit_times"] is not None,
-        slowdown=prepared["slowdown"].tolist(), batch_size=prepared["batch_size"],
-        record_every=prepared["record_every"], record_masks=record_masks,
+        delay=None if delay is None else delays_lib.describe_parameters(delay),
+        num_iters=spec.num_iters, num_trials=spec.num_trials, seed=spec.seed,
+        step_size=spec.step_sizes[point],
+        optimizer=_describe_optimizer(spec.optimizer, spec.optimizer_args),
+        upload_time=link.upload_time, broadcast_time=link.broadcast_time,
+        latency=link.latency, upload_factors=None if factors is None else factors.tolist(),
+        link=spec.link, replayed_unit_times=spec.unit_times is not None,
+        slowdown=spec.slowdown.tolist(), batch_size=spec.batch_size,
+        record_every=spec.record_every, record=list(spec.record),
+        metrics=[list(m) for m in spec.metrics],
         dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
     )
 
 
-def _checkpoint(directory, problem, strategy, config, prepared, optimizer):
+def _checkpoint(directory, problem, spec: _RunSpec):
     """The checkpoint store of a run, keyed by everything that determines its result."""
     dtype = compute_dtype()
-    configs = config if isinstance(config, list) else [config]
     theta0 = jnp.asarray(problem.initial_params(), dtype)
     key = checkpoints_lib.fingerprint(
         problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
         partition_smoothness=problem.partition_smoothness, optimal_value=problem.optimal_value,
         theta0=theta0, loss=problem.weighted_loss,
-        strategy=strategy,
-        configs=[{k: v for k, v in c.items() if k != "versions"} for c in configs],
-        chunk_size=prepared["chunk_size"], unit_times=prepared["unit_times"],
-        optimizer=checkpoints_lib.describe_optimizer(optimizer, theta0))
-    return checkpoints_lib.Checkpoint(directory, key, prepared["num_trials"])
+        strategies=spec.strategies,
+        configs=[{k: v for k, v in c.items() if k != "versions"} for c in spec.configs],
+        chunk_size=spec.chunk_size, unit_times=spec.unit_times,
+        optimizer=checkpoints_lib.describe_optimizer(spec.optimizer, theta0))
+    return checkpoints_lib.Checkpoint(directory, key, spec.num_trials)
+
+
+def _execute(problem, spec: _RunSpec, *, progress, checkpoint_dir) -> list[Result]:
+    """Run a described run: one Result per point."""
+    checkpoint = None if checkpoint_dir is None else _checkpoint(checkpoint_dir, problem, spec)
+    outputs = _run(problem, spec, progress=progress, checkpoint=checkpoint)
+    return [_assemble(problem, spec, i, *output) for i, output in enumerate(outputs)]
 
 
 # --------------------------------------------------------------------------- #
@@ -648,18 +897,21 @@ def _checkpoint(directory, problem, strategy, config, prepared, optimizer):
 # --------------------------------------------------------------------------- #
 def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
              seed: int = 0, step_size=None, optimizer=None, optimizer_args=None, upload_time=0.0,
-             broadcast_time=0.0, link: str = "parallel", unit_times=None, slowdown=None,
-             record_every: int = 1, record_masks: bool = False, chunk_size: int | None = None,
+             broadcast_time=0.0, latency=0.0, upload_factors=None, link: str = "parallel",
+             unit_times=None, slowdown=None, record_every: int = 1, record=(),
+             record_masks: bool = False, chunk_size: int | None = None,
              batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
              checkpoint_dir=None) -> Result:
-    """Simulate ``num_trials`` independent runs of ``strategy`` on ``problem``.
+    """Simulate ``num_trials`` independent runs of ``strategy`` on ``problem``
+    (a one-point :func:`sweep`).
 
     Args:
       problem: a :class:`~lagc_jax.problems.Problem` with ``num_partitions`` equal
         to the strategy's P.
-      strategy: from :func:`lagc_jax.strategies.make`.
-      delay: unit-time model (``ShiftedExponential``, ``Pareto`` or
-        ``MarkovStragglers``); may be None when ``unit_times`` is given.
+      strategy: from :func:`lagc_jax.strategies.make` (or any strategy of the protocol).
+      delay: a unit-time model (any :class:`~lagc_jax.delays.DelayModel`:
+        ``ShiftedExponential``, ``Pareto``, ``Weibull``, ``MarkovStragglers``, …);
+        may be None when ``unit_times`` is given.
       num_iters, num_trials: iterations K and Monte Carlo trials.
       seed: trial i uses ``fold_in(key(seed), i)``; iteration k folds in k.
       step_size: α (default 1/L); also the nominal α of the lazy thresholds.
@@ -668,12 +920,17 @@ def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_tria
         ``optimizer_args`` (real numbers, traced: a loop over their values compiles
         once, whereas every new GradientTransformation instance compiles anew);
         default ``optax.sgd(step_size)``.
-      upload_time, broadcast_time: τ and τ_b (≥ 0).
+      upload_time, broadcast_time: τ (link time of a full-precision gradient) and τ_b (≥ 0).
+      latency: added to every upload's link time (≥ 0; MODEL.md §9).
+      upload_factors: (M,) factors > 0 multiplying each worker's upload time
+        (heterogeneous bandwidth); default all 1.
       link: "parallel" or "shared" uplink (MODEL.md §3).
       unit_times: measured unit times, array (num_trials, num_iters, M), replacing the draws.
       slowdown: (M,) factors multiplying the unit times (persistent stragglers).
       record_every: record every r-th iterate (r must divide num_iters).
-      record_masks: also record ``upload_mask`` (trials, iters, units) of lazy strategies.
+      record: extra records: ``"masks"`` (``upload_mask`` (trials, iters, units): lazy units
+        updated, or messages used) and ``"grad_error"`` (η_k of MODEL.md §10, a metric).
+      record_masks: ``True`` is ``record=("masks",)``.
       chunk_size: iterations per compiled call (a multiple of record_every);
         default: the whole run in one call.
       batch_size: mini-batch size per partition for stochastic gradients (default:
@@ -686,46 +943,41 @@ def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_tria
 
     Returns:
       a :class:`~lagc_jax.results.Result` whose arrays have shape
-      (num_trials, num_iters // record_every + 1).
+      (num_trials, num_iters // record_every + 1), with the metrics ``bits_up``,
+      ``bits_down``, the strategy's own and those recorded on request.
     """
-    prepared = _prepare(problem, strategy, delay, num_iters, num_trials, seed, step_size,
-                        optimizer, upload_time, broadcast_time, link, unit_times, slowdown,
-                        record_every, chunk_size, batch_size, optimizer_args)
-    knobs = prepared["knobs"]
-    if any(len(v) != 1 for v in knobs.values()):
-        raise ValueError("simulate takes scalar knobs; use lagc_jax.sweep for several values")
-    config = _config(problem, strategy, prepared, seed=seed, optimizer=optimizer, link=link,
-                     step_size=knobs["step_size"][0], xi=knobs["xi"][0],
-                     upload_time=knobs["upload_time"][0], broadcast_time=knobs["broadcast_time"][0],
-                     delay=delay, record_masks=record_masks)
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, config, prepared, optimizer)
-    outputs = _run(problem, strategy, knobs=knobs, swept=False, seed=seed, optimizer=optimizer,
-                   link=link, record_masks=record_masks, progress=progress,
-                   checkpoint=checkpoint, **{k: prepared[k] for k in (
-                       "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
-                       "chunk_size", "batch_size", "optimizer_args")})
-    return _assemble(problem, strategy, "", *(o[0] if o is not None else None for o in outputs),
-                     config=config)
-
-
-# Keyword arguments sweep passes on to the run (those of simulate that are not swept).
-_SWEEP_KEYWORDS = frozenset({"seed", "optimizer", "optimizer_args", "link", "unit_times", "slowdown", "record_every",
-                             "record_masks", "chunk_size", "batch_size", "progress",
-                             "checkpoint_dir"})
+    scalars = dict(step_size=step_size, upload_time=upload_time, broadcast_time=broadcast_time,
+                   latency=latency)
+    swept = [name for name, value in scalars.items()
+             if isinstance(value, (list, tuple)) or np.ndim(value) > 0]
+    if (swept or isinstance(strategy, (list, tuple)) or isinstance(delay, list)
+            or np.ndim(upload_factors) > 1):
+        raise ValueError(f"simulate takes scalar knobs (got sequences for "
+                         f"{', '.join(swept) or 'strategy, delay or upload_factors'}); use "
+                         "lagc_jax.sweep for several values")
+    spec = _prepare(problem, strategy, delay, num_iters=num_iters, num_trials=num_trials,
+                    seed=seed, optimizer=optimizer, optimizer_args=optimizer_args,
+                    upload_factors=upload_factors, link=link, unit_times=unit_times,
+                    slowdown=slowdown, record_every=record_every, record=record,
+                    record_masks=record_masks, chunk_size=chunk_size, batch_size=batch_size,
+                    **scalars)
+    return _execute(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)[0]
 
 
 def sweep(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
-          step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, **kwargs) -> list[Result]:
-    """Simulate several values of the numeric knobs in one vmapped, compiled program.
+          step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, latency=0.0,
+          upload_factors=None, progress=None, checkpoint_dir=None, **kwargs) -> list[Result]:
+    """Simulate several points in one vmapped, compiled program.
 
-    ``step_size``, ``xi``, ``upload_time``, ``broadcast_time`` and ``delay`` (a
-    list of delay models of one type) may each be a sequence; sequences must have
-    one common length N and are zipped (use ``numpy.meshgrid`` for a grid); scalars
-    are broadcast. Every point sees the same unit-time draws (common random
-    numbers). Other keyword arguments are those of :func:`simulate`. Returns N
-    Results. A second sweep with other values of the same shape does not recompile.
+    Any of ``strategy`` (strategies of one pytree structure: other ξ, B, deadlines,
+    a quantizer's levels — whatever is a leaf), ``delay`` (models of one type),
+    ``step_size``, ``xi`` (sets every strategy leaf named ``xi``), ``upload_time``,
+    ``broadcast_time``, ``latency`` and ``upload_factors`` ((N, M)) may be a sequence;
+    sequences must have one common length N and are zipped (use ``numpy.meshgrid`` for
+    a grid); single values are broadcast. Every point sees the same unit-time draws
+    (common random numbers). Other keyword arguments are those of :func:`simulate`.
+    Returns N Results. Another sweep with other values of the same structure and
+    length compiles nothing.
 
     >>> import lagc_jax as lj
     >>> rs = sweep(lj.problems.lag_synthetic(4, dim=8), lj.strategies.make("gd", 4),
@@ -736,46 +988,16 @@ def sweep(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials:
     unknown = sorted(set(kwargs) - _SWEEP_KEYWORDS)
     if unknown:
         raise TypeError(f"sweep() got an unexpected keyword argument {unknown[0]!r}; valid "
-                        f"keywords: step_size, xi, upload_time, broadcast_time, delay (swept) and "
-                        f"{', '.join(sorted(_SWEEP_KEYWORDS))}")
-    checkpoint_dir = kwargs.pop("checkpoint_dir", None)
-    kwargs.setdefault("record_masks", False)
-    kwargs.setdefault("progress", None)
-    prepared = _prepare(problem, strategy, delay, num_iters, num_trials, kwargs.get("seed", 0),
-                        step_size, kwargs.get("optimizer"), upload_time, broadcast_time,
-                        kwargs.get("link", "parallel"), kwargs.get("unit_times"),
-                        kwargs.get("slowdown"), kwargs.get("record_every", 1),
-                        kwargs.get("chunk_size"), kwargs.get("batch_size"),
-                        kwargs.get("optimizer_args"))
-    knobs = prepared["knobs"]
-    if xi is not None:
-        if getattr(strategy, "xi", None) is None:
-            raise ValueError(f"xi does not apply to strategy {strategy.name!r}")
-        knobs["xi"] = [_nonnegative("xi", v) for v in np.atleast_1d(xi)]
-    lengths = {name: len(values) for name, values in knobs.items() if len(values) != 1}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"swept knobs must share one length, got {lengths}")
-    num_points = max(lengths.values(), default=1)
-    knobs = {name: values * num_points if len(values) == 1 else values
-             for name, values in knobs.items()}
-    if len({type(d) for d in knobs["delay"]}) > 1:
-        raise ValueError("delay: a sweep takes delay models of one type")
-    seed = kwargs.get("seed", 0)
-    optimizer, link = kwargs.get("optimizer"), kwargs.get("link", "parallel")
-    configs = [
-        _config(problem, strategy, prepared, seed=seed, optimizer=optimizer, link=link,
-                step_size=knobs["step_size"][i], xi=knobs["xi"][i],
-                upload_time=knobs["upload_time"][i], broadcast_time=knobs["broadcast_time"][i],
-                delay=knobs["delay"][i], record_masks=kwargs["record_masks"])
-        for i in range(num_points)]
-    checkpoint = None
-    if checkpoint_dir is not None:
-        checkpoint = _checkpoint(checkpoint_dir, problem, strategy, configs, prepared, optimizer)
-    outputs = _run(problem, strategy, knobs=knobs, swept=True, seed=seed, optimizer=optimizer,
-                   link=link, record_masks=kwargs["record_masks"], progress=kwargs["progress"],
-                   checkpoint=checkpoint, **{k: prepared[k] for k in (
-                       "num_iters", "num_trials", "unit_times", "slowdown", "record_every",
-                       "chunk_size", "batch_size", "optimizer_args")})
-    return [_assemble(problem, strategy, f"[point {i}]",
-                      *(o[i] if o is not None else None for o in outputs), config=configs[i])
-            for i in range(num_points)]
+                        f"keywords: strategy, delay, step_size, xi, upload_time, broadcast_time, "
+                        f"latency, upload_factors (swept) and {', '.join(sorted(_SWEEP_KEYWORDS))}")
+    spec = _prepare(problem, strategy, delay, num_iters=num_iters, num_trials=num_trials,
+                    step_size=step_size, xi=xi, upload_time=upload_time,
+                    broadcast_time=broadcast_time, latency=latency,
+                    upload_factors=upload_factors, **kwargs)
+    return _execute(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)
+
+
+# Keyword arguments of sweep that are not swept (those of simulate).
+_SWEEP_KEYWORDS = frozenset({"seed", "optimizer", "optimizer_args", "link", "unit_times",
+                             "slowdown", "record_every", "record", "record_masks", "chunk_size",
+                             "batch_size"})

@@ -12,6 +12,15 @@ cumulative and 0 at k = 0.
 ...            optimal_value=1.0)
 >>> r.to_reach(1.0)["wall_clock"].tolist()
 [1.5]
+
+Besides these, a Result holds named metrics (``metrics``), each an array (T, R) read
+by name like the core ones: ``bits_up`` and ``bits_down`` (cumulative bits on the
+wire, MODEL.md §9), ``grad_error`` (η_k of MODEL.md §10, when recorded; entry k + 1
+is round k's, NaN at entry 0), and any a strategy reports.
+
+>>> r.metrics["bits_up"] = np.array([[0, 256, 512]])
+>>> int(r.bits_up[0, -1]), r.to_reach(1.0)["bits_up"].tolist()
+(512, [256.0])
 """
 
 from __future__ import annotations
@@ -31,8 +40,14 @@ import numpy as np
 
 _ARRAYS = ("iterations", "loss", "gap", "wall_clock", "uploads", "downloads", "computations",
            "diverged")
-# Quantities reported when a target gap is reached.
+# Quantities reported when a target gap is reached (and every cumulative metric present).
 REACH_FIELDS = ("iterations", "wall_clock", "uploads", "downloads", "computations")
+# Names a strategy's own metric may not take: the core arrays and the engine's own records.
+CORE_NAMES = frozenset(_ARRAYS) | {"upload_mask", "decoding_residual", "masks", "grad_error",
+                                   "optimal_value", "config", "metrics", "duration", "loss"}
+# Metrics the engine records for every strategy (a strategy may report its own sizes).
+BUILTIN_METRICS = ("bits_up", "bits_down")
+_METRIC_PREFIX = "metric:"
 
 
 @functools.lru_cache(maxsize=1)
@@ -117,10 +132,24 @@ class Result:
     upload_mask: np.ndarray | None = None  # (T, K, U|M) bool, on request
     decoding_residual: np.ndarray | None = None  # (T,) worst max|a_F B − 1| of each trial
     config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # name -> (T, R): bits_up, grad_error, ...
+
+    def __getattr__(self, name):
+        """A named metric as an attribute (``result.bits_up``)."""
+        metrics = self.__dict__.get("metrics")
+        if metrics is not None and name in metrics:
+            return metrics[name]
+        raise AttributeError(f"Result has no field or metric {name!r} (metrics: "
+                             f"{sorted(metrics or ())})")
 
     @property
     def num_trials(self) -> int:
         return self.loss.shape[0]
+
+    def cumulative_metrics(self) -> list[str]:
+        """Names of the metrics that accumulate (0 at entry 0, like uploads)."""
+        return [name for name, values in self.metrics.items()
+                if not np.isnan(values[:, 0]).any()]
 
     # -- persistence
     def save(self, path) -> Path:
@@ -138,6 +167,8 @@ class Result:
         for optional in ("upload_mask", "decoding_residual"):
             if getattr(self, optional) is not None:
                 arrays[optional] = getattr(self, optional)
+        for name, values in self.metrics.items():
+            arrays[_METRIC_PREFIX + name] = values
         atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
         record = json.dumps(self.config, indent=2, sort_keys=True, default=str).encode()
         atomic_write(record_path, lambda f: f.write(record))
@@ -171,13 +202,21 @@ class Result:
                 config = json.loads(config_path.read_text())
             except ValueError as error:
                 raise ValueError(f"{config_path} is not a Result's JSON record: {error}") from None
+        metrics = {name[len(_METRIC_PREFIX):]: arrays.pop(name) for name in list(arrays)
+                   if name.startswith(_METRIC_PREFIX)}
+        unknown = sorted(set(arrays) - set(_ARRAYS) - {"optimal_value", "upload_mask",
+                                                       "decoding_residual"})
+        if unknown:
+            raise ValueError(f"{npz} is not a saved lagc_jax Result: unknown arrays {unknown}")
         return cls(optimal_value=float(arrays.pop("optimal_value")), config=config,
                    upload_mask=arrays.pop("upload_mask", None),
-                   decoding_residual=arrays.pop("decoding_residual", None), **arrays)
+                   decoding_residual=arrays.pop("decoding_residual", None), metrics=metrics,
+                   **arrays)
 
     # -- summaries
     def quantiles(self, name: str, q=(0.1, 0.5, 0.9)) -> np.ndarray:
-        """Quantiles over trials of a per-record array: shape (len(q), R)."""
+        """Quantiles over trials of a per-record array or metric: shape (len(q), R)
+        (NaN entries, e.g. ``grad_error`` at entry 0, give NaN)."""
         return np.quantile(getattr(self, name), q, axis=0)
 
     def on_time_grid(self, name: str, grid) -> np.ndarray:
@@ -194,13 +233,14 @@ class Result:
         return out
 
     def to_reach(self, target_gap: float) -> dict:
-        """Per trial, each of REACH_FIELDS at the first record with gap ≤ target (NaN: never)."""
+        """Per trial, each of REACH_FIELDS and each cumulative metric (bits, ...) at the
+        first record with gap ≤ target (NaN: never)."""
         reached = self.gap <= target_gap
         hit = reached.any(axis=1)
         first = np.argmax(reached, axis=1)
         rows = np.arange(self.num_trials)
         out = {}
-        for name in REACH_FIELDS:
+        for name in (*REACH_FIELDS, *self.cumulative_metrics()):
             values = (np.broadcast_to(self.iterations, self.gap.shape) if name == "iterations"
                       else getattr(self, name))
             out[name] = np.where(hit, values[rows, first].astype(float), np.nan)

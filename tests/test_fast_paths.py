@@ -127,7 +127,7 @@ def test_strategy_steps_through_combine_like_through_grads(name, S):
     strategy = lj.make(name, 4, S)
     theta = jnp.linspace(-1.0, 2.0, 6)
     _, grads = oracle.loss_and_grads(theta)
-    knobs = Knobs(1 / problem.smoothness, 1.0, 0.1, 0.0)
+    knobs = Knobs(1 / problem.smoothness, lj.timing.Link(upload_time=0.1))
     state = strategy.init(theta - 0.5, problem.union_smoothness)
     times = jnp.array([1.0, 3.0, 2.0, 0.5])
     results = [strategy.step(state, Round(theta, grads, times, 3, combine=combine), knobs)

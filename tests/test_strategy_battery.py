@@ -2,6 +2,7 @@
 plus a hand-written protocol strategy and a composition registered inside the test."""
 
 import contextlib
+from functools import partial
 import dataclasses
 
 import jax
@@ -83,14 +84,15 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-def knobs(**kw):
-    values = dict(step_size=0.05, xi=1.0, upload_time=0.2, broadcast_time=0.1) | kw
-    return st.Knobs(*(jnp.asarray(values[f], jnp.float64) for f in st.Knobs._fields))
+def knobs(step_size=0.05, upload_time=0.2, broadcast_time=0.1):
+    number = partial(jnp.asarray, dtype=jnp.float64)
+    return st.Knobs(number(step_size), lj.timing.Link(number(upload_time), number(broadcast_time),
+                                                      number(0.0)))
 
 
 def a_round(theta, k, times):
     grads = jnp.stack([jnp.arange(10.0) * (p + 1) / 50 - theta for p in range(M)])
-    return st.Round(theta, grads, times, jnp.int32(k), "parallel")
+    return st.Round(theta, grads, times, jnp.int32(k))
 
 
 def scaled_encoding(strategy, factor):
@@ -135,9 +137,12 @@ def test_no_recompilation_when_knobs_or_encoding_change(name):
     step = jax.jit(lambda s_, state_, round_, knobs_: s_.step(state_, round_, knobs_))
     times = jnp.linspace(1.0, 2.0, M)
     step(s, state, a_round(jnp.zeros(10), 1, times), knobs())
-    # new values everywhere (built before counting: eager ops compile small programs too)
-    args = (scaled_encoding(s, 2.0), state, a_round(jnp.ones(10), 2, times * 3),
-            knobs(step_size=0.01, xi=7.0, upload_time=1.5, broadcast_time=0.0))
+    # new values everywhere, ξ included (built before counting: eager ops compile too)
+    new = scaled_encoding(s, 2.0)
+    if getattr(s, "is_lazy", False):
+        new = dataclasses.replace(new, trigger=dataclasses.replace(new.trigger, xi=7.0))
+    args = (new, state, a_round(jnp.ones(10), 2, times * 3),
+            knobs(step_size=0.01, upload_time=1.5, broadcast_time=0.0))
     with count_compilations() as compiled:
         step(*args)
     assert compiled == []

@@ -6,7 +6,7 @@ one server update n. The state carries, per worker, the gradient its running job
 will deliver, the job's arrival time relative to the current server time t_n (so
 float32 keeps its precision over long runs), its job index j, and whether the job
 started at this update (its gradient is then ∇f_m(θ^n) = ``round.grads[m]``, and its
-unit time X_{j,m} comes from ``round.draw``, the engine's job-indexed draws).
+unit time X_{j,m} comes from ``round.draw``, the unit times indexed by job).
 
 >>> s = KAsync(num_workers=4, k=2)
 >>> s.name, s.num_partitions, s.delay_dependent
@@ -46,7 +46,7 @@ class KAsync:
     >>> s = KAsync(num_workers=3, k=1)
     >>> state = s.init(jnp.zeros(2), None)
     >>> grads = jnp.arange(6.0).reshape(3, 2)
-    >>> knobs = Knobs(step_size=0.1, xi=0.0, upload_time=0.0, broadcast_time=0.0)
+    >>> knobs = Knobs(step_size=0.1)
     >>> g, state, stats = s.step(state, Round(jnp.zeros(2), grads, jnp.array([2.0, 1.0, 3.0]),
     ...                                       jnp.int32(0)), knobs)
     >>> g.tolist(), float(stats.duration), stats.upload_mask.tolist()
@@ -61,7 +61,6 @@ class KAsync:
     xi = None  # no lazy threshold
     is_lazy = False
     delay_dependent = True  # which gradients are summed depends on the arrival order
-    needs_job_draws = True  # the engine passes round.draw: unit times indexed by job
     links = ("parallel",)  # a shared uplink is rejected before compiling
 
     def __post_init__(self):
@@ -91,7 +90,7 @@ class KAsync:
         # Jobs started at t_n: their unit times by job index (the engine's draws; a step
         # called without the hook, e.g. directly in a test, uses this round's row).
         x = round.unit_times if round.draw is None else round.draw(state.job)
-        started = knobs.broadcast_time + (x.astype(dtype) + knobs.upload_time)
+        started = knobs.broadcast_time + (x.astype(dtype) + knobs.link.durations())
         arrival = jnp.where(fresh, started, state.arrival)
         pending = jnp.where(fresh[:, None], round.grads, state.pending)
         order = jnp.argsort(arrival, stable=True)  # ties: lowest worker index first

@@ -18,7 +18,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .. import timing
 from .aggregate import Delivered
 from .lazy import NoTrigger
 from .placement import Placement
@@ -102,9 +101,8 @@ class Strategy:
         dtype = round.grads.dtype
         messages = self.placement.round_messages(round)  # (M, d) coded gradients
         plan, state = self.trigger.plan(state, self.placement, round, messages, knobs)
-        arrivals = timing.arrival_times(plan.loads * round.unit_times,
-                                        plan.uploads & plan.participating,
-                                        knobs.upload_time, round.link)
+        arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
+                                       plan.uploads & plan.participating)
         used, wait_time = self.wait(arrivals, plan.participating)
         sent = used & plan.participating & plan.uploads  # gradient vectors the server used
         # Which units reached the server: stated by the wait rule, not derived from

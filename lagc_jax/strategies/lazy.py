@@ -84,7 +84,7 @@ class NoTrigger:
 class _LazyTrigger:
     """State and bookkeeping shared by the worker- and server-side rules."""
 
-    xi: float = 1.0  # default ξ (the engine passes the traced value in the knobs)
+    xi: float = 1.0  # ξ: a leaf, traced (a sweep over ξ compiles once)
     history: int = static(default=10)  # D
     start: str = static(default="clean")
 
@@ -116,7 +116,7 @@ class _LazyTrigger:
         step_sq = sum_squares(round.theta - state.previous_theta)
         history = triggers.push_step(state.step_history, step_sq, round.k - 1)
         state = state._replace(step_history=history, previous_theta=round.theta)
-        threshold = triggers.lazy_threshold(history, knobs.xi, knobs.step_size, num_units)
+        threshold = triggers.lazy_threshold(history, self.xi, knobs.step_size, num_units)
         # lag-reference start: no checks, no uploads, nobody computes for k < D.
         active = (round.k >= self.history) if self.start == "lag-reference" else jnp.array(True)
         return state, threshold, active
