@@ -14,8 +14,10 @@ the previous manifest and every file it names intact. Files the manifest does
 not name are leftovers of a killed write and are removed at the next commit.
 A missing, stale (other content) or corrupt file raises ValueError naming it.
 
-The fingerprint hashes everything that determines the result (:func:`fingerprint`);
-a directory written by another configuration raises ValueError.
+The run's key hashes everything that determines the result, in named parts (the
+engine's: the program a chunk runs, traced from all the code inside it; the data;
+the initial state; the configuration); a directory written by another run raises
+ValueError naming the parts that differ.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from .results import atomic_write
 MANIFEST = "manifest.json"
 _FORMAT = 3  # 3: records by name ("record:NAME"); 2 held them by position (record0..5)
 _RECORD_PREFIX = "record:"
+_WHAT_DIFFERS = ("program: the code run inside a chunk — a strategy piece, the loss, the "
+                 "optimizer or the delay model; data: the problem or replayed unit times; "
+                 "initial state: what the strategy and optimizer build before iteration 0; "
+                 "configuration: knobs, delays, seed, trials, chunking, dtype")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
 
 
@@ -124,21 +130,47 @@ def _describe_value(value, depth: int):
     return [type(value).__module__, type(value).__qualname__, _ADDRESS.sub("", repr(value))]
 
 
-def describe_optimizer(optimizer, theta0):
-    """A custom optax optimizer's structure: the pytree of its state for ``theta0``
-    (``jax.eval_shape`` of ``init``: treedef, shapes, dtypes) and its functions
-    (:func:`describe_callable`); for a factory of optimizers, the factory's description.
-    None for the default ``optax.sgd(step_size)``."""
-    if optimizer is None:
-        return None
-    if not hasattr(optimizer, "init"):  # a factory of an optimizer (its arguments go elsewhere)
-        return {"factory": describe_callable(optimizer)}
-    state = jax.eval_shape(optimizer.init, theta0)
-    leaves, treedef = jax.tree_util.tree_flatten(state)
-    return {"state": _ADDRESS.sub("", str(treedef)),
-            "leaves": [[str(leaf.dtype), list(leaf.shape)] for leaf in leaves],
-            "init": describe_callable(optimizer.init),
-            "update": describe_callable(optimizer.update)}
+def describe_jaxpr(closed) -> list:
+    """A canonical description of a closed jaxpr: every equation (primitive, parameters,
+    operand avals) with variables numbered in order, sub-jaxprs written out in place,
+    and the constants' bytes — independent of the process's tracing caches (jax's own
+    printing shares a sub-jaxpr by object identity, which differs between processes)."""
+    constants = []
+
+    def text(jaxpr) -> str:
+        names = {}
+
+        def name(v):
+            if type(v).__name__ == "Literal":
+                return f"{v.val!r}:{v.aval}"
+            if type(v).__name__ == "DropVar":
+                return f"_:{v.aval}"
+            if v not in names:
+                names[v] = f"v{len(names)}:{v.aval}"
+            return names[v]
+
+        lines = ["in " + " ".join(name(v) for v in (*jaxpr.constvars, *jaxpr.invars))]
+        for eqn in jaxpr.eqns:
+            params = ";".join(f"{k}={param(v)}" for k, v in sorted(eqn.params.items()))
+            lines.append(f"{' '.join(name(v) for v in eqn.outvars)} = {eqn.primitive.name}"
+                         f"[{params}] {' '.join(name(v) for v in eqn.invars)}")
+        lines.append("out " + " ".join(name(v) for v in jaxpr.outvars))
+        return "{" + "\n".join(lines) + "}"
+
+    def param(value) -> str:
+        if hasattr(value, "jaxpr") and hasattr(value, "consts"):  # a closed jaxpr
+            constants.extend(value.consts)
+            return text(value.jaxpr)
+        if hasattr(value, "eqns"):  # an open jaxpr
+            return text(value)
+        if isinstance(value, (tuple, list)):
+            return "(" + ",".join(param(v) for v in value) + ")"
+        if callable(value) and not isinstance(value, type):
+            return repr(describe_callable(value))
+        return _ADDRESS.sub("", repr(value))
+
+    body = param(closed)
+    return [body, [np.asarray(c) for c in constants]]
 
 
 def fingerprint(**parts) -> str:
@@ -146,10 +178,7 @@ def fingerprint(**parts) -> str:
 
     Each keyword is hashed canonically: arrays by dtype, shape and bytes; pytrees
     (e.g. a strategy's arrays) by their treedef string and every leaf; functions by
-    :func:`describe_callable`; dicts by sorted key. The engine passes the problem's
-    device data, L and f*, the strategy's arrays and static description, the run
-    configurations (delay parameters, knobs, seed, trials, dtype, ...), the chunking,
-    the replayed unit times and the custom optimizer's description.
+    :func:`describe_callable`; dicts by sorted key.
     """
     h = hashlib.sha256()
     _feed(h, parts)
@@ -187,10 +216,14 @@ class Checkpoint:
     trials, so a run resumes on any device count (trial order is positional).
     """
 
-    def __init__(self, directory, key: str, num_trials: int):
+    def __init__(self, directory, parts: dict, num_trials: int):
+        """``parts``: name -> fingerprint of each thing that determines the result (the
+        run's key hashes them all; a mismatch on resume names the parts that differ)."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.key = key
+        self.parts = dict(parts)
+        self.key = fingerprint(**self.parts)
+        key = self.key
         self.num_trials = num_trials
         self.manifest = None
         self.done = 0
@@ -214,9 +247,12 @@ class Checkpoint:
                              "lagc_jax (records by position, record0..5; they are now kept by "
                              "name); delete it or use another directory")
         if manifest["key"] != key:
-            raise ValueError(f"checkpoint {self.dir} belongs to a different run configuration "
-                             "(problem data, strategy, delays, knobs, seed, trials, chunking, "
-                             "dtype or optimizer differ); use another directory or delete it")
+            stored = manifest.get("parts", {})
+            differ = [name for name, value in self.parts.items() if stored.get(name) != value]
+            raise ValueError(
+                f"checkpoint {self.dir} belongs to a different run: its {', '.join(differ)} "
+                f"differ{'s' if len(differ) == 1 else ''} ({_WHAT_DIFFERS}); use another "
+                "directory or delete it")
         self.manifest, self.done = manifest, done
         for entry in [manifest["carry"], *chunks]:  # every named file present and unchanged
             self._verify(entry)
@@ -280,7 +316,7 @@ class Checkpoint:
             f"leaf{i}": _trim(np.asarray(a), axis, self.num_trials)
             for i, (a, axis) in enumerate(zip(leaves, trial_axes))})
         chunks = [] if self.manifest is None else list(self.manifest["chunks"])
-        manifest = {"format": _FORMAT, "key": self.key, "done": done,
+        manifest = {"format": _FORMAT, "key": self.key, "parts": self.parts, "done": done,
                     "num_trials": self.num_trials, "carry": carry_entry, "chunks": chunks + [chunk]}
         text = json.dumps(manifest, indent=1).encode()
         atomic_write(self.dir / MANIFEST, lambda f: f.write(text))

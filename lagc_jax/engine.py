@@ -706,7 +706,7 @@ def _traced(spec: _RunSpec, dtype) -> _Traced:
     return traced
 
 
-def _run(problem, spec: _RunSpec, *, progress, checkpoint):
+def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
     """Run all chunks; return host records per point: (records dict, end loss, masks)."""
     dtype = compute_dtype()
     strategy = spec.strategies[0]
@@ -740,6 +740,14 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint):
         lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
     records, masks, end_loss, start = [], [], None, 0
     trial_axis = 1 if swept else 0
+    checkpoint = None
+    if checkpoint_dir is not None:
+        lengths = sorted({min(spec.chunk_size, spec.num_iters - k0)
+                          for k0 in range(0, spec.num_iters, spec.chunk_size)})
+        programs = [_program_description(static_for(n // spec.record_every), data, traced, carry,
+                                         replayed, swept) for n in lengths]
+        checkpoint = _checkpoint(checkpoint_dir, problem, spec, programs, carry,
+                                 _carry_trial_axes(static_for(0), carry))
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure and leaf shapes across chunks
         records, masks, end_loss, carry = checkpoint.load(
@@ -870,25 +878,56 @@ def _config(problem, spec: _RunSpec, point: int) -> dict:
     )
 
 
-def _checkpoint(directory, problem, spec: _RunSpec):
-    """The checkpoint store of a run, keyed by everything that determines its result."""
+def _program_description(static: _Static, data, traced, carry, replayed, swept):
+    """What one trial's chunk computes: the text of its jaxpr and its constants' bytes.
+
+    Every piece of user code that runs inside (wait rules, aggregators, losses,
+    optimizers, delay models) is traced into it, so an edited function body, another
+    closure value or another optax transformation changes it, while the device count
+    and the number of trials do not (one trial of the first point is traced).
+    """
+    def first(tree, axes: int):
+        """Entry 0 along the ``axes`` leading axes (points, then trials)."""
+        return jax.tree_util.tree_map(lambda a: a[(0,) * axes], tree)
+
+    point = 1 if swept else 0
+    one_traced = first(traced, point)
+    one_carry = tuple(first(part, point + (axis is not None))
+                      for part, axis in zip(carry, _carry_axes(static)))
+    # inputs without the trials' sharding (it would show in the jaxpr), values unused
+    one_replayed = None if replayed is None else jax.ShapeDtypeStruct(replayed.shape[1:],
+                                                                      replayed.dtype)
+    closed = jax.make_jaxpr(partial(_trial_chunk, static._replace(swept=False), data))(
+        one_traced, one_carry, jax.random.key(0), one_replayed, jnp.int32(0))
+    return checkpoints_lib.describe_jaxpr(closed)
+
+
+def _checkpoint(directory, problem, spec: _RunSpec, programs, initial_carry, trial_axes):
+    """The checkpoint store of a run, keyed by what it computes: the chunk programs
+    (:func:`_program_description`), the problem's data, the initial state the strategy
+    and optimizer build on the host, the replayed times and the run's configuration."""
     dtype = compute_dtype()
-    theta0 = jnp.asarray(problem.initial_params(), dtype)
-    key = checkpoints_lib.fingerprint(
-        problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
-        partition_smoothness=problem.partition_smoothness, optimal_value=problem.optimal_value,
-        theta0=theta0, loss=problem.weighted_loss,
-        strategies=spec.strategies,
-        configs=[{k: v for k, v in c.items() if k != "versions"} for c in spec.configs],
-        chunk_size=spec.chunk_size, unit_times=spec.unit_times,
-        optimizer=checkpoints_lib.describe_optimizer(spec.optimizer, theta0))
-    return checkpoints_lib.Checkpoint(directory, key, spec.num_trials)
+    parts = {
+        "program": checkpoints_lib.fingerprint(programs=programs),
+        "data": checkpoints_lib.fingerprint(
+            problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
+            partition_smoothness=problem.partition_smoothness,
+            optimal_value=problem.optimal_value,
+            theta0=np.asarray(problem.initial_params(), dtype), unit_times=spec.unit_times),
+        "initial state": checkpoints_lib.fingerprint(  # the padding trials left out
+            carry=[np.asarray(leaf) if axis is None else
+                   np.take(np.asarray(leaf), np.arange(spec.num_trials), axis=axis)
+                   for leaf, axis in zip(jax.tree_util.tree_leaves(initial_carry), trial_axes)]),
+        "configuration": checkpoints_lib.fingerprint(
+            strategies=spec.strategies, chunk_size=spec.chunk_size,
+            configs=[{k: v for k, v in c.items() if k != "versions"} for c in spec.configs]),
+    }
+    return checkpoints_lib.Checkpoint(directory, parts, spec.num_trials)
 
 
 def _execute(problem, spec: _RunSpec, *, progress, checkpoint_dir) -> list[Result]:
     """Run a described run: one Result per point."""
-    checkpoint = None if checkpoint_dir is None else _checkpoint(checkpoint_dir, problem, spec)
-    outputs = _run(problem, spec, progress=progress, checkpoint=checkpoint)
+    outputs = _run(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)
     return [_assemble(problem, spec, i, *output) for i, output in enumerate(outputs)]
 
 
