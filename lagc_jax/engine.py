@@ -193,6 +193,8 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     dtype = carry[0].dtype
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
+    # the recorded value: f − f* where the problem resolves it directly, else f
+    evaluate = oracle.gap_and_grads or oracle.loss_and_grads
     source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
     summed = [m.name for m in static.metrics if m.accumulate == "sum"]
     per_round = [m.name for m in static.metrics if m.accumulate == "round"]
@@ -203,7 +205,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         (theta, opt_state, strat_state, delay_state), acc, ahead = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
-        loss, grads = oracle.loss_and_grads(theta)
+        value, grads = evaluate(theta)
         full_grads = grads
         if static.batch_size is not None:
             grads = minibatch_partition_grads(static.weighted_loss, theta, data,
@@ -223,7 +225,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
         acc = dict(
             acc,
-            first_loss=jnp.where(i % static.record_every == 0, loss, acc["first_loss"]),
+            first_value=jnp.where(i % static.record_every == 0, value, acc["first_value"]),
             duration=acc["duration"] + stats.duration,
             uploads=acc["uploads"] + stats.uploads,
             downloads=acc["downloads"] + stats.downloads,
@@ -238,7 +240,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     def block(state, b):
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
-        acc = dict(first_loss=zero, duration=zero, uploads=izero, downloads=izero,
+        acc = dict(first_value=zero, duration=zero, uploads=izero, downloads=izero,
                    computations=izero, residual=zero,
                    **{name: zero for name in (*summed, *per_round)})
         steps = b * static.record_every + jnp.arange(static.record_every)
@@ -249,8 +251,8 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
                                                 jnp.arange(static.num_blocks))
     if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
-    end_loss, _ = oracle.loss_and_grads(carry[0])
-    return carry, records, masks, end_loss
+    end_value, _ = evaluate(carry[0])
+    return carry, records, masks, end_value
 
 
 def _carry_axes(static: _Static):
@@ -629,6 +631,13 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
     slowdown = np.ones(M) if slowdown is None else np.asarray(slowdown, dtype=np.float64)
     if slowdown.shape != (M,) or not np.all(np.isfinite(slowdown)) or np.any(slowdown <= 0):
         raise ValueError(f"slowdown must be {M} finite factors > 0, got {slowdown!r}")
+    _check_representable("slowdown", slowdown)
+    if unit_times is not None:
+        _check_representable("unit_times", unit_times)
+    for model in delays:
+        mean = None if model is None else getattr(model, "mean", None)
+        if mean is not None and math.isfinite(mean):
+            _check_representable("delay (its mean unit time)", mean)
     points = dict(
         strategy=strategies,
         delay=delays,
@@ -650,6 +659,10 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
         points["strategy"] = [_with_xi(s, v) for s, v in zip(points["strategy"], points["xi"])]
     if len({f is None for f in points["upload_factors"]}) > 1:
         raise ValueError("upload_factors: give factors for every point of a sweep or for none")
+    for name in ("upload_time", "broadcast_time", "latency", "upload_factors"):
+        for value in points[name]:
+            if value is not None:
+                _check_representable(name, value)
     for s in points["strategy"]:
         if getattr(s, "xi", None) is not None:
             _nonnegative("xi", s.xi)
@@ -738,7 +751,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
                for s, step, d in zip(spec.strategies, spec.step_sizes, _delay_models(spec))]
     carry = carries[0] if not swept else jax.tree_util.tree_map(
         lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
-    records, masks, end_loss, start = [], [], None, 0
+    records, masks, end_value, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     checkpoint = None
     if checkpoint_dir is not None:
@@ -750,7 +763,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
                                  _carry_trial_axes(static_for(0), carry))
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure and leaf shapes across chunks
-        records, masks, end_loss, carry = checkpoint.load(
+        records, masks, end_value, carry = checkpoint.load(
             carry, _carry_trial_axes(static_for(0), carry), padded)
         start = checkpoint.done
     for k0 in range(start, spec.num_iters, spec.chunk_size):
@@ -758,7 +771,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         static = static_for(length // spec.record_every)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, traced, carry, trial_keys, replayed, jnp.int32(k0))
-        chunk_records, chunk_masks, end_loss = jax.tree_util.tree_map(  # padding trials dropped
+        chunk_records, chunk_masks, end_value = jax.tree_util.tree_map(  # padding trials dropped
             lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
             _to_host((chunk_records, chunk_masks, chunk_end)))
         records.append(chunk_records)
@@ -767,7 +780,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         if checkpoint is not None:
             checkpoint.save(k0, k0 + length, chunk_records,
                             chunk_masks if "masks" in spec.record else None,
-                            end_loss, _to_host(carry), _carry_trial_axes(static, carry))
+                            end_value, _to_host(carry), _carry_trial_axes(static, carry))
         if progress is not None:
             progress(k0 + length, spec.num_iters)
 
@@ -777,19 +790,26 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
             if "masks" in spec.record else None)
     if not swept:  # a leading point axis of length 1
         joined = {name: a[None] for name, a in joined.items()}
-        end_loss = end_loss[None]
+        end_value = end_value[None]
         mask = None if mask is None else mask[None]
-    return [({name: a[i] for name, a in joined.items()}, end_loss[i],
+    return [({name: a[i] for name, a in joined.items()}, end_value[i],
              None if mask is None else mask[i]) for i in range(spec.num_points)]
 
 
-def _assemble(problem, spec: _RunSpec, point: int, records, end_loss, mask) -> Result:
+def _assemble(problem, spec: _RunSpec, point: int, records, end_value, mask) -> Result:
     """Host-side assembly of one point: cumulative totals in float64 / int64, named
     metrics, the divergence flag."""
     config = spec.configs[point]
     name = f"{spec.strategies[point].name}{f'[point {point}]' if spec.num_points > 1 else ''}"
-    num_trials = records["first_loss"].shape[0]
-    loss = np.concatenate([records["first_loss"], end_loss[:, None]], axis=1).astype(np.float64)
+    num_trials = records["first_value"].shape[0]
+    values = np.concatenate([records["first_value"], end_value[:, None]], axis=1)
+    f_star = problem.optimal_value
+    if problem.uses_quadratic_form:  # the program computed f − f* itself (see gradient_oracle)
+        gap = values.astype(np.float64)
+        loss = f_star + gap
+    else:
+        loss = values.astype(np.float64)
+        gap = loss - f_star
 
     def cumulative(per_block, kind):
         totals = np.cumsum(per_block.astype(kind), axis=1)
@@ -799,8 +819,6 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_loss, mask) -> R
         return np.concatenate([np.full((num_trials, 1), np.nan),
                                values.astype(np.float64)], axis=1)
 
-    f_star = problem.optimal_value
-    gap = loss - f_star
     diverged = ~np.all(np.isfinite(loss), axis=1) | np.any(
         gap > DIVERGENCE_FACTOR * (np.abs(gap[:, :1]) + abs(f_star)), axis=1)
     if diverged.any():
@@ -853,6 +871,28 @@ def _carry_trial_axes(static: _Static, carry) -> list:
             for _ in jax.tree_util.tree_leaves(part)]
 
 
+def _gap_resolution(problem) -> float:
+    """The smallest gap f − f* the compute dtype resolves: 0 where the program computes
+    the gap itself (quadratic problems), else the dtype's resolution of f (eps·|f*|)."""
+    if problem.uses_quadratic_form:
+        return 0.0
+    return float(jnp.finfo(compute_dtype()).eps * abs(problem.optimal_value))
+
+
+def _check_representable(name, values) -> None:
+    """Refuse positive times or factors that the compute dtype rounds to 0 (or to inf)."""
+    values = np.asarray(values, dtype=np.float64)
+    dtype = np.dtype(jnp.dtype(compute_dtype()).name)
+    rounded = values.astype(dtype)
+    lost = (values > 0) & ((rounded == 0) | ~np.isfinite(rounded))
+    if lost.any():
+        value = float(values[lost].flat[0])
+        raise ValueError(f"{name}: {value!r} is not representable in {dtype.name} (it rounds to "
+                         f"{float(rounded[lost].flat[0])!r}; smallest normal "
+                         f"{np.finfo(dtype).tiny:.3g}, largest {np.finfo(dtype).max:.3g}); "
+                         "rescale the times or enable float64 (JAX_ENABLE_X64=1)")
+
+
 def _config(problem, spec: _RunSpec, point: int) -> dict:
     """The JSON record of one point: everything that determines its result, readably."""
     strategy, link, delay = spec.strategies[point], spec.links[point], spec.delays[point]
@@ -873,6 +913,7 @@ def _config(problem, spec: _RunSpec, point: int) -> dict:
         link=spec.link, replayed_unit_times=spec.unit_times is not None,
         slowdown=spec.slowdown.tolist(), batch_size=spec.batch_size,
         record_every=spec.record_every, record=list(spec.record),
+        gap_resolution=_gap_resolution(problem),
         metrics=[list(m) for m in spec.metrics],
         dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
     )

@@ -147,6 +147,9 @@ class GradientOracle(NamedTuple):
     # (θ, matrix (R, P)) -> matrix @ ∇f_p(θ) (R, d) straight from θ, or None where the
     # problem has no cheaper way than multiplying the partition gradients.
     combine: Callable | None = None
+    # θ -> (f(θ) − f*, partition gradients) to the relative precision of the gap itself
+    # (quadratic problems), or None: f − f* is then known only to the dtype's resolution of f.
+    gap_and_grads: Callable | None = None
 
 
 def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
@@ -159,8 +162,9 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
     (T, d+1) @ (d+1, P·d), the bias included), ``combine`` multiplies the coded
     combination Σ_p B_rp [H_p; −b_p] (independent of the trial) instead of the
     gradients, and f = f* + ½(θ − θ*)ᵀ∇f(θ) with ∇f from its own (d+1, d) product,
-    so that f never needs the partition gradients. Otherwise one
-    ``vmap(value_and_grad)`` of the partition loss.
+    so that f never needs the partition gradients; ``gap_and_grads`` gives the gap
+    ½(θ − θ*)ᵀ∇f(θ) itself, which float32 resolves far below its resolution of f.
+    Otherwise one ``vmap(value_and_grad)`` of the partition loss.
     """
     if data.quadratic is not None:
         hessians, linear, minimizer, optimal_value = data.quadratic
@@ -172,10 +176,14 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
         def extended(theta):
             return jnp.concatenate([theta, jnp.ones((1,), theta.dtype)])
 
-        def loss_and_grads(theta):
+        def gap_and_grads(theta):
             x = extended(theta)
-            loss = optimal_value + 0.5 * inner(theta - minimizer, x @ full)
-            return loss, (x @ blocks.reshape(d + 1, P * d)).reshape(P, d)
+            gap = 0.5 * inner(theta - minimizer, x @ full)
+            return gap, (x @ blocks.reshape(d + 1, P * d)).reshape(P, d)
+
+        def loss_and_grads(theta):
+            gap, grads = gap_and_grads(theta)
+            return optimal_value + gap, grads
 
         def combine(theta, matrix):
             # a batched product over the rows i of the blocks gives the (d+1, R, d) layout
@@ -185,7 +193,7 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
                 jnp.broadcast_to(matrix, (d + 1,) + matrix.shape), blocks,
                 (((2,), (1,)), ((0,), (0,)))).reshape(d + 1, -1)
             return (extended(theta) @ coded).reshape(matrix.shape[0], d)
-        return GradientOracle(loss_and_grads, combine)
+        return GradientOracle(loss_and_grads, combine, gap_and_grads)
 
     def partition_loss(theta, examples, weights):
         return weighted_loss(theta, examples, weights) + 0.5 * data.l2 * jnp.dot(theta, theta)

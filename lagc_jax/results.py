@@ -30,6 +30,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -234,8 +235,18 @@ class Result:
 
     def to_reach(self, target_gap: float) -> dict:
         """Per trial, each of REACH_FIELDS and each cumulative metric (bits, ...) at the
-        first record with gap ≤ target (NaN: never)."""
+        first record with gap ≤ target (NaN: never). A target below the resolution of the
+        gap in the run's dtype (``config["gap_resolution"]``, e.g. eps·|f*| in float32 for
+        a non-quadratic problem) cannot be claimed: a warning, and NaN for every trial."""
+        resolution = float(self.config.get("gap_resolution", 0.0))
         reached = self.gap <= target_gap
+        if target_gap < resolution:
+            warnings.warn(
+                f"target_gap={target_gap:g} is below the resolution of f − f* in this run's "
+                f"{self.config.get('dtype', 'dtype')} ({resolution:.2g} = eps·|f*|): whether it "
+                "is reached cannot be told, so no trial is counted as reaching it; run in "
+                "float64 (JAX_ENABLE_X64=1) or use a larger target", RuntimeWarning, stacklevel=2)
+            reached = np.zeros_like(reached)
         hit = reached.any(axis=1)
         first = np.argmax(reached, axis=1)
         rows = np.arange(self.num_trials)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import lagc_jax as lj
+
 SCRIPT = """
 import numpy as np, lagc_jax as lj
 r = lj.simulate(lj.problems.lag_synthetic(6, dim=20), lj.strategies.make("lagc", 6, 1),
@@ -45,3 +47,51 @@ def test_float32_refuses_a_code_it_cannot_decode():
     assert first.startswith("gc: decoding weights up to max|a| = 7.11e+05")
     assert "float32 cannot represent this code's decoding" in first
     assert second == "small code runs: float32 True"
+
+
+RESOLUTION = """
+import warnings, numpy as np, lagc_jax as lj
+from lagc_jax import datasets
+p = lj.problems.lag_synthetic(12)
+r = lj.simulate(p, lj.make("gd", 12), lj.ShiftedExponential(), num_iters=400, num_trials=2)
+print("min gap", float(r.gap.min()))
+print("reached at", int(r.to_reach(1e-6)["iterations"][0]))
+logistic = datasets.breast_cancer(6)
+r = lj.simulate(logistic, lj.make("gd", 6), lj.ShiftedExponential(), num_iters=3, num_trials=2)
+print("resolution", r.config["gap_resolution"] > 0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    reach = r.to_reach(1e-12)["iterations"]
+print("unresolvable", bool(np.isnan(reach).all()), "resolution of f" in str(caught[-1].message))
+for kwargs in (dict(slowdown=np.full(12, 1e-50)),
+               dict(unit_times=np.full((2, 3, 12), 1e-46), delay=None),
+               dict(upload_factors=np.full(12, 1e-50)),
+               dict(delay=lj.ShiftedExponential(rate=1e60))):
+    options = dict(delay=lj.ShiftedExponential()) | kwargs
+    try:
+        lj.simulate(p, lj.make("gd", 12), options.pop("delay"), num_iters=3, num_trials=2,
+                    **options)
+        print("ran")
+    except ValueError as error:
+        print(str(error).split(":")[0], "float32" in str(error))
+"""
+
+
+def test_float32_resolves_the_gap_and_refuses_what_it_cannot_represent():
+    """float32 on lag_synthetic(12): the gap is computed as ½(θ − θ*)ᵀ∇f, not f − f* of
+    two rounded numbers (which floored at −1.8e-6 and 'reached' 1e-6 ten iterations
+    early): it stays ≥ 0 and the float64 run's iteration is reproduced. A target below
+    eps·|f*| of a non-quadratic problem is not claimed; times and factors that float32
+    rounds to 0 are refused, naming them."""
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    out = subprocess.run([sys.executable, "-c", RESOLUTION], capture_output=True, text=True,
+                         env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert float(lines[0].split()[-1]) >= 0.0
+    reference = lj.simulate(lj.problems.lag_synthetic(12), lj.make("gd", 12),
+                            lj.ShiftedExponential(), num_iters=400, num_trials=1)
+    assert lines[1] == f"reached at {int(reference.to_reach(1e-6)['iterations'][0])}"
+    assert lines[2:] == ["resolution True", "unresolvable True True", "slowdown True",
+                         "unit_times True", "upload_factors True",
+                         "delay (its mean unit time) True"]

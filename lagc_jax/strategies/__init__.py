@@ -22,13 +22,14 @@ from .aggregate import Decode, DecodeFreshStale, Delivered, ScaledSum, Sum
 from .asynchronous import AsyncState, KAsync
 from .composed import Strategy
 from .lazy import STARTS, LazyState, NoTrigger, Plan, ServerTrigger, WorkerTrigger
-from .protocol import Knobs, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass, static
+from .protocol import (Knobs, Metric, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass,
+                       static)
 from .registry import Entry, check_workers, info, make, names, register, unregister
 from .wait import FirstK, FirstPerGroup, WaitAll, WaitFunction
 
 __all__ = [
     "AsyncState", "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "KAsync", "Knobs",
-    "LazyState", "NoTrigger", "Plan", "Round", "STARTS", "ScaledSum", "ServerTrigger", "Stats",
+    "LazyState", "Metric", "NoTrigger", "Plan", "Round", "STARTS", "ScaledSum", "ServerTrigger", "Stats",
     "Strategy", "StrategyProtocol", "Sum", "WaitAll", "WaitFunction", "WorkerTrigger",
     "check_workers", "info", "is_strategy", "make", "names", "placement", "pytree_dataclass",
     "register", "static", "unregister",
