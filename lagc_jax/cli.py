@@ -101,7 +101,7 @@ def one_of(choices):
 
 
 def delay_spec(text):
-    """argparse type: a delay model ``exp:RATE[,SHIFT]`` or ``pareto:SCALE,SHAPE``."""
+    """argparse type: a delay model in one of the forms of :func:`lagc_jax.delays.parse_delay`."""
     from . import delays
     try:
         return delays.parse_delay(text)
@@ -152,13 +152,17 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
     parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
     parser.add_argument("--delay", type=delay_spec, default="exp:1",
-                        help="exp:RATE[,SHIFT] or pareto:SCALE,SHAPE (default exp:1)")
+                        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
+                             "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)")
     parser.add_argument("--trials", type=int_at_least(1), default=200,
                         help="Monte Carlo trials (default 200)")
     parser.add_argument("--iters", type=int_at_least(1), default=400,
                         help="iterations per trial (default 400)")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--upload-time", type=number(0), default=0.0, help="τ per upload (default 0)")
+    parser.add_argument("--upload-time", type=number(0), default=0.0,
+                        help="τ: link time of a full-precision gradient (default 0)")
+    parser.add_argument("--latency", type=number(0), default=0.0,
+                        help="added to every upload's link time (default 0)")
     parser.add_argument("--broadcast-time", type=number(0), default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", type=one_of(LINKS), default="parallel", help="parallel or shared")
     parser.add_argument("--xi", type=number(0), default=None,
@@ -205,20 +209,29 @@ def _progress_printer(label: str):
 
 
 def format_summary_table(rows, target_gap: float) -> str:
-    """Markdown table of (strategy, summary dict) rows: medians with 95 % intervals."""
+    """Markdown table of (strategy, summary dict) rows: medians with 95 % intervals, a
+    column for every metric present in a row (bits on the wire, gradient error, ...)."""
+    from .results import REACH_FIELDS
     from .results import format_median_interval as cell
 
+    core = (*REACH_FIELDS, "reached", "diverged")
+    metrics = sorted({name for _, s in rows for name in s if name not in core},
+                     key=lambda name: (not name.startswith("bits"), name))
+    metric_header = "".join(f" {name.replace('_', ' ')} |" for name in metrics)
     lines = [
-        f"Median over trials to reach f − f* ≤ {target_gap:g}, [95 % interval of the median]",
+        f"Median over trials to reach f − f* ≤ {target_gap:g}, [95 % interval of the median]"
+        + ("; per-round metrics: their mean over the run" if metrics else ""),
         "",
-        "| strategy | wall clock | uploads | computations | iterations | reached | diverged |",
-        "|---|---|---|---|---|---|---|",
+        "| strategy | wall clock | uploads | computations | iterations |" + metric_header
+        + " reached | diverged |",
+        "|---|---|---|---|---|" + "---|" * len(metrics) + "---|---|",
     ]
     for name, s in rows:
+        metric_cells = "".join(f" {cell(s[m], '.3g') if m in s else '—'} |" for m in metrics)
         lines.append(
             f"| {name} | {cell(s['wall_clock'], '.4g')} | {cell(s['uploads'], '.0f')} | "
-            f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} | "
-            f"{s['reached']:.0%} | {s['diverged']} |")
+            f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} |"
+            f"{metric_cells} {s['reached']:.0%} | {s['diverged']} |")
     return "\n".join(lines)
 
 
@@ -403,13 +416,15 @@ def cmd_run(args) -> int:
     check_writable(prog, "--out", f"{args.out}_x.npz")
     print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
           f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
-          f"τ={args.upload_time:g} ({args.link}), τ_b={args.broadcast_time:g}", file=sys.stderr)
+          f"τ={args.upload_time:g} ({args.link}), latency={args.latency:g}, "
+          f"τ_b={args.broadcast_time:g}", file=sys.stderr)
     rows = []
     for strategy in built:
         _raise_if_interrupted()
         result = simulate(
             problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
             seed=args.seed, upload_time=args.upload_time, broadcast_time=args.broadcast_time,
+            latency=args.latency,
             link=args.link, chunk_size=max(args.iters // 10, 1),
             progress=_progress_printer(strategy.name))
         path = result.save(f"{args.out}_{strategy.name}")

@@ -258,10 +258,16 @@ class Result:
         return out
 
     def summary(self, target_gap: float, confidence: float = 0.95) -> dict:
-        """Median and confidence interval of each REACH_FIELDS quantity to reach ``target_gap``,
-        the fraction of trials that reached it, and the number that diverged."""
+        """Median and confidence interval of each REACH_FIELDS quantity and cumulative
+        metric to reach ``target_gap``, of each per-round metric's mean over the run's
+        rounds (e.g. ``grad_error``), the fraction of trials that reached the target, and
+        the number that diverged."""
         reach = self.to_reach(target_gap)
         out = {name: median_interval(values, confidence) for name, values in reach.items()}
+        for name in self.metrics:
+            if name not in reach:
+                out[name] = median_interval(np.nanmean(self.metrics[name][:, 1:], axis=1),
+                                            confidence)
         out["reached"] = float(np.mean(~np.isnan(reach["wall_clock"])))
         out["diverged"] = int(self.diverged.sum())
         return out

@@ -21,6 +21,10 @@ def test_run_writes_results_and_prints_table(tmp_path, capsys):
     # the printed median uploads are the median over trials of the saved run
     uploads = np.median(result.to_reach(1e-4)["uploads"])
     assert f"| {uploads:.0f} [" in out
+    # every metric present has a column: bits on the wire, 32 bits per coordinate
+    assert "| bits down | bits up |" in out
+    bits = np.median(result.to_reach(1e-4)["bits_up"])
+    assert bits == 32 * 50 * uploads and f"| {bits:.3g} [" in out
 
 
 def test_run_all_strategies_small(tmp_path, capsys):
@@ -52,6 +56,10 @@ def test_run_reports_bad_input(argv, message, capsys):
     (["run", "--iters", "0"], "lagc-jax run: --iters must be an integer >= 1, got 0"),
     (["run", "--upload-time", "-1"],
      "lagc-jax run: --upload-time must be a finite number >= 0, got '-1'"),
+    (["run", "--latency", "-1"], "lagc-jax run: --latency must be a finite number >= 0, got '-1'"),
+    (["run", "--delay", "weibull:1,-2"], "lagc-jax run: --delay: shape must be finite and > 0, got -2.0"),
+    (["run", "--delay", "lognormal:0,0"], "lagc-jax run: --delay: sigma must be"),
+    (["run", "--delay", "bimodal:1,4,1.5"], "lagc-jax run: --delay: p_slow must be"),
     (["run", "--broadcast-time", "inf"],
      "lagc-jax run: --broadcast-time must be a finite number >= 0, got 'inf'"),
     (["run", "--link", "foo"], "lagc-jax run: --link must be one of parallel, shared, got 'foo'"),

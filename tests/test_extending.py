@@ -114,3 +114,17 @@ def test_cli_import_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lagc-jax run: --import: cannot import 'no_such_module_xyz'")
     assert "\n" not in err
+
+
+def test_make_refuses_a_factory_that_ignores_num_workers():
+    """A factory that builds a fixed size would otherwise simulate another M silently."""
+    def fixed_size(num_workers, stragglers):
+        return lj.make("gd", 4)
+    lj.register("fixed-size", fixed_size, replace=True)
+    try:
+        assert lj.make("fixed-size", 4).num_workers == 4
+        with pytest.raises(ValueError, match="asked for num_workers=6 but returned a strategy "
+                                             "of 4 workers"):
+            lj.make("fixed-size", 6)
+    finally:
+        lj.strategies.unregister("fixed-size")

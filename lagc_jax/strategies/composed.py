@@ -24,6 +24,11 @@ from .placement import Placement
 from .protocol import Stats, pytree_dataclass, static
 
 
+def _call(role, function, *arguments):
+    """How :meth:`Strategy.step` calls its pieces: directly."""
+    return function(*arguments)
+
+
 @pytree_dataclass
 class Strategy:
     """A strategy composed of four pieces (each a pytree; see the submodules).
@@ -98,21 +103,33 @@ class Strategy:
 
     def step(self, state, round, knobs):
         """One round: (aggregated gradient ĝ^k (d,), new state, Stats)."""
+        return self.step_with(state, round, knobs, _call)
+
+    def step_with(self, state, round, knobs, call):
+        """:meth:`step`, calling each piece through ``call(role, function, *arguments)``
+        (roles: "placement", "plan", "wait", "commit", "aggregate"). :meth:`step` calls
+        them directly; :func:`lagc_jax.strategies.contracts.check_strategy` checks and
+        records what each piece returns, tracing exactly this round."""
         dtype = round.grads.dtype
-        messages = self.placement.round_messages(round)  # (M, d) coded gradients
-        plan, state = self.trigger.plan(state, self.placement, round, messages, knobs)
+        placement, trigger = self.placement, self.trigger
+        messages = call("placement", placement.round_messages, round)  # (M, d) coded gradients
+        plan, state = call("plan", trigger.plan, state, placement, round, messages, knobs)
         arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
                                        plan.uploads & plan.participating)
-        used, wait_time = self.wait(arrivals, plan.participating)
+        used, wait_time = call("wait", self.wait, arrivals, plan.participating)
         sent = used & plan.participating & plan.uploads  # gradient vectors the server used
         # Which units reached the server: stated by the wait rule, not derived from
         # `used`, where it cannot drop a message (so iterates stay delay-independent).
         heard = self._heard_units(used) if self.wait.delay_dependent else None
-        state, held, updated = self.trigger.commit(state, plan, heard, round.theta)
-        aggregate, residual = self.aggregate(Delivered(
-            messages, held, used, plan.selected, plan.held, round.grads, self.placement))
+        state, held, updated = call("commit", trigger.commit, state, plan, heard, round.theta)
+        aggregate, residual = call("aggregate", self.aggregate, Delivered(
+            messages, held, used, plan.selected, plan.held, round.grads, placement))
+        # A wait rule cannot run the clock backwards: a negative (or NaN) wait time makes
+        # the round's duration NaN, which the engine reports as a non-finite wall clock
+        # (check_strategy names the wait rule before compiling).
+        duration = jnp.where(wait_time >= 0, knobs.broadcast_time + wait_time, jnp.nan)
         stats = Stats(
-            duration=knobs.broadcast_time + wait_time,
+            duration=duration,
             uploads=jnp.sum(sent, dtype=jnp.int32),
             downloads=jnp.sum(plan.participating, dtype=jnp.int32),
             computations=jnp.sum(plan.loads).astype(jnp.int32),

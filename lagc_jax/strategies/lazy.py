@@ -77,7 +77,11 @@ class NoTrigger:
                     jnp.ones((placement.num_units,), bool), fresh), state
 
     def commit(self, state, plan, heard, theta):
-        return state, plan.fresh, plan.selected
+        """The server holds the fresh gradient of every unit it heard from (``heard`` None:
+        all), and nothing of the others: a message the wait rule dropped cannot be used."""
+        if heard is None:
+            return state, plan.fresh, plan.selected
+        return state, jnp.where(heard[:, None], plan.fresh, 0.0), plan.selected & heard
 
 
 @pytree_dataclass

@@ -120,6 +120,9 @@ def make(name: str, num_workers: int, stragglers: int = 0, **options):
         raise ValueError(f"the factory of {name!r} returned {type(strategy).__name__}, which "
                          "lacks the strategy protocol (name, num_workers, num_partitions, "
                          "delay_dependent, init, step)")
+    if strategy.num_workers != num_workers:
+        raise ValueError(f"the factory of {name!r} was asked for num_workers={num_workers} but "
+                         f"returned a strategy of {strategy.num_workers} workers")
     if strategy.name != name and dataclasses.is_dataclass(strategy):
         strategy = dataclasses.replace(strategy, name=name)
     return strategy
