@@ -237,8 +237,9 @@ class Checkpoint:
             manifest = json.loads(path.read_text())
             if not isinstance(manifest, dict) or manifest.get("format") not in (2, _FORMAT):
                 raise ValueError("unknown format")
-            done, chunks = int(manifest["done"]), manifest["chunks"]
-            _ = manifest["key"], manifest["carry"]
+            if manifest["format"] == _FORMAT:
+                done, chunks = int(manifest["done"]), manifest["chunks"]
+                _ = manifest["key"], manifest["carry"]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise ValueError(f"checkpoint file {path} is corrupt ({error}); delete the "
                              "directory to start over") from None

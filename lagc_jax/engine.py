@@ -221,6 +221,12 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         reported = dict(stats.metrics)
+        declared = {metric.name for metric in static.metrics}
+        if set(reported) != declared:  # raised while tracing, before anything compiles
+            raise ValueError(
+                f"strategy {strategy.name!r}: its step reports the metrics "
+                f"{sorted(reported) or 'none'} but it declares {sorted(declared) or 'none'} "
+                "(strategy.metrics: a Metric for each name in Stats.metrics)")
         if "grad_error" in static.record:
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
         acc = dict(
@@ -751,6 +757,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
                for s, step, d in zip(spec.strategies, spec.step_sizes, _delay_models(spec))]
     carry = carries[0] if not swept else jax.tree_util.tree_map(
         lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
+    carry = jax.device_put(carry)  # arrays like the chunks' outputs: one jit cache entry
     records, masks, end_value, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     checkpoint = None

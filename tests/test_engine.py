@@ -194,6 +194,22 @@ def test_numeric_knobs_do_not_recompile():
     assert engine._run_chunk._cache_size() == size
 
 
+def test_a_chunked_run_compiles_one_program_per_chunk_length():
+    """No first-chunk variant: 12 iterations in chunks of 4 compile one program, in chunks
+    of 5 (5, 5, 2) two; latency and upload factors are traced like τ."""
+    problem = lag_synthetic(6, dim=11)   # a size no other test compiles
+    strategy = strategies.make("lagc", 6, 1)
+    for chunk_size, programs in ((4, 1), (5, 2)):
+        size = engine._run_chunk._cache_size()
+        lj.simulate(problem, strategy, EXP, num_iters=12, num_trials=2, chunk_size=chunk_size,
+                    latency=0.1, upload_factors=np.ones(6))
+        assert engine._run_chunk._cache_size() == size + programs
+    size = engine._run_chunk._cache_size()
+    lj.simulate(problem, strategy, EXP, num_iters=12, num_trials=2, chunk_size=4, latency=0.3,
+                upload_factors=np.arange(1.0, 7.0), upload_time=2.0)
+    assert engine._run_chunk._cache_size() == size
+
+
 def test_gd_converges_to_optimum_float64():
     problem = lag_synthetic(6, dim=20)
     r = run("gd", 6, 0, problem=problem, num_iters=400, num_trials=1)

@@ -688,3 +688,36 @@ def test_checkpoint_of_the_older_format_is_refused(monkeypatch, tmp_path):
     refuse_to_run(monkeypatch)
     with pytest.raises(ValueError, match=r"older version of lagc_jax \(records by position"):
         watched_run(chunk_size=3, checkpoint_dir=tmp_path)
+
+
+def test_reported_metrics_must_be_the_declared_ones():
+    """A declared metric the step does not report, or a reported one it does not declare,
+    is refused while tracing (before compiling), naming the strategy."""
+    base = lj.make("gd", 4)
+
+    @st.pytree_dataclass
+    class Misreported:
+        inner: object
+        reports: tuple = st.static(default=())
+        name: str = st.static(default="misreported")
+        metrics = (st.Metric("staleness", "sum"),)
+        num_workers = 4
+        num_partitions = 4
+        delay_dependent = False
+        xi = None
+
+        def init(self, theta0, union_smoothness):
+            return self.inner.init(theta0, union_smoothness)
+
+        def step(self, state, round, knobs):
+            g, state, stats = self.inner.step(state, round, knobs)
+            return g, state, stats._replace(metrics={n: jnp.zeros(()) for n in self.reports})
+
+    problem = PROBLEM
+    for reports in ((), ("staleness", "other")):
+        with pytest.raises(ValueError, match=r"'misreported': its step reports the metrics"):
+            lj.simulate(problem, Misreported(base, reports), lj.ShiftedExponential(),
+                        num_iters=2, num_trials=1)
+    r = lj.simulate(problem, Misreported(base, ("staleness",)), lj.ShiftedExponential(),
+                    num_iters=2, num_trials=1)
+    assert r.staleness.tolist() == [[0.0, 0.0, 0.0]]
