@@ -39,6 +39,7 @@ DISTRIBUTION_LABELS = {
 TIME_LABEL = "wall-clock time (units of E[X])"
 UPLOADS_LABEL = "uploads (gradient vectors)"
 COMPUTATIONS_LABEL = "computations (partition gradients)"
+BITS_LABEL = "bits uploaded (32 per coordinate at full precision)"
 GAP_LABEL = "optimality gap f(θ) − f*"
 
 plt.rcParams.update({
@@ -113,17 +114,20 @@ def _legend_right(fig, names, extra=()):
 
 
 def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path, dict]:
-    """Gap vs wall clock, uploads and computations (three panels, shared y).
+    """Gap vs wall clock, uploads, computations and, when present, bits uploaded (a panel
+    each, shared y).
 
     ``curves[name] = {"time": (grid, q10, q50, q90), "uploads": (...),
-    "computations": (...)}``: medians and 10–90 % bands on a common x grid.
-    Returns (path, line colours).
+    "computations": (...), "bits_up": (...)}``: medians and 10–90 % bands on a common x
+    grid. Returns (path, line colours).
     """
     names = list(curves)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharey=True)
-    panels = (("time", TIME_LABEL, "median and 10–90 % band over trials"),
+    panels = [("time", TIME_LABEL, "median and 10–90 % band over trials"),
               ("uploads", UPLOADS_LABEL, "median over trials"),
-              ("computations", COMPUTATIONS_LABEL, "median over trials"))
+              ("computations", COMPUTATIONS_LABEL, "median over trials"),
+              ("bits_up", BITS_LABEL, "median over trials")]
+    panels = [p for p in panels if all(p[0] in c for c in curves.values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True)
     ymax = max(float(np.nanmax(np.where(np.isfinite(c["time"][2]), c["time"][2], np.nan)))
                for c in curves.values()) * 3
     ymin = target_gap * 1e-4
@@ -142,6 +146,9 @@ def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tup
         if key == "uploads":  # lazy strategies upload 10–30× less: log scale separates them
             ax.set_xscale("log")
             ax.set_xlim(3.0, xmax)
+        elif key == "bits_up":  # likewise; from the bits of about three messages
+            ax.set_xscale("log")
+            ax.set_xlim(xmax * 3e-4, xmax)
         else:
             ax.set_xlim(0, xmax)
         ax.set_title(subtitle, fontsize=10)

@@ -378,7 +378,8 @@ def _sweep_point(config, problem, memo, timer, dist, name, S, *, tau=0.0, link="
 
 
 def _curves(results: dict, rows: dict, unit: float, target_gap: float) -> dict:
-    """Median and 10–90 % band of the gap on common grids of time, uploads, computations."""
+    """Median and 10–90 % band of the gap on common grids of time, uploads, computations
+    and bits uploaded."""
     reached = [n for n in rows if math.isfinite(rows[n]["wall_clock"][0])]
     ref = reached or list(rows)
 
@@ -393,8 +394,10 @@ def _curves(results: dict, rows: dict, unit: float, target_gap: float) -> dict:
         "time": np.linspace(0, t_max, 400),
         "uploads": np.concatenate([[0.0], np.geomspace(1.0, limit("uploads"), 400)]),
         "computations": np.linspace(0, limit("computations"), 400),
+        "bits_up": np.concatenate([[0.0], np.geomspace(1.0, limit("bits_up"), 400)]),
     }
-    fields = {"time": "wall_clock", "uploads": "uploads", "computations": "computations"}
+    fields = {"time": "wall_clock", "uploads": "uploads", "computations": "computations",
+              "bits_up": "bits_up"}
     out = {}
     for name, r in results.items():
         out[name] = {}

@@ -41,15 +41,13 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_OWNED_CACHE, ignore_errors=True)
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REFERENCE = SHARED / "reference"
+REFERENCE = Path(__file__).parent / "data" / "reference"
 
 
 @pytest.fixture
 def reference_dir():
-    """../shared/reference, or a skip when this checkout has no shared/ beside it."""
-    if not REFERENCE.is_dir():
-        pytest.skip(f"reference outputs not found at {REFERENCE} (the ../shared folder is absent)")
+    """The original authors' outputs the conformance tests compare with (tests/data/reference,
+    part of the repository; their origin in tests/data/README.md). A missing file fails."""
     return REFERENCE
 
 

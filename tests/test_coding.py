@@ -29,15 +29,11 @@ from lagc_jax.coding import (
     tandon_cyclic,
 )
 
-GC_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "gradient_coding"
+GC_REFERENCE = Path(__file__).parent / "data" / "reference" / "gradient_coding"
 
 
 def _fixture(name):
-    path = GC_REFERENCE / f"{name}.npz"
-    if not path.is_file():
-        pytest.skip(f"Gradient Coding reference outputs not found at {path} "
-                    "(the ../shared/reference folder is absent in this checkout)")
-    return np.load(path)
+    return np.load(GC_REFERENCE / f"{name}.npz")
 
 
 def _cyclic_support(M, S):

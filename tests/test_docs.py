@@ -33,9 +33,11 @@ def test_readme_python_blocks_run(index, tmp_path, monkeypatch):
     exec(compile(readme_blocks()[index], f"README.md block {index}", "exec"), {})
 
 
-def test_testing_md_names_only_tests_that_exist():
-    """Every `test_file.py::test_name` in docs/TESTING.md is a test function in that file."""
-    testing = README.parent / "docs" / "TESTING.md"
+@pytest.mark.parametrize("page", ["TESTING.md", "MODEL.md"])
+def test_docs_name_only_tests_that_exist(page):
+    """Every `test_file.py::test_name` in docs/TESTING.md and docs/MODEL.md (which says
+    what checks each section) is a test function in that file."""
+    testing = README.parent / "docs" / page
     refs = re.findall(r"`(test_\w+\.py)::(test_\w+)`", testing.read_text())
     assert len(refs) >= 30
     tests_dir = Path(__file__).resolve().parent
