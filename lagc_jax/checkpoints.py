@@ -39,6 +39,7 @@ from .results import atomic_write
 MANIFEST = "manifest.json"
 _FORMAT = 3  # 3: records by name ("record:NAME"); 2 held them by position (record0..5)
 _RECORD_PREFIX = "record:"
+_END_PREFIX = "end:"  # the values after the chunk's last iteration (loss, gap)
 _WHAT_DIFFERS = ("program: the code run inside a chunk — a strategy piece, the loss, the "
                  "optimizer or the delay model; data: the problem or replayed unit times; "
                  "initial state: what the strategy and optimizer build before iteration 0; "
@@ -280,14 +281,15 @@ class Checkpoint:
     def load(self, carry_template, trial_axes, padded: int):
         """(records per chunk, masks per chunk, end loss, carry) committed so far; trial
         axes are padded to ``padded`` rows for this process's device count."""
-        records, masks, end_loss = [], [], None
+        records, masks, end_values = [], [], None
         for entry in self.manifest["chunks"]:
             z = self._read(entry)
             records.append({name[len(_RECORD_PREFIX):]: values for name, values in z.items()
                             if name.startswith(_RECORD_PREFIX)})
             if "masks" in z:
                 masks.append(z["masks"])
-            end_loss = z["end_loss"]
+            end_values = {name[len(_END_PREFIX):]: values for name, values in z.items()
+                          if name.startswith(_END_PREFIX)}
         z = self._read(self.manifest["carry"])
         leaves = [z[f"leaf{i}"] for i in range(len(z))]
         structure = jax.tree_util.tree_structure(carry_template)
@@ -295,19 +297,19 @@ class Checkpoint:
             raise ValueError(f"checkpoint file {self.dir / self.manifest['carry']['file']} holds "
                              f"{len(leaves)} state arrays, this run has {structure.num_leaves}")
         leaves = [_pad(leaf, axis, padded) for leaf, axis in zip(leaves, trial_axes)]
-        return records, masks, end_loss, jax.tree_util.tree_unflatten(structure, leaves)
+        return records, masks, end_values, jax.tree_util.tree_unflatten(structure, leaves)
 
     def _write(self, name: str, arrays: dict) -> dict:
         path = self.dir / name
         atomic_write(path, lambda f: np.savez(f, **arrays))
         return {"file": name, "sha256": _sha256(path)}
 
-    def save(self, k0: int, done: int, records, masks, end_loss, carry, trial_axes) -> None:
+    def save(self, k0: int, done: int, records, masks, end_values, carry, trial_axes) -> None:
         """Commit one chunk (its records by name, already trimmed to ``num_trials``) and the
         carry after it: new files first, then the manifest naming them, then leftovers removed."""
         token = secrets.token_hex(6)
         arrays = {_RECORD_PREFIX + name: r for name, r in records.items()}
-        arrays["end_loss"] = end_loss
+        arrays.update({_END_PREFIX + name: v for name, v in end_values.items()})
         if masks is not None:
             arrays["masks"] = masks
         chunk = self._write(f"chunk_{k0:09d}_{token}.npz", arrays)

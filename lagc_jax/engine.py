@@ -193,8 +193,16 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     dtype = carry[0].dtype
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
-    # the recorded value: f − f* where the problem resolves it directly, else f
-    evaluate = oracle.gap_and_grads or oracle.loss_and_grads
+    optimal_value = None if data.quadratic is None else data.quadratic.optimal_value
+
+    def evaluate(theta):
+        """({"loss": f, and "gap": f − f* where the problem computes it itself}, grads):
+        f as f* + gap, the same operations as ``loss_and_grads``."""
+        if oracle.gap_and_grads is None:
+            loss, grads = oracle.loss_and_grads(theta)
+            return {"loss": loss}, grads
+        gap, grads = oracle.gap_and_grads(theta)
+        return {"loss": optimal_value + gap, "gap": gap}, grads
     source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
     summed = [m.name for m in static.metrics if m.accumulate == "sum"]
     per_round = [m.name for m in static.metrics if m.accumulate == "round"]
@@ -205,7 +213,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         (theta, opt_state, strat_state, delay_state), acc, ahead = state
         k = k0 + i
         key = jax.random.fold_in(trial_key, k)
-        value, grads = evaluate(theta)
+        values, grads = evaluate(theta)
         full_grads = grads
         if static.batch_size is not None:
             grads = minibatch_partition_grads(static.weighted_loss, theta, data,
@@ -231,7 +239,9 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
         acc = dict(
             acc,
-            first_value=jnp.where(i % static.record_every == 0, value, acc["first_value"]),
+            **{f"first_{name}": jnp.where(i % static.record_every == 0, value,
+                                          acc[f"first_{name}"])
+               for name, value in values.items()},
             duration=acc["duration"] + stats.duration,
             uploads=acc["uploads"] + stats.uploads,
             downloads=acc["downloads"] + stats.downloads,
@@ -246,7 +256,8 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     def block(state, b):
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
-        acc = dict(first_value=zero, duration=zero, uploads=izero, downloads=izero,
+        acc = dict(first_loss=zero, **({"first_gap": zero} if optimal_value is not None else {}),
+                   duration=zero, uploads=izero, downloads=izero,
                    computations=izero, residual=zero,
                    **{name: zero for name in (*summed, *per_round)})
         steps = b * static.record_every + jnp.arange(static.record_every)
@@ -257,8 +268,8 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
                                                 jnp.arange(static.num_blocks))
     if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
-    end_value, _ = evaluate(carry[0])
-    return carry, records, masks, end_value
+    end_values, _ = evaluate(carry[0])
+    return carry, records, masks, end_values
 
 
 def _carry_axes(static: _Static):
@@ -758,7 +769,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
     carry = carries[0] if not swept else jax.tree_util.tree_map(
         lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
     carry = jax.device_put(carry)  # arrays like the chunks' outputs: one jit cache entry
-    records, masks, end_value, start = [], [], None, 0
+    records, masks, end_values, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     checkpoint = None
     if checkpoint_dir is not None:
@@ -770,7 +781,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
                                  _carry_trial_axes(static_for(0), carry))
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure and leaf shapes across chunks
-        records, masks, end_value, carry = checkpoint.load(
+        records, masks, end_values, carry = checkpoint.load(
             carry, _carry_trial_axes(static_for(0), carry), padded)
         start = checkpoint.done
     for k0 in range(start, spec.num_iters, spec.chunk_size):
@@ -778,7 +789,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         static = static_for(length // spec.record_every)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, traced, carry, trial_keys, replayed, jnp.int32(k0))
-        chunk_records, chunk_masks, end_value = jax.tree_util.tree_map(  # padding trials dropped
+        chunk_records, chunk_masks, end_values = jax.tree_util.tree_map(  # padding trials dropped
             lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
             _to_host((chunk_records, chunk_masks, chunk_end)))
         records.append(chunk_records)
@@ -787,7 +798,7 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         if checkpoint is not None:
             checkpoint.save(k0, k0 + length, chunk_records,
                             chunk_masks if "masks" in spec.record else None,
-                            end_value, _to_host(carry), _carry_trial_axes(static, carry))
+                            end_values, _to_host(carry), _carry_trial_axes(static, carry))
         if progress is not None:
             progress(k0 + length, spec.num_iters)
 
@@ -797,26 +808,28 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
             if "masks" in spec.record else None)
     if not swept:  # a leading point axis of length 1
         joined = {name: a[None] for name, a in joined.items()}
-        end_value = end_value[None]
+        end_values = {name: a[None] for name, a in end_values.items()}
         mask = None if mask is None else mask[None]
-    return [({name: a[i] for name, a in joined.items()}, end_value[i],
+    return [({name: a[i] for name, a in joined.items()},
+             {name: a[i] for name, a in end_values.items()},
              None if mask is None else mask[i]) for i in range(spec.num_points)]
 
 
-def _assemble(problem, spec: _RunSpec, point: int, records, end_value, mask) -> Result:
+def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) -> Result:
     """Host-side assembly of one point: cumulative totals in float64 / int64, named
     metrics, the divergence flag."""
     config = spec.configs[point]
     name = f"{spec.strategies[point].name}{f'[point {point}]' if spec.num_points > 1 else ''}"
-    num_trials = records["first_value"].shape[0]
-    values = np.concatenate([records["first_value"], end_value[:, None]], axis=1)
+    num_trials = records["first_loss"].shape[0]
+
+    def with_end(name):
+        return np.concatenate([records[f"first_{name}"], end_values[name][:, None]],
+                              axis=1).astype(np.float64)
+
     f_star = problem.optimal_value
-    if problem.uses_quadratic_form:  # the program computed f − f* itself (see gradient_oracle)
-        gap = values.astype(np.float64)
-        loss = f_star + gap
-    else:
-        loss = values.astype(np.float64)
-        gap = loss - f_star
+    loss = with_end("loss")
+    # f − f*: computed by the program where the problem can (no floor at eps·|f*|)
+    gap = with_end("gap") if "gap" in end_values else loss - f_star
 
     def cumulative(per_block, kind):
         totals = np.cumsum(per_block.astype(kind), axis=1)
