@@ -41,6 +41,7 @@ from .problems import Problem, gradient_oracle, minibatch_partition_grads
 from .reductions import sum_squares
 from .results import BUILTIN_METRICS, CORE_NAMES, Result, package_versions
 from .strategies import Knobs, Round, is_strategy
+from .strategies.contracts import check_strategy
 from .strategies.protocol import ACCUMULATIONS, Metric
 from .timing import BITS_PER_COORDINATE, LINKS, Link
 
@@ -329,12 +330,27 @@ def _trial_keys(root, count):
     return jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(count))
 
 
+def _delay_state_shape(delay, num_workers):
+    """Shapes and dtypes of a delay model's per-trial state (traced, not run: no program
+    compiles), cached by the model's structure."""
+    leaves, structure = jax.tree_util.tree_flatten(delay)
+    signature = (structure, num_workers,
+                 tuple((np.shape(leaf), np.result_type(leaf).str) for leaf in leaves))
+    if signature not in _DELAY_STATE_SHAPES:
+        _DELAY_STATE_SHAPES[signature] = jax.eval_shape(
+            lambda key: delay.init_state(key, num_workers), jax.eval_shape(jax.random.key, 0))
+    return _DELAY_STATE_SHAPES[signature]
+
+
+_DELAY_STATE_SHAPES: dict = {}
+
+
 def _initial_carry(static: _Static, strategy, theta0, step_size, optimizer_args, delay,
                    union_smoothness, num_trials):
     """The state before iteration 0, with the trial axes of :func:`_carry_axes`."""
     optimizer = _optimizer(static, step_size, optimizer_args)
-    delay_state = jax.tree_util.tree_map(
-        jnp.zeros_like, delay.init_state(jax.random.key(0), strategy.num_workers))
+    delay_state = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype),
+                                         _delay_state_shape(delay, strategy.num_workers))
     carry = (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
     return tuple(  # on the host: no small eager programs to compile
         part if axis is None else jax.tree_util.tree_map(
@@ -688,6 +704,11 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
     links = [Link(t, b, lat, f, kind=link) for t, b, lat, f in zip(
         points["upload_time"], points["broadcast_time"], points["latency"],
         points["upload_factors"])]
+    theta0 = np.asarray(problem.initial_params(), np.float64).astype(
+        jnp.dtype(compute_dtype()).name)
+    for s, step, point_link in zip(points["strategy"], points["step_size"], links):
+        check_strategy(s, theta0=theta0, num_partitions=problem.num_partitions,
+                       knobs=Knobs(step, point_link), dtype=compute_dtype())
     spec = _RunSpec(
         strategies=points["strategy"], delays=points["delay"], step_sizes=points["step_size"],
         links=links, num_iters=num_iters, num_trials=num_trials, seed=int(seed),
@@ -698,11 +719,11 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
 
 
 def _stack(values, dtype):
-    """One array of the points' values of a leaf (floats in the compute dtype)."""
+    """One host array of the points' values of a leaf (floats in the compute dtype)."""
     array = np.asarray(values)
     if np.issubdtype(array.dtype, np.floating) or array.dtype == object:
-        return jnp.asarray(np.asarray(values, dtype=np.float64), dtype)
-    return jnp.asarray(array)
+        return np.asarray(values, dtype=np.float64).astype(dtype)
+    return array
 
 
 def _delay_models(spec: _RunSpec) -> list:
@@ -720,20 +741,21 @@ def _traced(spec: _RunSpec, dtype) -> _Traced:
         return jax.tree_util.tree_map(lambda *v: _stack(list(v), dtype), *trees)
 
     num_points, M = spec.num_points, spec.strategies[0].num_workers
+    dtype = np.dtype(jnp.dtype(dtype).name)
     traced = _Traced(
         strategy=stacked(spec.strategies),
         knobs=stacked([Knobs(step, link) for step, link in zip(spec.step_sizes, spec.links)]),
         delay=stacked(_delay_models(spec)),
-        slowdown=jnp.asarray(spec.slowdown, dtype),
-        optimizer_args={name: jnp.asarray(value, dtype)
+        slowdown=spec.slowdown.astype(dtype),
+        optimizer_args={name: np.asarray(value, dtype)
                         for name, value in spec.optimizer_args.items()},
     )
     if num_points > 1:
         traced = traced._replace(
-            slowdown=jnp.broadcast_to(traced.slowdown, (num_points, M)),
-            optimizer_args={name: jnp.broadcast_to(value, (num_points,) + value.shape)
+            slowdown=np.broadcast_to(traced.slowdown, (num_points, M)),
+            optimizer_args={name: np.broadcast_to(value, (num_points,) + value.shape)
                             for name, value in traced.optimizer_args.items()})
-    return traced
+    return jax.device_put(traced)  # one transfer of every leaf
 
 
 def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
@@ -744,12 +766,6 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
     data = problem.device_data(dtype)
     traced = _traced(spec, dtype)
     trial_sharding, padded = _trial_sharding(spec.num_trials)
-    trial_keys = _trial_keys(jax.random.key(spec.seed), padded)
-    if trial_sharding is not None:
-        # one global array over the devices of every process; each process places the
-        # shards of its own devices (identical key data everywhere: positional keys)
-        trial_keys = jax.random.wrap_key_data(
-            _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding))
     replayed = None  # every chunk reads the trial's whole array (by iteration or by job)
     if spec.unit_times is not None:
         times = spec.unit_times
@@ -769,6 +785,16 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
     carry = carries[0] if not swept else jax.tree_util.tree_map(
         lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
     carry = jax.device_put(carry)  # arrays like the chunks' outputs: one jit cache entry
+    if not all(model.job_indexable for model in _delay_models(spec)):
+        # a strategy that reads unit times by job refuses such a model while tracing:
+        # trace one trial now, before anything compiles
+        _program_description(static_for(1), data, traced, carry, replayed, swept)
+    trial_keys = _trial_keys(jax.random.key(spec.seed), padded)
+    if trial_sharding is not None:
+        # one global array over the devices of every process; each process places the
+        # shards of its own devices (identical key data everywhere: positional keys)
+        trial_keys = jax.random.wrap_key_data(
+            _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding))
     records, masks, end_values, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     checkpoint = None
@@ -860,8 +886,9 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
     if clock_broken.any():
         warnings.warn(
             f"{name}: the wall clock of {int(clock_broken.sum())} of {num_trials} "
-            "trials is not finite (a unit time overflowed the compute dtype, or the delay has "
-            "an infinite mean, e.g. Pareto shape <= 1); they are flagged in Result.diverged",
+            "trials is not finite (a unit time overflowed the compute dtype, the delay has "
+            "an infinite mean, e.g. Pareto shape <= 1, or a wait rule returned a negative or "
+            "NaN time); they are flagged in Result.diverged",
             RuntimeWarning, stacklevel=4)
         diverged = diverged | clock_broken
     counts = {k: cumulative(records[k], np.int64) for k in ("uploads", "downloads", "computations")}
@@ -948,8 +975,9 @@ def _program_description(static: _Static, data, traced, carry, replayed, swept):
     and the number of trials do not (one trial of the first point is traced).
     """
     def first(tree, axes: int):
-        """Entry 0 along the ``axes`` leading axes (points, then trials)."""
-        return jax.tree_util.tree_map(lambda a: a[(0,) * axes], tree)
+        """Entry 0 along the ``axes`` leading axes (points, then trials), on the host
+        (indexing a device array would compile a small program)."""
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[(0,) * axes], tree)
 
     point = 1 if swept else 0
     one_traced = first(traced, point)
@@ -959,7 +987,7 @@ def _program_description(static: _Static, data, traced, carry, replayed, swept):
     one_replayed = None if replayed is None else jax.ShapeDtypeStruct(replayed.shape[1:],
                                                                       replayed.dtype)
     closed = jax.make_jaxpr(partial(_trial_chunk, static._replace(swept=False), data))(
-        one_traced, one_carry, jax.random.key(0), one_replayed, jnp.int32(0))
+        one_traced, one_carry, jax.eval_shape(jax.random.key, 0), one_replayed, jnp.int32(0))
     return checkpoints_lib.describe_jaxpr(closed)
 
 
@@ -989,7 +1017,10 @@ def _checkpoint(directory, problem, spec: _RunSpec, programs, initial_carry, tri
 def _execute(problem, spec: _RunSpec, *, progress, checkpoint_dir) -> list[Result]:
     """Run a described run: one Result per point."""
     outputs = _run(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)
-    return [_assemble(problem, spec, i, *output) for i, output in enumerate(outputs)]
+    results = []
+    for i, output in enumerate(outputs):  # a loop, not a comprehension: warnings' stacklevel
+        results.append(_assemble(problem, spec, i, *output))
+    return results
 
 
 # --------------------------------------------------------------------------- #

@@ -82,7 +82,7 @@ def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
     assert seen == [18, 24]  # only the two missing chunks ran
     assert_same_run(whole, resumed, rtol=0)
     np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
-    with pytest.raises(ValueError, match="different run configuration"):
+    with pytest.raises(ValueError, match="different run"):
         lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, seed=1, **kwargs)
 
 

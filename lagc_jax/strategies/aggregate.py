@@ -4,6 +4,13 @@ An aggregator is a callable ``(Delivered) -> (aggregate (d,), decoding residual)
 the residual is max |a_F B − 1| of the decoding used (0 when nothing is decoded),
 measured in the compiled step so a code that cannot decode is caught at run time.
 
+An aggregator may only use what reached the server: the messages used
+(``Delivered.used``, of workers that uploaded), the held values of the units heard and
+what the trigger stored before. ``held`` is zero for units not heard (``NoTrigger``),
+so ``Sum`` adds only what arrived. ``check_strategy`` evaluates the aggregator once with
+the messages not received, and the gradients no received message depends on, replaced:
+an aggregate that changes is refused, naming the aggregator.
+
 >>> import jax.numpy as jnp
 >>> from lagc_jax.strategies import placement
 >>> p = placement.identity(3)

@@ -42,7 +42,13 @@ Run time: a negative or NaN wait time makes :meth:`Strategy.step`'s duration NaN
 the engine flags as a non-finite wall clock; check 3 names the wait rule beforehand.
 
 Passing checks are remembered (by the strategy's structure and values, θ⁰, the knobs and
-the dtype), so a repeated run costs only a hash.
+the dtype), so a repeated run costs only a hash; the traced checks by structure and
+shapes, so the points of a sweep over one structure are traced once. The evaluated
+checks compile two small programs per strategy structure (~0.1–0.5 s on a CPU, on the
+host even when an accelerator runs the simulation).
+
+By construction, too: ``NoTrigger`` holds zeros for the units the wait rule did not hear
+from, so no aggregator can add a gradient that did not arrive through ``held``.
 
 >>> import jax.numpy as jnp
 >>> from lagc_jax import strategies as st
@@ -84,12 +90,28 @@ NUM_ROUNDS = 3
 # Coordinates of θ the evaluated checks use (the first ones; the shape checks use all d):
 # their small programs are then shared by problems of any dimension.
 CONCRETE_DIM = 8
-_PASSED: dict = {}  # fingerprints of checks passed -> True
+_PASSED: dict = {}  # fingerprints (structure and values) of checks passed -> True
+_SHAPES_PASSED: dict = {}  # structures and shapes whose traced checks passed -> True
 _MAX_REMEMBERED = 512
 
 
 class ContractError(ValueError):
     """A strategy or piece broke its contract (one line, naming it)."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.line = message  # jax appends a note to errors raised while tracing
+
+
+def _traced(names, what, function, *arguments):
+    """function(*arguments) (a jax transformation): a contract error re-raised as its one
+    line, any other error named."""
+    try:
+        return function(*arguments)
+    except ContractError as error:
+        raise ContractError(error.line) from None
+    except Exception as error:
+        raise ContractError(f"{names.prefix}{what}: {_first_line(error)}") from error
 
 
 def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=None,
@@ -104,7 +126,8 @@ def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=N
       num_partitions: P of the problem (None: the strategy's).
       knobs: the run's :class:`Knobs` (None: step size 0.1, default link).
       dtype: the compute dtype (None: theta0's).
-      union_smoothness: ``union_smoothness(mask)`` for ``init`` (None: 1.0 for any mask).
+      union_smoothness: ``union_smoothness(mask)`` for ``init`` (None: 1.0 for any mask;
+        the checks do not depend on its values, so None saves computing them twice).
       seed: seed of the random arrivals and gradients (the check is deterministic).
       evaluate: run checks 3 and 4 (small compiled evaluations, ~0.1–0.5 s the first time
         a strategy structure is seen); False: structure and shapes only (no compile).
@@ -130,21 +153,28 @@ def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=N
     fingerprint = _fingerprint(strategy, theta0, P, knobs, dtype, (seed, bool(evaluate)))
     if fingerprint is not None and fingerprint in _PASSED:
         return
-    state = _guarded(names, names.piece("init"), strategy.init, theta0, union_smoothness)
-    _check_state_leaves(state, names)
     sizes = _Sizes(strategy, theta0)
-    _abstract_round(strategy, state, theta0, knobs, sizes, names, composed)
-    if not bool(strategy.delay_dependent):
-        _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, composed)
+    shapes = _shapes_key(strategy, theta0, P, knobs)
+    if shapes is None or shapes not in _SHAPES_PASSED:  # the traced checks see only shapes
+        state = _guarded(names, names.piece("init"), strategy.init, theta0, union_smoothness)
+        _check_state_leaves(state, names)
+        _abstract_round(strategy, state, theta0, knobs, sizes, names, composed)
+        if not bool(strategy.delay_dependent):
+            _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, composed)
+        if shapes is not None:
+            _remember(_SHAPES_PASSED, shapes)
     if composed and evaluate:
         rng = np.random.default_rng(seed)
         _check_wait_rule(strategy, sizes, names, dtype, rng)
-        _check_nothing_undelivered_is_used(strategy, theta0, knobs, union_smoothness, sizes,
-                                           names, rng)
+        _check_nothing_undelivered_is_used(strategy, theta0, knobs, sizes, names, rng)
     if fingerprint is not None:
-        if len(_PASSED) >= _MAX_REMEMBERED:
-            _PASSED.clear()
-        _PASSED[fingerprint] = True
+        _remember(_PASSED, fingerprint)
+
+
+def _remember(passed: dict, key):
+    if len(passed) >= _MAX_REMEMBERED:
+        passed.clear()
+    passed[key] = True
 
 
 # --------------------------------------------------------------------------- #
@@ -152,7 +182,7 @@ def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=N
 # --------------------------------------------------------------------------- #
 _KINDS = {"placement": "placement", "plan": "trigger", "commit": "trigger", "init": "trigger",
           "wait": "wait rule", "aggregate": "aggregate"}
-_FIELDS = {"placement": "placement", "trigger": "trigger", "wait": "wait", "aggregate": "aggregate"}
+_FIELDS = ("placement", "trigger", "wait", "aggregate")
 
 
 def _describe(piece) -> str:
@@ -280,16 +310,16 @@ class _Sizes:
         self.U = strategy.num_units if isinstance(strategy, Strategy) else None
         self.dtype = theta0.dtype
 
-    def text(self, letters, d=None):
+    def text(self, letters):
         """'(U, d) = (3, 10)'."""
-        values = {"M": self.M, "P": self.P, "U": self.U, "d": self.d if d is None else d}
+        values = {"M": self.M, "P": self.P, "U": self.U, "d": self.d}
         if not letters:
             return "a scalar ()"
         shape = tuple(values[letter] for letter in letters)
         return f"({', '.join(letters)}{',' if len(letters) == 1 else ''}) = {shape}"
 
-    def shape(self, letters, d=None):
-        values = {"M": self.M, "P": self.P, "U": self.U, "d": self.d if d is None else d}
+    def shape(self, letters):
+        values = {"M": self.M, "P": self.P, "U": self.U, "d": self.d}
         return tuple(values[letter] for letter in letters)
 
 
@@ -303,9 +333,26 @@ def _aval(value):
         return None
     try:
         aval = jax.typeof(value) if hasattr(jax, "typeof") else jax.core.get_aval(value)
-        return tuple(aval.shape), np.dtype(aval.dtype), bool(getattr(aval, "weak_type", False))
     except Exception:  # not an array
         return None
+    dtype = aval.dtype
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:  # an extended dtype (PRNG keys): kept as it is
+        pass
+    return tuple(aval.shape), dtype, bool(getattr(aval, "weak_type", False))
+
+
+def _canonical(dtype):
+    """The dtype jit gives an input of ``dtype`` (float64 -> float32 without x64)."""
+    try:
+        return jax.dtypes.canonicalize_dtype(dtype)
+    except Exception:
+        return dtype
+
+
+def _name(dtype) -> str:
+    return getattr(dtype, "name", str(dtype))
 
 
 def _dtype_ok(dtype, weak, kind, run_dtype):
@@ -320,21 +367,21 @@ def _dtype_ok(dtype, weak, kind, run_dtype):
     return jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
 
 
-def _expect(names, where, what, value, sizes, letters, kind, d=None):
+def _expect(names, where, what, value, sizes, letters, kind):
     """Raise unless ``value`` is an array of shape ``letters`` (e.g. "Ud") and dtype ``kind``."""
     aval = _aval(value)
-    expected = sizes.text(letters, d)
+    expected = sizes.text(letters)
     if aval is None:
         raise ContractError(f"{names.prefix}{where} returned {type(value).__name__} for {what}; "
                             f"expected an array of shape {expected}")
     shape, dtype, weak = aval
-    if shape != sizes.shape(letters, d):
+    if shape != sizes.shape(letters):
         raise ContractError(f"{names.prefix}{where} returned shape {shape} for {what}; "
                             f"expected {expected}")
     if not _dtype_ok(dtype, weak, kind, sizes.dtype):
         wanted = (f"{np.dtype(sizes.dtype).name} (the run's dtype)" if kind == "run float"
                   else _KIND_TEXT[kind])
-        raise ContractError(f"{names.prefix}{where} returned dtype {dtype.name} for {what}; "
+        raise ContractError(f"{names.prefix}{where} returned dtype {_name(dtype)} for {what}; "
                             f"expected {wanted}")
 
 
@@ -347,22 +394,19 @@ def _expect_tuple(names, where, result, length, what):
 
 class _PieceChecks:
     """The ``call`` of :meth:`Strategy.step_with` that checks what each piece returns
-    (abstract values while tracing; concrete arrays when evaluated), naming it, and
-    records the pieces' arguments and results."""
+    (abstract values, while tracing), naming it."""
 
-    def __init__(self, names, sizes, d=None):
-        self.names, self.sizes, self.d = names, sizes, d
-        self.records = {}
+    def __init__(self, names, sizes):
+        self.names, self.sizes = names, sizes
 
     def __call__(self, role, function, *arguments):
         where = self.names.piece(role)
         result = _guarded(self.names, where, function, *arguments)
         getattr(self, role)(where, result)
-        self.records[role] = (arguments, result)
         return result
 
     def expect(self, where, what, value, letters, kind):
-        _expect(self.names, where, what, value, self.sizes, letters, kind, self.d)
+        _expect(self.names, where, what, value, self.sizes, letters, kind)
 
     def placement(self, where, messages):
         self.expect(where, "the messages (round_messages)", messages, "Md", "float")
@@ -404,11 +448,9 @@ def _abstract_inputs(theta0, sizes):
 
 
 def _a_round(strategy, theta, grads, unit_times, k, key):
-    """A Round as the engine builds it (``draw`` given when the strategy asks for it)."""
-    draw = None
-    if getattr(strategy, "needs_job_draws", False):
-        def draw(jobs):  # X_{jobs[m], m}: the round's times stand in for any job's
-            return unit_times * jnp.ones(jnp.shape(jobs), unit_times.dtype)
+    """A Round as the engine builds it (with ``draw``, the unit times by job index)."""
+    def draw(jobs):  # X_{jobs[m], m}: the round's times stand in for any job's
+        return unit_times * jnp.ones(jnp.shape(jobs), unit_times.dtype)
     return Round(theta, grads, unit_times, k, key, draw)
 
 
@@ -427,13 +469,9 @@ def _abstract_round(strategy, state, theta0, knobs, sizes, names, composed):
         _check_step_outputs(strategy, out, state_in, sizes, names, composed)
         return out[0]
 
-    try:
-        jax.eval_shape(one_round, strategy, state, knobs, **_abstract_inputs(theta0, sizes))
-    except ContractError:
-        raise
-    except Exception as error:  # e.g. an output that is not an array
-        raise ContractError(f"{names.prefix}one round failed to trace: {_first_line(error)}") \
-            from error
+    inputs = _abstract_inputs(theta0, sizes)
+    _traced(names, "one round failed to trace", jax.eval_shape, one_round, strategy, state, knobs,
+            *(inputs[k] for k in ("theta", "grads", "unit_times", "k", "key")))
 
 
 def _abstract(tree):
@@ -442,7 +480,9 @@ def _abstract(tree):
     leaves = []
     for path, leaf in flat:
         aval = _aval(leaf)
-        leaves.append((jax.tree_util.keystr(path), aval[0], jax.dtypes.canonicalize_dtype(aval[1])))
+        if aval is None:
+            raise TypeError(f"state leaf {jax.tree_util.keystr(path)} is not an array")
+        leaves.append((jax.tree_util.keystr(path), aval[0], _canonical(aval[1])))
     return structure, leaves
 
 
@@ -468,7 +508,7 @@ def _check_step_outputs(strategy, out, state_in, sizes, names, composed):
         if shape_out != shape_in or dtype_out != dtype_in:
             raise ContractError(
                 f"{names.prefix}{owner} returned state{path} of shape {shape_out} and dtype "
-                f"{np.dtype(dtype_out).name}; init gave {shape_in} and {np.dtype(dtype_in).name} "
+                f"{_name(dtype_out)}; init gave {shape_in} and {_name(dtype_in)} "
                 "(the state is a scan carry: shapes and dtypes cannot change)")
     if not all(hasattr(stats, field) for field in Stats._fields):
         raise ContractError(f"{names.prefix}{where} returned {type(stats).__name__} for the "
@@ -481,15 +521,18 @@ def _check_step_outputs(strategy, out, state_in, sizes, names, composed):
             "float")
     mask = _aval(stats.upload_mask)
     if mask is None or len(mask[0]) != 1 or mask[1] != np.bool_:
-        got = "nothing" if mask is None else f"shape {mask[0]} dtype {mask[1].name}"
+        got = "nothing" if mask is None else f"shape {mask[0]} dtype {_name(mask[1])}"
         raise ContractError(f"{names.prefix}{where} returned {got} for Stats.upload_mask; "
                             "expected a 1-D bool array ((U,) units updated or (M,) messages)")
     metrics = stats.metrics if isinstance(stats.metrics, dict) else None
-    for metric in getattr(strategy, "metrics", ()) or ():
-        metric_name = getattr(metric, "name", metric)
-        if metrics is None or metric_name not in metrics:
-            raise ContractError(f"{names.prefix}declares the metric {metric_name!r} but "
-                                f"{where} does not report it in Stats.metrics")
+    declared = [getattr(metric, "name", metric) for metric in getattr(strategy, "metrics", ())
+                or ()]
+    if metrics is None or set(metrics) != set(declared):  # the engine's own words
+        raise ContractError(
+            f"{names.prefix}its step reports the metrics "
+            f"{sorted(metrics or ()) or 'none'} but it declares {sorted(declared) or 'none'} "
+            "(strategy.metrics: a Metric for each name in Stats.metrics)")
+    for metric_name in declared:
         value = _aval(metrics[metric_name])
         if value is None or value[0] != ():
             got = "a non-array" if value is None else f"shape {value[0]}"
@@ -514,6 +557,8 @@ def _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, c
     try:
         jax.eval_shape(batched, strategy, state, knobs, inputs["theta"], inputs["grads"],
                        inputs["k"], inputs["unit_times"], inputs["key"])
+    except ContractError as error:
+        raise ContractError(error.line) from None
     except ValueError as error:
         if "out_axes" not in str(error):
             raise ContractError(f"{names.prefix}one round failed under vmap over trials: "
@@ -656,24 +701,23 @@ def _perturbed_round(strategy, state, knobs, theta, grads, unit_times, k, key, d
     return base, changed, sent, messages
 
 
-def _check_nothing_undelivered_is_used(strategy, theta0, knobs, union_smoothness, sizes, names,
-                                       rng):
+def _check_nothing_undelivered_is_used(strategy, theta0, knobs, sizes, names, rng):
     """Evaluate at CONCRETE_DIM coordinates (programs shared across problems' d); if a
     piece cannot run there (it holds a (d,) array, say), at the full d."""
     d = min(sizes.d, CONCRETE_DIM)
     try:
-        _perturbation_check(strategy, theta0[:d], knobs, union_smoothness, sizes, names, rng)
+        _perturbation_check(strategy, theta0[:d], knobs, sizes, names, rng)
     except _PieceFailed:
         if d == sizes.d:
             raise
-        _perturbation_check(strategy, theta0, knobs, union_smoothness, sizes, names, rng)
+        _perturbation_check(strategy, theta0, knobs, sizes, names, rng)
 
 
 class _PieceFailed(ContractError):
     """A piece raised while evaluated (perhaps only because of the reduced d)."""
 
 
-def _perturbation_check(strategy, theta, knobs, union_smoothness, sizes, names, rng):
+def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
     M, P = sizes.M, sizes.P
     d = theta.shape[0]
     dtype = theta.dtype
@@ -682,7 +726,7 @@ def _perturbation_check(strategy, theta, knobs, union_smoothness, sizes, names, 
     with _on_cpu():
         theta = np.asarray(theta)
         try:
-            state = strategy.init(theta, union_smoothness)
+            state = strategy.init(theta, _unit_smoothness)
         except Exception as error:
             raise _PieceFailed(f"{names.prefix}{names.piece('init')} failed: "
                                f"{_first_line(error)}") from error
@@ -703,10 +747,17 @@ def _perturbation_check(strategy, theta, knobs, union_smoothness, sizes, names, 
                                        f"{_first_line(error)}") from error
                 base, changed, messages = (np.asarray(outputs[i], np.float64) for i in (0, 1, 3))
                 sent = np.asarray(outputs[2], bool)
-                scale = (np.max(np.abs(base), initial=0.0) + np.max(np.abs(changed), initial=0.0)
+                # a non-finite aggregate (a decoding that cannot decode the set used: the
+                # engine reports its residual) counts only where it changed
+                finite = np.isfinite(base) & np.isfinite(changed)
+                scale = (np.max(np.abs(base[finite]), initial=0.0)
+                         + np.max(np.abs(changed[finite]), initial=0.0)
                          + P * max(np.max(np.abs(grads)), np.max(np.abs(delta), initial=0.0),
-                                   np.max(np.abs(messages), initial=0.0), 1.0))
-                difference = float(np.max(np.abs(changed - base), initial=0.0))
+                                   np.max(np.abs(messages[np.isfinite(messages)]),
+                                          initial=0.0), 1.0))
+                difference = float(np.max(np.abs(changed - base)[finite], initial=0.0))
+                if not np.array_equal(np.isfinite(base), np.isfinite(changed)):
+                    difference = np.inf
                 if not difference <= rtol * scale:
                     changes = ("the messages not received" if attempt == 0 else
                                "the messages not received and the gradients no received "
@@ -729,16 +780,40 @@ def _null_space_perturbation(encoding, sent, shape, rng):
     return noise
 
 
+def _unit_smoothness(mask):
+    """L_u = 1 for any union: round 0 does not read it (every lazy unit is forced)."""
+    return 1.0
+
+
 @contextlib.contextmanager
 def _on_cpu():
     """Evaluate the small concrete checks on the host (no accelerator compile or sync)."""
     try:
-        cpu = jax.devices("cpu")[0]
+        cpu = jax.local_devices(backend="cpu")[0]
     except RuntimeError:
         yield
         return
     with jax.default_device(cpu):
         yield
+
+
+def _shapes_key(strategy, theta0, num_partitions, knobs):
+    """A hashable key of what the traced checks depend on (structure, shapes, dtypes), or
+    None: a sweep's points of one structure are traced once."""
+    try:
+        leaves, structure = jax.tree_util.tree_flatten((strategy, knobs))
+        avals = []
+        for leaf in leaves:
+            aval = _aval(leaf)
+            if aval is None or isinstance(leaf, jax.core.Tracer):
+                return None
+            avals.append(aval)
+        key = (structure, tuple(avals), tuple(theta0.shape), np.dtype(theta0.dtype).str,
+               int(num_partitions))
+        hash(key)
+        return key
+    except Exception:  # unhashable static metadata: trace every time
+        return None
 
 
 def _fingerprint(strategy, theta0, num_partitions, knobs, dtype, options):

@@ -7,7 +7,9 @@ round's step) before it evaluates R_k. Each trigger has two pure methods:
     plan(state, placement, round, messages, knobs) -> (Plan, state)
         who participates, who uploads, loads, fresh unit gradients
     commit(state, plan, heard, theta) -> (state, held, updated)
-        what the server now holds per lazy unit, after the wait rule
+        what the server now holds per lazy unit, after the wait rule: ``heard`` (U,)
+        bool marks the units with a used message (None: all); a unit not heard keeps
+        what the server held before (lazy triggers) or holds zeros (``NoTrigger``)
 
 ``NoTrigger`` (everyone computes and uploads), ``WorkerTrigger`` (LAG-WK: every
 unit computes, uploads iff its gradient moved enough) and ``ServerTrigger``
@@ -78,10 +80,13 @@ class NoTrigger:
 
     def commit(self, state, plan, heard, theta):
         """The server holds the fresh gradient of every unit it heard from (``heard`` None:
-        all), and nothing of the others: a message the wait rule dropped cannot be used."""
+        all), and zeros for the others: a message the wait rule dropped cannot be used.
+        (A product with the mask rather than a select: XLA then fuses the built-in
+        aggregators as before, so their results are unchanged bit for bit.)"""
         if heard is None:
             return state, plan.fresh, plan.selected
-        return state, jnp.where(heard[:, None], plan.fresh, 0.0), plan.selected & heard
+        return (state, plan.fresh * heard[:, None].astype(plan.fresh.dtype),
+                plan.selected & heard)
 
 
 @pytree_dataclass

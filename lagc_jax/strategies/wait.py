@@ -6,6 +6,15 @@ used depends on the arrival times (then the iterates may depend on the delays an
 the engine batches them over trials). Any such function can be wrapped with
 :class:`WaitFunction`.
 
+The contract (checked before compiling by
+:func:`lagc_jax.strategies.contracts.check_strategy`, naming the rule): ``used`` is (M,)
+bool and ``time`` a scalar, finite, ≥ 0 and not before the latest arrival of a message
+it uses; with every worker participating it uses at least one message; a rule with
+``delay_dependent = False`` hears from the same lazy units whatever the arrival order,
+namely every unit with a participating worker (``FirstPerGroup`` on fractional groups:
+one member per group, all send the same message). A negative or NaN time also makes
+the round's duration NaN at run time, so the engine flags the run's wall clock.
+
 >>> import jax.numpy as jnp
 >>> used, t = FirstK(2)(jnp.array([3.0, 1.0, 2.0]), jnp.ones(3, bool))
 >>> used.tolist(), float(t)
