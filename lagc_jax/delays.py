@@ -76,14 +76,19 @@ class InfiniteMeanWarning(RuntimeWarning):
 # --------------------------------------------------------------------------- #
 # parameter checks
 # --------------------------------------------------------------------------- #
-def _check_number(name: str, value, *, positive: bool) -> float:
-    """Return ``value`` as float or raise a ValueError naming ``name``."""
+def _as_float(name: str, value) -> float:
+    """``value`` as a float (possibly not finite), or a ValueError naming ``name``."""
     if isinstance(value, (str, bytes, bool)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real number, got {value!r}") from None
+
+
+def _check_number(name: str, value, *, positive: bool) -> float:
+    """Return ``value`` as float or raise a ValueError naming ``name``."""
+    number = _as_float(name, value)
     if not math.isfinite(number) or (number <= 0 if positive else number < 0):
         bound = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
@@ -92,12 +97,7 @@ def _check_number(name: str, value, *, positive: bool) -> float:
 
 def _check_real(name: str, value) -> float:
     """Return ``value`` as a finite float (any sign) or raise a ValueError naming ``name``."""
-    if isinstance(value, (str, bytes, bool)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    number = _as_float(name, value)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     return number

@@ -59,8 +59,6 @@ _MARKOV_TAG, _MARKOV_INIT_TAG, _MINIBATCH_TAG, _STRATEGY_TAG = 1, 2, 3, 4
 # Trials per block when a run with batched iterates is split (see _in_trial_blocks).
 _TRIAL_BLOCK = 2048
 
-# The per-round totals every run records, besides the named metrics.
-_CORE_RECORDS = ("duration", "uploads", "downloads", "computations")
 # What `record=` may ask for.
 RECORDABLE = ("masks", "grad_error")
 

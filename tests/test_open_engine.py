@@ -25,7 +25,7 @@ from lagc_jax import strategies as st
 from lagc_jax.results import Result
 from lagc_jax.strategies.protocol import Metric
 
-from helpers import assert_same_run
+from helpers import assert_same_run, count_compilations
 
 M, S, DIM = 4, 1, 6
 K, T = 6, 3  # iterations and trials of most runs
@@ -171,18 +171,9 @@ def refuse_to_run(monkeypatch):
 @contextmanager
 def compiles_nothing():
     """Assert no new program is traced (jit cache) or compiled inside the block."""
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-
     size = engine._run_chunk._cache_size()
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compilations() as events:
         yield
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
     assert engine._run_chunk._cache_size() == size
     assert events == []
 

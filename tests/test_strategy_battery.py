@@ -1,9 +1,8 @@
 """One conformance battery over every registered strategy (optax's shared-test style),
 plus a hand-written protocol strategy and a composition registered inside the test."""
 
-import contextlib
-from functools import partial
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,7 @@ import pytest
 import lagc_jax as lj
 from lagc_jax import strategies as st
 
-from helpers import assert_same_run
+from helpers import assert_same_run, count_compilations
 
 M, S = 6, 1
 BUILT_IN = lj.names()
@@ -67,21 +66,6 @@ def registered():
 ALL = BUILT_IN + ("test-hand-gd", "test-half")
 PROBLEM = lj.problems.lag_synthetic(M, dim=10)
 DELAY = lj.ShiftedExponential(shift=0.1, rate=1.0)
-
-
-@contextlib.contextmanager
-def count_compilations():
-    """Count XLA backend compilations inside the block."""
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(event)
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield events
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def knobs(step_size=0.05, upload_time=0.2, broadcast_time=0.1):
