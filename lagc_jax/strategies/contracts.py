@@ -464,6 +464,9 @@ def _abstract_round(strategy, state, theta0, knobs, sizes, names, composed):
         if composed:
             out = _guarded(names, "Strategy.step", strategy.step_with, state, round, knobs,
                            checks)
+            if type(strategy).step is not Strategy.step:  # a subclass adds to the round
+                out = _guarded(names, f"{type(strategy).__name__}.step", strategy.step,
+                               state, round, knobs)
         else:
             out = _guarded(names, names.piece("step"), strategy.step, state, round, knobs)
         _check_step_outputs(strategy, out, state_in, sizes, names, composed)
