@@ -68,9 +68,9 @@ class ScaledSum:
     scale: float = static()
 
     def __call__(self, delivered):
-        held = delivered.held
-        weights = delivered.used.astype(held.dtype) * self.scale
-        return weighted_rows(weights, held), jnp.zeros((), held.dtype)
+        messages = delivered.messages  # the used ones only: weight 0 for the others
+        weights = delivered.used.astype(messages.dtype) * self.scale
+        return weighted_rows(weights, messages), jnp.zeros((), messages.dtype)
 
 
 @pytree_dataclass
