@@ -13,12 +13,20 @@ depend neither on chunking nor on how trials are split across devices. (For the
 parametric delay laws those draws are computed an iteration ahead by
 ``random_words``, bit for bit the same, which is faster on CPU.)
 
+A run is described once (:class:`_RunSpec`: its points, each a strategy, a delay
+model and knob values, and the configuration common to all); ``simulate`` is a
+one-point ``sweep``. The numbers of every point (the strategy's leaves, the delay
+model's, α and the link) are traced, so other values of one structure never
+recompile. Unit times come from one source (:class:`_UnitTimes`: drawn, drawn
+ahead or replayed; by iteration or by job index).
+
 Iterations run in chunks: the carry (θ, optimizer state, strategy state, delay
 state) passes between calls of one compiled function, which bounds memory, lets
-a progress callback report and lets a checkpointed run resume. Durations and
-counts are summed inside a record block and accumulated into running totals on
-the host in float64 / int64. Where iterates do not depend on the delays, the
-carry stays unbatched across trials: the θ trajectory is computed once.
+a progress callback report and lets a checkpointed run resume. Durations, counts
+and the strategy's named metrics are accumulated by name inside a record block and
+into running totals on the host in float64 / int64. Where iterates do not depend
+on the delays, the carry stays unbatched across trials: the θ trajectory is
+computed once.
 """
 
 from __future__ import annotations
