@@ -821,9 +821,11 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         static = static_for(length // spec.record_every)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
             static, data, traced, carry, trial_keys, replayed, jnp.int32(k0))
-        chunk_records, chunk_masks, end_values = jax.tree_util.tree_map(  # padding trials dropped
-            lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
-            _to_host((chunk_records, chunk_masks, chunk_end)))
+        chunk_records, chunk_masks, end_values = _to_host((chunk_records, chunk_masks, chunk_end))
+        if padded > spec.num_trials:  # padding trials dropped
+            chunk_records, chunk_masks, end_values = jax.tree_util.tree_map(
+                lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
+                (chunk_records, chunk_masks, end_values))
         records.append(chunk_records)
         if "masks" in spec.record:
             masks.append(chunk_masks)
