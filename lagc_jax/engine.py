@@ -395,6 +395,11 @@ def _check_delay(delay, num_workers: int):
         names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
         raise ValueError(f"delay must be a delay model (a pytree with validate and sample: "
                          f"{names} or your own DelayModel), got {type(delay).__name__}")
+    if (isinstance(delay, delays_lib.DelayModel) and not delay.standard_exponential
+            and type(delay).sample is delays_lib.DelayModel.sample):
+        raise ValueError(f"delay: {type(delay).__name__} defines neither sample(key, "
+                         "num_workers, dtype) nor from_standard(e) with standard_exponential "
+                         "= True, so it has no draws")
     return delay.validate(num_workers=num_workers)
 
 

@@ -712,3 +712,16 @@ def test_reported_metrics_must_be_the_declared_ones():
     r = lj.simulate(problem, Misreported(base, ("staleness",)), lj.ShiftedExponential(),
                     num_iters=2, num_trials=1)
     assert r.staleness.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_a_delay_model_without_draws_is_refused_before_compiling():
+    """A DelayModel subclass that defines neither sample nor from_standard is refused by
+    name instead of failing inside the trace."""
+    class NoDraws(lj.delays.DelayModel):
+        scale = 1.0
+    jax.tree_util.register_pytree_node(NoDraws, lambda d: ((d.scale,), None),
+                                       lambda _, leaves: NoDraws())
+    with count_compilations() as events, pytest.raises(ValueError, match="NoDraws defines "
+                                                                          "neither sample"):
+        lj.simulate(PROBLEM, lj.make("gd", M), NoDraws(), num_iters=2, num_trials=1)
+    assert events == []
