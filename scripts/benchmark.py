@@ -3,6 +3,7 @@
 
     python scripts/benchmark.py            # full grid (~30-60 min on 2 CPU cores)
     python scripts/benchmark.py --quick    # a small subset (~3 min)
+    python scripts/benchmark.py --approximate  # only MODEL.md §10's strategies against gc
     git worktree add ../baseline <commit>  # then, to time an older lagc_jax side by side:
     python scripts/benchmark.py --baseline ../baseline
 
@@ -84,6 +85,15 @@ QUICK = dict(Ms=(12,), ds=(50,), trials=(100, 1000), names=("gd", "fastest-k", "
 # The point of the speed target (issue 11): M = 12, d = 50, 1000 trials, K = 100, float32.
 BASELINE_POINT = dict(M=12, d=50, T=1000, K=100)
 BASELINE_NAMES = ("fastest-k", "gc", "lagc", "lagc-ps", "gd", "lag-wk", "g-lag")
+# The approximate strategies of MODEL.md §10 against gc (issue 22), at BASELINE_POINT with
+# S = 2: (label, name, options). Load S + 1 = 3 except deadline (load 1); Exp(1) unit
+# times, so T = 1 lets about 7.6 of 12 arrive and T = 5 at load 3 gives p = e^(-5/3).
+APPROXIMATE_ROWS = (("gc", "gc", {}), ("deadline T=1", "deadline", {"deadline": 1.0}),
+                    ("erasurehead k=6", "erasurehead", {"k": 6}),
+                    ("erasurehead k=M−S", "erasurehead", {}),
+                    ("sgc T=5", "sgc", {"deadline": 5.0}),
+                    ("graph-gc optimal", "graph-gc", {}),
+                    ("graph-gc fixed", "graph-gc", {"decoder": "fixed"}))
 
 
 def stragglers(name: str, M: int) -> int:
@@ -500,7 +510,7 @@ def time_simulate(M, d, T, K, names, reps) -> dict:
     """µs per trial-iteration of ``simulate`` with whichever lagc_jax this process imports
     (median of ``reps`` calls after a warm-up), for --baseline's subprocesses."""
     problem = problems.lag_synthetic(M, dim=d)
-    us = {}
+    us, cpu_us = {}, {}
     for name in names:
         strategy = lj.make(name, M, stragglers(name, M))
 
@@ -508,8 +518,14 @@ def time_simulate(M, d, T, K, names, reps) -> dict:
             return lj.simulate(problem, strategy, lj.ShiftedExponential(), num_iters=K,
                                num_trials=T, seed=0)
         call()
-        us[name] = 1e6 * float(np.median([timed(call)[0] for _ in range(reps)])) / (T * K)
-    return {"module": lj.__file__, "us": us}
+        wall, cpu = [], []
+        for _ in range(reps):
+            start = time.process_time()
+            wall.append(timed(call)[0])
+            cpu.append(time.process_time() - start)
+        us[name] = 1e6 * float(np.median(wall)) / (T * K)
+        cpu_us[name] = 1e6 * float(np.median(cpu)) / (T * K)
+    return {"module": lj.__file__, "us": us, "cpu_us": cpu_us}
 
 
 def compare_with_baseline(baseline, rounds, reps, log) -> dict:
@@ -521,6 +537,7 @@ def compare_with_baseline(baseline, rounds, reps, log) -> dict:
                             text=True, capture_output=True).stdout.strip() or "unknown"
     spec = json.dumps(dict(BASELINE_POINT, names=BASELINE_NAMES, reps=reps))
     times = {label: collections.defaultdict(list) for label in trees}
+    cpu_times = {label: collections.defaultdict(list) for label in trees}
     for r in range(rounds):
         for label in (("current", "baseline") if r % 2 == 0 else ("baseline", "current")):
             tree = trees[label]
@@ -535,12 +552,16 @@ def compare_with_baseline(baseline, rounds, reps, log) -> dict:
                 raise RuntimeError(f"{label}: imported lagc_jax from {data['module']}, not {tree}")
             for name, us in data["us"].items():
                 times[label][name].append(us)
+                cpu_times[label][name].append(data["cpu_us"][name])
             log(f"  round {r + 1} {label}: "
                 + ", ".join(f"{n} {u:.3f}" for n, u in data["us"].items()) + " us/ti")
     rows = []
     for name in BASELINE_NAMES:
         now, then = (float(np.median(times[label][name])) for label in ("current", "baseline"))
+        cpu_now, cpu_then = (float(np.median(cpu_times[label][name]))
+                             for label in ("current", "baseline"))
         rows.append(dict(name=name, now=now, then=then, speedup=then / now,
+                         cpu_speedup=cpu_then / cpu_now,
                          delay_dependent=bool(lj.make(name, 12, stragglers(name, 12))
                                               .delay_dependent),
                          spread={label: (min(times[label][name]), max(times[label][name]))
@@ -555,6 +576,57 @@ def scaling(bench, names, trials, log) -> list[dict]:
         for T in trials:
             rows.append(bench.run(12, 50, T, name, K=scaling_iters(T)))
     return rows
+
+
+def approximate_rows(rounds, reps, log) -> list[dict]:
+    """µs per trial-iteration of ``simulate`` for APPROXIMATE_ROWS at BASELINE_POINT
+    (float32), wall clock and process CPU time, each the median over ``rounds`` rounds
+    (the order of the rows reversed every other round) of medians of ``reps`` calls after
+    a warm-up; with the ratio to gc's."""
+    P = BASELINE_POINT
+    problem = problems.lag_synthetic(P["M"], dim=P["d"])
+    delay = lj.ShiftedExponential()
+    calls = {}
+    for label, name, options in APPROXIMATE_ROWS:
+        options = dict(options)
+        if name == "sgc":
+            options["straggle_probability"] = lj.analysis.straggle_probability(
+                delay, options["deadline"], load=3)
+        strategy = lj.make(name, P["M"], 2, **options)
+        calls[label] = (strategy, lambda s=strategy: lj.simulate(
+            problem, s, delay, num_iters=P["K"], num_trials=P["T"], seed=0))
+        calls[label][1]()  # compile
+    wall, cpu = collections.defaultdict(list), collections.defaultdict(list)
+    for r in range(rounds):
+        for label in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            w, c = [], []
+            for _ in range(reps):
+                start = time.process_time()
+                w.append(timed(calls[label][1])[0])
+                c.append(time.process_time() - start)
+            wall[label].append(1e6 * float(np.median(w)) / (P["T"] * P["K"]))
+            cpu[label].append(1e6 * float(np.median(c)) / (P["T"] * P["K"]))
+        log(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in wall.items())
+            + " us/ti")
+    rows = []
+    for label, (strategy, _) in calls.items():
+        us, cpu_us = float(np.median(wall[label])), float(np.median(cpu[label]))
+        rows.append(dict(label=label, us=us, cpu_us=cpu_us, ratio=us / np.median(wall["gc"]),
+                         cpu_ratio=cpu_us / np.median(cpu["gc"]),
+                         loads=sorted(set(strategy.placement.support_loads)),
+                         batched=bool(strategy.delay_dependent)))
+    return rows
+
+
+def approximate_table(rows) -> list[str]:
+    """The markdown table of :func:`approximate_rows`."""
+    lines = ["| strategy | load | θ | µs/trial-iter | × gc | CPU µs/trial-iter | CPU × gc |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {', '.join(map(str, r['loads']))} | "
+                     f"{'batched' if r['batched'] else 'once'} | {r['us']:.3f} | "
+                     f"{r['ratio']:.2f} | {r['cpu_us']:.3f} | {r['cpu_ratio']:.2f} |")
+    return lines
 
 
 def plot_scaling(rows, path):
@@ -701,7 +773,8 @@ def flop_fraction(row, machine):
 
 
 def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows, profiles, grid,
-                 quick, elapsed, baseline=None, scale_rows=(), plot=None, invariant=()):
+                 quick, elapsed, baseline=None, scale_rows=(), plot=None, invariant=(),
+                 approximate=()):
     L = []
     add = L.append
     add("# BENCHMARKS")
@@ -891,14 +964,16 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
             f"of median-of-{baseline['reps']} calls; the table gives the medians over rounds "
             "(min–max over rounds in brackets).")
         add("")
-        add("| strategy | θ | previous µs/trial-iter | now µs/trial-iter | speedup |")
-        add("|---|---|---|---|---|")
+        add("| strategy | θ | previous µs/trial-iter | now µs/trial-iter | speedup | "
+            "CPU-time speedup |")
+        add("|---|---|---|---|---|---|")
         for r in baseline["rows"]:
             lo_then, hi_then = r["spread"]["baseline"]
             lo_now, hi_now = r["spread"]["current"]
             add(f"| {r['name']} | {'batched' if r['delay_dependent'] else 'once'} | "
                 f"{r['then']:.3f} ({lo_then:.3f}–{hi_then:.3f}) | "
-                f"{r['now']:.3f} ({lo_now:.3f}–{hi_now:.3f}) | {r['speedup']:.2f}× |")
+                f"{r['now']:.3f} ({lo_now:.3f}–{hi_now:.3f}) | {r['speedup']:.2f}× | "
+                f"{r['cpu_speedup']:.2f}× |")
         add("")
 
     if scale_rows:
@@ -938,6 +1013,19 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
                 f"{'bit-identical' if r['loss_identical'] else 'differ'} | {r['loss_rel']:.1e} | "
                 f"{'identical' if r['counts_identical'] else 'DIFFER'} | "
                 f"{clock} |")
+        add("")
+
+    if approximate:
+        add("## Approximate strategies (MODEL.md §10) against gc")
+        add("")
+        P = BASELINE_POINT
+        add(f"`simulate` at M = {P['M']}, S = 2, d = {P['d']}, {P['T']} trials, K = {P['K']}, "
+            "float32, Exp(1) unit times; medians over alternating rounds of medians of "
+            "consecutive calls (wall clock, and the process's CPU time, less sensitive to "
+            "other work on the machine). *× gc*: the ratio to gc's time (below 1: faster).")
+        add("")
+        for line in approximate_table(approximate):
+            add(line)
         add("")
 
     add("## Targets")
@@ -1072,11 +1160,19 @@ def main(argv=None):
                         "commit: time its lagc_jax side by side with this tree's")
     parser.add_argument("--time-simulate", metavar="JSON", help=argparse.SUPPRESS)
     parser.add_argument("--invariance-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--approximate", action="store_true", help="only the approximate "
+                        "strategies against gc (MODEL.md §10): print their table")
     args = parser.parse_args(argv)
     if args.time_simulate:  # a subprocess of --baseline
         spec = json.loads(args.time_simulate)
         print(json.dumps(time_simulate(spec["M"], spec["d"], spec["T"], spec["K"],
                                        spec["names"], spec["reps"])))
+        return 0
+    if args.approximate:
+        begin = time.perf_counter()
+        rows = approximate_rows(3, args.reps or 3, lambda msg: print(
+            f"[{time.perf_counter() - begin:7.1f}s] {msg}", flush=True))
+        print("\n".join(approximate_table(rows)))
         return 0
     if args.invariance_run:  # a subprocess of the invariance check
         print(json.dumps(invariance_run()))
@@ -1134,6 +1230,8 @@ def main(argv=None):
     scale_rows = scaling(bench, grid["scaling"]["names"], grid["scaling"]["trials"], log)
     plot = Path(args.output).with_name(Path(args.output).stem + "_scaling.png")
     plot_scaling(scale_rows, plot)
+    log("approximate strategies (MODEL.md §10) against gc")
+    approximate = approximate_rows(grid["baseline_rounds"], grid["baseline_reps"], log)
     log("invariance across 1 and 4 host devices and chunkings (subprocesses)")
     invariant = invariance(log)
     baseline = None
@@ -1153,7 +1251,8 @@ def main(argv=None):
         del compiled, cargs
     write_report(args.output, env, agree, rates, machine, rows, f64_rows, batched_rows, profiles,
                  grid, args.quick, time.perf_counter() - start, baseline=baseline,
-                 scale_rows=scale_rows, plot=plot.name, invariant=invariant)
+                 scale_rows=scale_rows, plot=plot.name, invariant=invariant,
+                 approximate=approximate)
     log(f"wrote {args.output}")
     return 0 if all(r["ok"] for r in agree) else 1
 
