@@ -1,10 +1,13 @@
-"""Expected per-iteration time and counts of the strategies (MODEL.md §3, §4, §6, §7).
+"""Expected per-iteration time and counts of the strategies (MODEL.md §3, §4, §6, §7, §10).
 
 These closed forms and quadratures are independent checks for the Monte Carlo
 engine and cheap curves for plots. Assumptions (MODEL.md §3): i.i.d. unit times
 X, compute time = load · X (linear load scaling), a *parallel* link (each upload
 adds the same τ = ``upload_time``; the shared FIFO link is not modelled), one
 broadcast τ_b = ``broadcast_time`` per iteration, no persistent slowdown factors.
+The approximate strategies of MODEL.md §10 (deadline, erasurehead, sgc, graph-gc) are in
+:func:`expected_approximate_iteration_costs`; :func:`straggle_probability` gives the p
+of stochastic gradient coding.
 
 Everything is numpy/``math`` only (no jax, no scipy). A delay is any object
 with a vectorised numpy ``cdf(x)`` of a nonnegative variable: every built-in
@@ -56,10 +59,14 @@ __all__ = [
     "expected_iteration_time",
     "expected_iteration_costs",
     "expected_lazy_iteration_costs",
+    "APPROXIMATE_STRATEGIES",
+    "straggle_probability",
+    "expected_approximate_iteration_costs",
 ]
 
 NON_LAZY_STRATEGIES = ("gd", "fastest-k", "gc", "grouping")
 LAZY_STRATEGIES = ("lag-ps", "lag-wk", "g-lag", "g-lag-wk", "lagc", "lagc-ps")
+APPROXIMATE_STRATEGIES = ("deadline", "erasurehead", "sgc", "graph-gc")
 _METHODS = ("auto", "closed", "numeric")
 
 
@@ -267,6 +274,20 @@ def _integrate_tail(surv, start: float, scale: float, cut: float) -> float:
     if u_hi <= u_lo:
         return start
     left = math.exp(u_lo)  # surv ~ 1 on (start, start + e^u_lo)
+    total = _integrate_panels(h, u_lo, u_hi)
+    # The decay rate is taken over 2 units of u (a factor e^2 in x), wide enough
+    # to average out the rounding noise of 1 - cdf near ``cut``.
+    h_end, h_prev = float(h(u_hi)), float(h(u_hi - 2.0))
+    if h_end > 0.0:
+        rate = (math.log(h_prev) - math.log(h_end)) / 2.0 if h_prev > 0 else 0.0
+        if rate <= 1e-6:
+            return math.inf
+        total += h_end / rate
+    return start + left + total
+
+
+def _integrate_panels(h, u_lo: float, u_hi: float) -> float:
+    """∫_{u_lo}^{u_hi} h(u) du by adaptive Gauss–Legendre (10 vs 21 points per panel)."""
     edges = np.linspace(u_lo, u_hi, 33)
     a, b = edges[:-1], edges[1:]
     total, accepted, width = 0.0, 0.0, u_hi - u_lo
@@ -290,16 +311,22 @@ def _integrate_tail(surv, start: float, scale: float, cut: float) -> float:
         a, b = np.concatenate([a, m]), np.concatenate([m, b])
     else:  # pragma: no cover - only for pathological cdfs
         accepted += i21.sum()
-    total = accepted
-    # The decay rate is taken over 2 units of u (a factor e^2 in x), wide enough
-    # to average out the rounding noise of 1 - cdf near ``cut``.
-    h_end, h_prev = float(h(u_hi)), float(h(u_hi - 2.0))
-    if h_end > 0.0:
-        rate = (math.log(h_prev) - math.log(h_end)) / 2.0 if h_prev > 0 else 0.0
-        if rate <= 1e-6:
-            return math.inf
-        total += h_end / rate
-    return start + left + total
+    return accepted
+
+
+def _integrate_finite(surv, start: float, scale: float, stop: float) -> float:
+    """∫_0^stop surv(x) dx = start + ∫_start^stop surv(x) dx, where surv = 1 below
+    ``start`` (the substitution x = start + e^u of :func:`_integrate_tail`, no tail)."""
+    if stop <= start:
+        return stop
+
+    def h(u):
+        return surv(start + np.exp(u)) * np.exp(u)
+
+    u_lo, u_hi = math.log(scale * 1e-16), math.log(stop - start)
+    if u_hi <= u_lo:
+        return stop
+    return start + math.exp(u_lo) + _integrate_panels(h, u_lo, u_hi)
 
 
 def _atoms(delay):
@@ -321,6 +348,18 @@ def _integrate_steps(surv, breakpoints) -> float:
 
 def _numeric_order_statistic(delay, k: int, n: int) -> float:
     """E X_(k:n) = ∫_0^∞ P(fewer than k of n are <= x) dx (binomial tail)."""
+    surv = _order_statistic_survival(delay, k, n)
+    atoms = _atoms(delay)
+    if atoms is not None:  # exact: P(X_(k:n) > x) is constant between atoms
+        return _integrate_steps(surv, atoms)
+    start = _support_start(delay)
+    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
+    cut = _quantile(delay, _tail_cut(delay), start)
+    return _integrate_tail(surv, start, scale, cut)
+
+
+def _order_statistic_survival(delay, k: int, n: int):
+    """x -> P(X_(k:n) > x) = P(fewer than k of n are <= x), vectorised."""
     j = np.arange(k, dtype=float)
     log_binom = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
                           for i in range(k)])
@@ -334,13 +373,7 @@ def _numeric_order_statistic(delay, k: int, n: int) -> float:
             terms = np.exp(log_binom + jlogf + (n - j) * log_q)
         return np.minimum(terms.sum(-1), 1.0)
 
-    atoms = _atoms(delay)
-    if atoms is not None:  # exact: P(X_(k:n) > x) is constant between atoms
-        return _integrate_steps(surv, atoms)
-    start = _support_start(delay)
-    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
-    cut = _quantile(delay, _tail_cut(delay), start)
-    return _integrate_tail(surv, start, scale, cut)
+    return surv
 
 
 def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
@@ -607,3 +640,183 @@ def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, 
         delay, m - s, m, method=method)
     return {"time": time, "uploads": min(m - s, n * load),
             "downloads": min(m, n * load), "computations": n * load}
+
+
+# ------------------------------------------------ approximate strategies (MODEL.md §10)
+
+
+def _check_deadline(deadline) -> float:
+    """T > 0, a real number; inf (no deadline) allowed."""
+    if isinstance(deadline, bool):
+        number = math.nan
+    else:
+        try:
+            number = float(deadline)
+        except (TypeError, ValueError):
+            number = math.nan
+    if not number > 0:
+        raise ValueError(f"deadline must be a number > 0 (inf: no deadline), got {deadline!r}")
+    return number
+
+
+def straggle_probability(delay, deadline, *, load=1, upload_time: float = 0.0,
+                         latency: float = 0.0) -> float:
+    """p = P(load·X + latency + upload_time > deadline): the probability that a worker's
+    message misses the deadline T on a parallel link (MODEL.md §10, ``sgc``).
+
+    T is measured from the moment the workers hold θ^k, after the broadcast (the clock of
+    the arrivals). On a shared link the FIFO queue delays uploads further, so the true
+    probability is at least this one (equal when upload_time = latency = 0). ``delay`` is
+    any i.i.d. law with a numpy ``cdf`` (its ``sf`` when present); T = inf gives 0.
+
+    >>> round(straggle_probability(ShiftedExponential(rate=1.0), 3.0, load=3), 4)  # e^-1
+    0.3679
+    >>> straggle_probability(ShiftedExponential(rate=1.0), 0.5, upload_time=1.0)
+    1.0
+    """
+    delay = _check_delay(delay)
+    T = _check_deadline(deadline)
+    try:
+        load_value = math.nan if isinstance(load, bool) else float(load)
+    except (TypeError, ValueError):
+        load_value = math.nan
+    if not (math.isfinite(load_value) and load_value > 0):
+        raise ValueError(f"load must be a finite number > 0 (partitions per worker), got {load!r}")
+    link = _check_time("upload_time", upload_time) + _check_time("latency", latency)
+    if math.isinf(T):
+        return 0.0
+    if T < link:
+        return 1.0
+    _, q = _survival(delay, (T - link) / load_value)
+    return float(q)
+
+
+def _expected_min_order_statistic(delay, k: int, n: int, cap: float) -> float:
+    """E min(X_(k:n), cap) = ∫_0^cap P(X_(k:n) > x) dx (exact for discrete laws)."""
+    surv = _order_statistic_survival(delay, k, n)
+    atoms = _atoms(delay)
+    if atoms is not None:  # a step function: exact up to the cap
+        return _integrate_steps(surv, np.append(atoms[atoms < cap], cap))
+    start = _support_start(delay)
+    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
+    return _integrate_finite(surv, start, scale, cap)
+
+
+def _covering_subsets(group_size: int, num_groups: int, n: int) -> int:
+    """Subsets of n of the G·g workers that contain a member of every group (inclusion–
+    exclusion over the groups left out)."""
+    return sum((-1) ** j * math.comb(num_groups, j) * math.comb((num_groups - j) * group_size, n)
+               for j in range(num_groups + 1))
+
+
+def _erasurehead_compute_time(delay, group_size: int, num_groups: int, k: int) -> float:
+    """E min(X_(k:M), max over groups of the group minimum), unit times of load 1:
+    P(> x) = Σ_{n<k} (C(M, n) − covering(n)) F^n (1 − F)^(M−n)."""
+    M = group_size * num_groups
+    counts = np.array([math.comb(M, n) - _covering_subsets(group_size, num_groups, n)
+                       for n in range(k)], dtype=float)
+    keep = counts > 0
+    n = np.arange(k, dtype=float)[keep]
+    log_counts = np.log(counts[keep])
+
+    def surv(x):
+        f, q = _survival(delay, x)
+        log_f = _log_cdf(f, q)[..., None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_log_f = np.where(n == 0, 0.0, n * log_f)
+            terms = np.exp(log_counts + n_log_f + (M - n) * np.log(q)[..., None])
+        return np.minimum(terms.sum(-1), 1.0)
+
+    atoms = _atoms(delay)
+    if atoms is not None:
+        return _integrate_steps(surv, atoms)
+    start = _support_start(delay)
+    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
+    cut = _quantile(delay, _tail_cut(delay), start)
+    value = _integrate_tail(surv, start, scale, cut)
+    if math.isinf(value):
+        return _infinite("erasurehead's expected iteration time",
+                         "the tail of delay.cdf decays too slowly")
+    return value
+
+
+def expected_approximate_iteration_costs(name: str, num_workers: int, stragglers: int, delay, *,
+                                         deadline=None, k=None, degree=None,
+                                         upload_time: float = 0.0, broadcast_time: float = 0.0,
+                                         latency: float = 0.0) -> dict:
+    """Expected time and counts of one iteration of an approximate strategy (MODEL.md §10).
+
+    Returns ``{"time", "uploads", "downloads", "computations"}`` (expectations; uploads may
+    be fractional). Same assumptions as :func:`expected_iteration_time`: i.i.d. unit times X,
+    compute time = load·X, a parallel link on which every message takes c = latency +
+    upload_time, τ_b once per round; A = load·X + c is an arrival, measured from the
+    moment the workers hold θ^k. Options as the strategies' (only those of ``name``):
+
+    - ``deadline`` (T, default inf): t = max(min(T, A_max), A_min) = min(T, A_max) +
+      (A_min − T)⁺, so E t = E min(T, A_max) + E(A_min − T)⁺ (quadrature of the order
+      statistics' survival functions up to T). uploads: M·P(A ≤ T) + P(A > T)^M.
+    - ``erasurehead`` (k, default M − S; needs (S+1) | M): t = c + (S+1)·min(X_(k:M),
+      max over groups of the group minimum), whose survival is
+      Σ_{n<k} (C(M, n) − #(n-sets meeting every group)) F^n (1 − F)^(M−n), integrated.
+      uploads (groups covered) = G·(1 − C(M − S − 1, k)/C(M, k)): the first k arrivals
+      are a uniformly random k-set (continuous laws: no ties).
+    - ``sgc`` (T, default inf): t = min(T, A_max) with load S+1; uploads M·(1 − p),
+      p = :func:`straggle_probability`.
+    - ``graph-gc`` (degree s, default S+1; load s): t = c + s·E X_(M−S:M), as gc's.
+
+    >>> d = ShiftedExponential(rate=1.0)
+    >>> c = expected_approximate_iteration_costs("deadline", 12, 2, d, deadline=1.0)
+    >>> round(c["time"], 4), round(c["uploads"], 4)
+    (0.9995, 7.5855)
+    >>> round(expected_approximate_iteration_costs("erasurehead", 12, 2, d, k=12)["time"], 3)
+    2.083
+    """
+    if name not in APPROXIMATE_STRATEGIES:
+        raise ValueError(f"name must be one of {APPROXIMATE_STRATEGIES}, got {name!r}")
+    m, s = _check_workers(num_workers, stragglers)
+    delay = _check_delay(delay)
+    tau_b = _check_time("broadcast_time", broadcast_time)
+    tau, lat = _check_time("upload_time", upload_time), _check_time("latency", latency)
+    link = tau + lat
+    options = {"deadline": deadline, "k": k, "degree": degree}
+    takes = {"deadline": ("deadline",), "sgc": ("deadline",), "erasurehead": ("k",),
+             "graph-gc": ("degree",)}[name]
+    for option, value in options.items():
+        if value is not None and option not in takes:
+            raise ValueError(f"option {option!r} does not apply to {name!r} "
+                             f"(valid: {', '.join(takes)})")
+    if name == "graph-gc":
+        load = s + 1 if degree is None else _check_int("degree", degree, 1, m - 1)
+        if (m * load) % 2:
+            raise ValueError(f"degree: no {load}-regular graph on {m} nodes exists "
+                             f"(num_workers · degree = {m * load} is odd)")
+        time = tau_b + link + load * expected_order_statistic(delay, m - s, m)
+        return {"time": float(time), "uploads": m - s, "downloads": m,
+                "computations": m * load}
+    if name == "erasurehead":
+        g = _num_groups(m, s, name)
+        k = m - s if k is None else _check_int("k", k, 1, m)
+        compute = _erasurehead_compute_time(delay, s + 1, g, k)
+        uploads = g * (1.0 - math.comb(m - s - 1, k) / math.comb(m, k))
+        return {"time": float(tau_b + link + (s + 1) * compute), "uploads": uploads,
+                "downloads": m, "computations": m * (s + 1)}
+    T = math.inf if deadline is None else _check_deadline(deadline)
+    load = 1 if name == "deadline" else s + 1
+    if math.isinf(T):
+        time = link + load * expected_order_statistic(delay, m, m)
+    elif T <= link:
+        time = T
+    else:
+        time = link + load * _expected_min_order_statistic(delay, m, m, (T - link) / load)
+    p = straggle_probability(delay, T, load=load, upload_time=tau, latency=lat)
+    if name == "sgc":
+        return {"time": float(tau_b + time), "uploads": m * (1.0 - p), "downloads": m,
+                "computations": m * load}
+    if not math.isinf(T):  # E(A_min − T)⁺: the server waits for the first arrival
+        first = expected_order_statistic(delay, 1, m)
+        if T <= link:
+            time += link - T + first
+        else:
+            time += first - _expected_min_order_statistic(delay, 1, m, T - link)
+    return {"time": float(tau_b + time), "uploads": m * (1.0 - p) + p ** m, "downloads": m,
+            "computations": m}

@@ -14,6 +14,10 @@ Placements
                                    partitions and send their plain sum.
     :func:`tandon_cyclic`          the random construction of Tandon et al.
                                    (ICML 2017), for comparison only.
+    :func:`cyclic_support`         the cyclic support with all coefficients 1
+                                   (stochastic gradient coding, MODEL.md §10).
+    :func:`random_regular_graph`   a seeded random s-regular graph; B = A/s is an
+                                   approximate gradient code (MODEL.md §10).
 
 Decoders
     :func:`decoding_weights`       numpy, one finished set, float64 least squares.
@@ -24,6 +28,8 @@ Decoders
                                    (colex rank of the straggler set).
     :func:`decoding_stats`         worst case over all straggler sets: max|a|,
                                    cond(B_F) and the float32 decoding error.
+    :func:`least_squares_table`    the optimal approximate decoder: least-squares
+                                   weights for every straggler set, exact or not.
 
 >>> B = cyclic_repetition(4, 1)
 >>> a = decoding_weights(B, [True, False, True, True])
@@ -53,6 +59,9 @@ __all__ = [
     "straggler_rank",
     "lookup_decoding_weights",
     "decoding_stats",
+    "least_squares_table",
+    "cyclic_support",
+    "random_regular_graph",
     "check_decodable",
     "float32_decoding_check",
     "DECODING_TOLERANCE",
@@ -326,6 +335,75 @@ def tandon_cyclic(num_workers, stragglers, seed) -> np.ndarray:
     return B
 
 
+def cyclic_support(num_workers, stragglers) -> np.ndarray:
+    """The support of cyclic repetition with every coefficient 1: worker m sums partitions
+    m … m+S (mod M). Stochastic gradient coding's B (MODEL.md §10): each partition is held
+    by S+1 workers, so Σ_m g_m = (S+1)·∇f.
+
+    >>> cyclic_support(4, 1)
+    array([[1., 1., 0., 0.],
+           [0., 1., 1., 0.],
+           [0., 0., 1., 1.],
+           [1., 0., 0., 1.]])
+    """
+    M = _check_num_workers(num_workers)
+    S = _check_stragglers(stragglers, M)
+    B = np.zeros((M, M))
+    rows = np.arange(M)
+    for offset in range(S + 1):
+        B[rows, (rows + offset) % M] = 1.0
+    return B
+
+
+def random_regular_graph(num_workers, degree, seed=0) -> np.ndarray:
+    """Adjacency matrix (M, M) of a random ``degree``-regular simple graph on M nodes, seeded.
+
+    B = A/s is the approximate gradient code of Raviv, Tamo, Tandon & Dimakis and of
+    Charles, Papailiopoulos & Ellenberg (MODEL.md §10): worker m stores the partitions of its
+    s neighbours. Our own construction, so that a seed gives the same graph on every
+    machine with no optional dependency: a circulant s-regular graph (node m joined to
+    m ± 1 … m ± ⌊s/2⌋, and to m + M/2 when s is odd), randomised by 20·(edges) + 100
+    proposed double-edge swaps ({a, b}, {c, d} → {a, d}, {c, b}, refused when they would
+    make a loop or a double edge). The swaps keep every degree; their chain is symmetric
+    and connects all s-regular graphs on M nodes, so it tends to the uniform law over them.
+    Needs 1 ≤ s ≤ M − 1 and M·s even (otherwise no s-regular graph exists).
+
+    >>> A = random_regular_graph(8, 3, seed=1)
+    >>> A.sum(axis=0).tolist() == [3.0] * 8, bool((A == A.T).all()), float(np.trace(A))
+    (True, True, 0.0)
+    """
+    M = _check_num_workers(num_workers)
+    if isinstance(degree, bool) or not isinstance(degree, Integral) or not 1 <= degree <= M - 1:
+        raise ValueError(f"degree must be an integer in [1, num_workers - 1 = {M - 1}], "
+                         f"got {degree!r}")
+    s = int(degree)
+    if (M * s) % 2:
+        raise ValueError(f"degree: no {s}-regular graph on {M} nodes exists (num_workers · "
+                         f"degree = {M * s} is odd); choose an even degree or an even number "
+                         "of workers")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    A = np.zeros((M, M), dtype=bool)
+    nodes = np.arange(M)
+    for offset in range(1, s // 2 + 1):
+        A[nodes, (nodes + offset) % M] = A[(nodes + offset) % M, nodes] = True
+    if s % 2:
+        A[nodes, (nodes + M // 2) % M] = True
+    edges = [tuple(edge) for edge in np.argwhere(np.triu(A))]
+    rng = np.random.default_rng(int(seed))
+    for _ in range(20 * len(edges) + 100):
+        i, j = rng.integers(len(edges), size=2)
+        (a, b), (c, d) = edges[i], edges[j]
+        if rng.random() < 0.5:
+            c, d = d, c
+        if i == j or a == d or c == b or A[a, d] or A[c, b]:
+            continue
+        A[a, b] = A[b, a] = A[c, d] = A[d, c] = False
+        A[a, d] = A[d, a] = A[c, b] = A[b, c] = True
+        edges[i], edges[j] = (a, d), (c, b)
+    return A.astype(np.float64)
+
+
 # ---------------------------------------------------------------------------
 # numpy decoding
 
@@ -502,6 +580,33 @@ def decoding_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarr
     row = 0
     for chunk, _, A, residual, tol in _all_sets(B, S, max_entries):
         _require_decodable(chunk, residual, tol, f"B cannot decode every set of stragglers = {S}")
+        table[row:row + len(chunk)] = A
+        row += len(chunk)
+    return table
+
+
+def least_squares_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarray:
+    """The optimal approximate decoder: float64 array (C(M,S), M) whose row r is the
+    minimum-norm a_F = argmin_a ‖B_Fᵀ a − 1‖₂ (zero on the stragglers) for the straggler set
+    of colex rank r (MODEL.md §10), whether or not that set decodes.
+
+    Where every set decodes it equals :func:`decoding_table` (the same solves). Raises
+    ``ValueError`` only if the table would exceed ``max_entries`` entries.
+
+    >>> B = random_regular_graph(6, 2, seed=0) / 2      # load 2, approximate
+    >>> T = least_squares_table(B, 1)
+    >>> T.shape, np.abs(T @ B - 1).max(axis=1).round(3).tolist()  # no set decodes exactly
+    ((6, 6), [0.333, 0.333, 0.333, 0.333, 0.333, 0.333])
+    >>> bool(np.allclose(least_squares_table(cyclic_repetition(5, 2), 2),
+    ...                  decoding_table(cyclic_repetition(5, 2), 2)))
+    True
+    """
+    B = _check_matrix(B)
+    M = B.shape[0]
+    S = _check_stragglers(stragglers, M)
+    table = np.zeros((_check_table_size(M, S, max_entries), M))
+    row = 0
+    for chunk, _, A, _, _ in _all_sets(B, S, max_entries):
         table[row:row + len(chunk)] = A
         row += len(chunk)
     return table

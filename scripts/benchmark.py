@@ -4,6 +4,7 @@
     python scripts/benchmark.py            # full grid (~30-60 min on 2 CPU cores)
     python scripts/benchmark.py --quick    # a small subset (~3 min)
     python scripts/benchmark.py --approximate  # only MODEL.md §10's strategies against gc
+    python scripts/benchmark.py --bits     # only qgd and laq (MODEL.md §9) against lag-wk
     git worktree add ../baseline <commit>  # then, to time an older lagc_jax side by side:
     python scripts/benchmark.py --baseline ../baseline
 
@@ -94,6 +95,10 @@ APPROXIMATE_ROWS = (("gc", "gc", {}), ("deadline T=1", "deadline", {"deadline": 
                     ("sgc T=5", "sgc", {"deadline": 5.0}),
                     ("graph-gc optimal", "graph-gc", {}),
                     ("graph-gc fixed", "graph-gc", {"decoder": "fixed"}))
+# Communication in bits (issue 21, MODEL.md §9): qgd and laq (b = 4) within BITS_TARGET× of
+# lag-wk's time per trial-iteration at BASELINE_POINT.
+BITS_NAMES = ("lag-wk", "qgd", "laq")
+BITS_TARGET = 1.5
 
 
 def stragglers(name: str, M: int) -> int:
@@ -618,6 +623,47 @@ def approximate_rows(rounds, reps, log) -> list[dict]:
     return rows
 
 
+def bits_rows(rounds, reps, log) -> list[dict]:
+    """µs per trial-iteration of ``simulate`` for BITS_NAMES at BASELINE_POINT (float32,
+    Exp(1) unit times), wall clock and process CPU time, each the median over ``rounds``
+    rounds (in alternating order) of medians of ``reps`` calls after a warm-up; with the
+    ratio to lag-wk's."""
+    P = BASELINE_POINT
+    problem, delay = problems.lag_synthetic(P["M"], dim=P["d"]), lj.ShiftedExponential()
+    calls = {name: (lambda s=lj.make(name, P["M"]): lj.simulate(
+        problem, s, delay, num_iters=P["K"], num_trials=P["T"], seed=0)) for name in BITS_NAMES}
+    for call in calls.values():
+        call()  # compile
+    wall, cpu = collections.defaultdict(list), collections.defaultdict(list)
+    for r in range(rounds):
+        for name in BITS_NAMES if r % 2 == 0 else BITS_NAMES[::-1]:
+            w, c = [], []
+            for _ in range(reps):
+                start = time.process_time()
+                w.append(timed(calls[name])[0])
+                c.append(time.process_time() - start)
+            wall[name].append(1e6 * float(np.median(w)) / (P["T"] * P["K"]))
+            cpu[name].append(1e6 * float(np.median(c)) / (P["T"] * P["K"]))
+        log(f"  round {r + 1}: " + ", ".join(f"{n} {wall[n][-1]:.3f}" for n in BITS_NAMES)
+            + " us/ti")
+    us = {name: float(np.median(wall[name])) for name in BITS_NAMES}
+    cpu_us = {name: float(np.median(cpu[name])) for name in BITS_NAMES}
+    return [dict(name=name, us=us[name], cpu_us=cpu_us[name], ratio=us[name] / us["lag-wk"],
+                 cpu_ratio=cpu_us[name] / cpu_us["lag-wk"]) for name in BITS_NAMES]
+
+
+def bits_table(rows) -> list[str]:
+    """The markdown table of :func:`bits_rows`, and the verdict on BITS_TARGET."""
+    lines = ["| strategy | µs/trial-iter | × lag-wk | CPU µs/trial-iter | CPU × lag-wk |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['us']:.3f} | {r['ratio']:.2f} | {r['cpu_us']:.3f} | "
+                     f"{r['cpu_ratio']:.2f} |")
+    worst = max(r["ratio"] for r in rows)
+    return lines + ["", f"qgd and laq within {BITS_TARGET}× of lag-wk: "
+                        f"{'yes' if worst <= BITS_TARGET else 'NO'} (worst {worst:.2f}×)."]
+
+
 def approximate_table(rows) -> list[str]:
     """The markdown table of :func:`approximate_rows`."""
     lines = ["| strategy | load | θ | µs/trial-iter | × gc | CPU µs/trial-iter | CPU × gc |",
@@ -774,7 +820,7 @@ def flop_fraction(row, machine):
 
 def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows, profiles, grid,
                  quick, elapsed, baseline=None, scale_rows=(), plot=None, invariant=(),
-                 approximate=()):
+                 approximate=(), bits=()):
     L = []
     add = L.append
     add("# BENCHMARKS")
@@ -1028,6 +1074,18 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
             add(line)
         add("")
 
+    if bits:
+        add("## Communication in bits (MODEL.md §9): qgd and laq against lag-wk")
+        add("")
+        P = BASELINE_POINT
+        add(f"`simulate` at M = {P['M']}, d = {P['d']}, {P['T']} trials, K = {P['K']}, "
+            "float32, Exp(1) unit times, b = 4 bits (all three compute θ once for all "
+            "trials); medians over alternating rounds of medians of consecutive calls.")
+        add("")
+        for line in bits_table(bits):
+            add(line)
+        add("")
+
     add("## Targets")
     add("")
     for line in targets(rows, machine, profiles, quick, baseline):
@@ -1162,6 +1220,8 @@ def main(argv=None):
     parser.add_argument("--invariance-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--approximate", action="store_true", help="only the approximate "
                         "strategies against gc (MODEL.md §10): print their table")
+    parser.add_argument("--bits", action="store_true", help="only qgd and laq against lag-wk "
+                        "(MODEL.md §9): print their table")
     args = parser.parse_args(argv)
     if args.time_simulate:  # a subprocess of --baseline
         spec = json.loads(args.time_simulate)
@@ -1173,6 +1233,12 @@ def main(argv=None):
         rows = approximate_rows(3, args.reps or 3, lambda msg: print(
             f"[{time.perf_counter() - begin:7.1f}s] {msg}", flush=True))
         print("\n".join(approximate_table(rows)))
+        return 0
+    if args.bits:
+        begin = time.perf_counter()
+        rows = bits_rows(3, args.reps or 3, lambda msg: print(
+            f"[{time.perf_counter() - begin:7.1f}s] {msg}", flush=True))
+        print("\n".join(bits_table(rows)))
         return 0
     if args.invariance_run:  # a subprocess of the invariance check
         print(json.dumps(invariance_run()))
@@ -1232,6 +1298,8 @@ def main(argv=None):
     plot_scaling(scale_rows, plot)
     log("approximate strategies (MODEL.md §10) against gc")
     approximate = approximate_rows(grid["baseline_rounds"], grid["baseline_reps"], log)
+    log("qgd and laq (MODEL.md §9) against lag-wk")
+    bits = bits_rows(grid["baseline_rounds"], grid["baseline_reps"], log)
     log("invariance across 1 and 4 host devices and chunkings (subprocesses)")
     invariant = invariance(log)
     baseline = None
@@ -1252,7 +1320,7 @@ def main(argv=None):
     write_report(args.output, env, agree, rates, machine, rows, f64_rows, batched_rows, profiles,
                  grid, args.quick, time.perf_counter() - start, baseline=baseline,
                  scale_rows=scale_rows, plot=plot.name, invariant=invariant,
-                 approximate=approximate)
+                 approximate=approximate, bits=bits)
     log(f"wrote {args.output}")
     return 0 if all(r["ok"] for r in agree) else 1
 

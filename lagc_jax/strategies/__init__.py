@@ -1,13 +1,19 @@
-"""Strategies: pure functions over worker arrays, composed from four kinds of pieces.
+"""Strategies: pure functions over worker arrays, composed from four kinds of pieces (five
+with a compressor).
 
 A strategy follows the protocol of :mod:`~lagc_jax.strategies.protocol`
 (``init`` and ``step`` over worker arrays, its state a pytree). The ten strategies
 of MODEL.md §6 are compositions (:class:`Strategy`) of
 
     placement   where data lives (B) and the lazy units      placement.identity / cyclic / fractional / from_encoding
-    trigger     who computes and uploads, owning its state    NoTrigger, WorkerTrigger, ServerTrigger
-    wait rule   which messages the server waits for           WaitAll, FirstK, FirstPerGroup, WaitFunction
-    aggregator  the gradient estimate                         Sum, ScaledSum, Decode, DecodeFreshStale
+    trigger     who computes and uploads, owning its state    NoTrigger, WorkerTrigger, ServerTrigger,
+                                                              LaqTrigger
+    wait rule   which messages the server waits for           WaitAll, FirstK, FirstPerGroup, WaitFunction,
+                                                              Deadline, FirstKOrEveryGroup
+    aggregator  the gradient estimate                         Sum, ScaledSum, Decode, DecodeFreshStale,
+                                                              RescaledSum, UnbiasedSum, LeastSquaresDecode
+    compressor  what each message becomes before upload       InnovationQuantizer, StochasticQuantizer,
+                (optional; MODEL.md §9)                       RandomSparsifier (module compress)
 
 registered by name (:func:`register`, :func:`make`, :func:`names`). See
 docs/EXTENDING.md for writing your own.
@@ -17,11 +23,15 @@ docs/EXTENDING.md for writing your own.
 ((5, 5), 'FirstK', 4)
 """
 
-from . import placement
+from . import compress, placement
 from .aggregate import Decode, DecodeFreshStale, Delivered, ScaledSum, Sum
+from .approximate import (Deadline, FirstKOrEveryGroup, LeastSquaresDecode, RescaledSum,
+                          UnbiasedSum)
 from .asynchronous import AsyncState, KAsync
 from .composed import Strategy
-from .lazy import STARTS, LazyState, NoTrigger, Plan, ServerTrigger, WorkerTrigger
+from .compress import Compressed, InnovationQuantizer, RandomSparsifier, StochasticQuantizer
+from .lazy import (STARTS, LaqState, LaqTrigger, LazyState, NoTrigger, Plan, ServerTrigger,
+                   WorkerTrigger)
 from .protocol import (Knobs, Metric, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass,
                        static)
 from .registry import Entry, check_workers, info, make, names, register, unregister
@@ -29,6 +39,9 @@ from .wait import FirstK, FirstPerGroup, WaitAll, WaitFunction
 
 __all__ = [
     "AsyncState", "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "KAsync", "Knobs",
+    "Deadline", "FirstKOrEveryGroup", "LeastSquaresDecode", "RescaledSum", "UnbiasedSum",
+    "Compressed", "InnovationQuantizer", "LaqState", "LaqTrigger", "RandomSparsifier",
+    "StochasticQuantizer", "compress",
     "LazyState", "Metric", "NoTrigger", "Plan", "Round", "STARTS", "ScaledSum", "ServerTrigger", "Stats",
     "Strategy", "StrategyProtocol", "Sum", "WaitAll", "WaitFunction", "WorkerTrigger",
     "check_workers", "info", "is_strategy", "make", "names", "placement", "pytree_dataclass",

@@ -1,9 +1,11 @@
-"""The standard strategy: placement × trigger × wait rule × aggregator.
+"""The standard strategy: placement × trigger × wait rule × aggregator (× compressor).
 
 One round (MODEL.md §3–6): workers compute their coded messages, the trigger
 decides who computes and who uploads, messages arrive over the link, the wait
 rule picks the messages the server uses, the trigger commits what the server now
-holds, and the aggregator forms the gradient estimate.
+holds, and the aggregator forms the gradient estimate. With a compressor (MODEL.md
+§9) the messages are compressed before the trigger decides, each upload occupies the
+link for its size in bits, and the strategy reports ``bits_up``.
 
 >>> import jax.numpy as jnp
 >>> from lagc_jax.strategies import FirstK, NoTrigger, Decode, placement
@@ -15,13 +17,16 @@ holds, and the aggregator forms the gradient estimate.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax.numpy as jnp
 import numpy as np
 
 from .aggregate import Delivered
+from .compress import check_composition, per_worker
 from .lazy import NoTrigger
 from .placement import Placement
-from .protocol import Stats, pytree_dataclass, static
+from .protocol import Metric, Stats, pytree_dataclass, static
 
 
 def _call(role, function, *arguments):
@@ -40,6 +45,8 @@ class Strategy:
       aggregate: ``Sum``, ``ScaledSum``, ``Decode``, ``DecodeFreshStale`` (or your own).
       name: registry name (static).
       stragglers: S, the stragglers the placement tolerates (static; informational).
+      compressor: None (full-precision messages), or a compressor applied to every
+        message before upload (:mod:`~lagc_jax.strategies.compress`).
     """
 
     placement: Placement
@@ -48,6 +55,7 @@ class Strategy:
     aggregate: object = None
     name: str = static(default="custom")
     stragglers: int = static(default=0)
+    compressor: object = None
 
     # -- the protocol's attributes
     @property
@@ -60,8 +68,15 @@ class Strategy:
 
     @property
     def delay_dependent(self) -> bool:
-        """Whether the iterates depend on the delays (the wait rule says so)."""
-        return bool(self.wait.delay_dependent)
+        """Whether the iterates depend on the delays (the wait rule says so) or differ
+        between trials otherwise (a stochastic compressor draws from each trial's key)."""
+        return bool(self.wait.delay_dependent) or bool(
+            getattr(self.compressor, "stochastic", False))
+
+    @property
+    def metrics(self) -> tuple:
+        """``bits_up`` when a compressor sets the size of the messages (MODEL.md §9)."""
+        return () if self.compressor is None else (Metric("bits_up", "sum"),)
 
     @property
     def xi(self):
@@ -91,15 +106,21 @@ class Strategy:
     # -- the protocol's functions
     def validate(self, *, dtype, link):
         """Raise ValueError for a run this strategy cannot simulate faithfully (each piece
-        with a ``validate(strategy, dtype=, link=)`` hook is asked, before compiling)."""
-        for piece in (self.placement, self.trigger, self.wait, self.aggregate):
+        with a ``validate(strategy, dtype=, link=)`` hook is asked, before compiling; a
+        compressor must suit the composition: :func:`~.compress.check_composition`)."""
+        if self.compressor is not None:
+            check_composition(self)
+        for piece in (self.placement, self.trigger, self.wait, self.aggregate, self.compressor):
             check = getattr(piece, "validate", None)
             if check is not None:
                 check(self, dtype=dtype, link=link)
 
     def init(self, theta0, union_smoothness):
-        """Initial per-trial state (the trigger's)."""
-        return self.trigger.init(self.placement, theta0, union_smoothness)
+        """Initial per-trial state: the trigger's (and the compressor's, in a pair)."""
+        state = self.trigger.init(self.placement, theta0, union_smoothness)
+        if self.compressor is None:
+            return state
+        return state, self.compressor.init(self.placement, theta0)
 
     def step(self, state, round, knobs):
         """One round: (aggregated gradient ĝ^k (d,), new state, Stats)."""
@@ -107,21 +128,40 @@ class Strategy:
 
     def step_with(self, state, round, knobs, call):
         """:meth:`step`, calling each piece through ``call(role, function, *arguments)``
-        (roles: "placement", "plan", "wait", "commit", "aggregate"). :meth:`step` calls
-        them directly; :func:`lagc_jax.strategies.contracts.check_strategy` checks and
-        records what each piece returns, tracing exactly this round."""
+        (roles: "placement", "compress", "plan", "wait", "commit", "acknowledge",
+        "aggregate"). :meth:`step` calls them directly;
+        :func:`lagc_jax.strategies.contracts.check_strategy` checks and records what each
+        piece returns, tracing exactly this round."""
         dtype = round.grads.dtype
-        placement, trigger = self.placement, self.trigger
+        placement, trigger, compressor = self.placement, self.trigger, self.compressor
         messages = call("placement", placement.round_messages, round)  # (M, d) coded gradients
-        plan, state = call("plan", trigger.plan, state, placement, round, messages, knobs)
-        arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
-                                       plan.uploads & plan.participating)
+        if compressor is None:
+            plan, state = call("plan", trigger.plan, state, placement, round, messages, knobs)
+            arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
+                                           plan.uploads & plan.participating)
+        else:
+            state, compressor_state = state
+            compressed = call("compress", compressor.compress, compressor_state,
+                              placement.unit_grads(round, messages), round.key)
+            plan, state = call("plan", partial(trigger.plan, compressed=compressed), state,
+                               placement, round, messages, knobs)
+            messages = per_worker(placement, compressed.values)  # what each worker uploads
+            bits = per_worker(placement, compressed.bits)
+            arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
+                                           plan.uploads & plan.participating, bits=bits,
+                                           dim=round.theta.shape[0])
         used, wait_time = call("wait", self.wait, arrivals, plan.participating)
         sent = used & plan.participating & plan.uploads  # gradient vectors the server used
         # Which units reached the server: stated by the wait rule, not derived from
         # `used`, where it cannot drop a message (so iterates stay delay-independent).
         heard = self._heard_units(used) if self.wait.delay_dependent else None
         state, held, updated = call("commit", trigger.commit, state, plan, heard, round.theta)
+        metrics = {}
+        if compressor is not None:
+            compressor_state = call("acknowledge", compressor.acknowledge, compressor_state,
+                                    compressed, updated)
+            state = (state, compressor_state)
+            metrics = {"bits_up": jnp.sum(jnp.where(sent, bits, 0))}
         aggregate, residual = call("aggregate", self.aggregate, Delivered(
             messages, held, used, plan.selected, plan.held, round.grads, placement))
         # A wait rule cannot run the clock backwards: a negative (or NaN) wait time makes
@@ -135,6 +175,7 @@ class Strategy:
             computations=jnp.sum(plan.loads).astype(jnp.int32),
             upload_mask=updated if self.is_lazy else sent,
             decoding_residual=residual.astype(dtype),
+            metrics=metrics,
         )
         return aggregate, state, stats
 

@@ -5,7 +5,8 @@ strategy (or piece) would give into one-line ``ValueError``\\ s that name the st
 and the piece at fault, with the expected and the actual value:
 
 1. **Structure.** A composed :class:`~lagc_jax.strategies.Strategy` has its four pieces
-   (a wait rule and an aggregator are not None, a wait rule says ``delay_dependent``);
+   (a wait rule and an aggregator are not None, a wait rule says ``delay_dependent``; a
+   compressor, if any, has ``init``, ``compress`` and ``acknowledge``);
    every leaf of the strategy is a number or an array (a function or an object that is
    not a registered pytree would be "not a valid JAX type" inside jit).
 2. **Shapes, traced once** (``jax.eval_shape``, nothing runs): the aggregate is (d,) of
@@ -16,14 +17,17 @@ and the piece at fault, with the expected and the actual value:
    strategy each piece is checked where it is called: the placement's messages (M, d);
    the trigger's plan ((M,) bool participating/uploads, (M,) loads, (U, d) fresh and
    held, (U,) bool selected) and commit ((U, d) held, (U,) bool updated); the wait rule's
-   (used (M,) bool, time scalar); the aggregator's (aggregate (d,), residual scalar). An
+   (used (M,) bool, time scalar); the aggregator's (aggregate (d,), residual scalar); a
+   compressor's (values (U, d), errors (U,), bits (U,): one size per message) and, after
+   ``acknowledge``, its state of the structure it had. An
    exception raised while tracing a piece is re-raised naming it, with the original
    message's first line. With ``delay_dependent=False`` (the engine then computes θ once
    for all trials) the aggregate and the state must not depend on the unit times or the
    round's key (traced under ``vmap``, as the engine runs it).
 3. **Wait rule, evaluated** on a few random arrival vectors: its time is finite, ≥ 0 and
    not before the latest arrival of the messages it uses; with every worker participating
-   it uses at least one message; if it says ``delay_dependent=False`` the lazy units it
+   it uses at least one message (unless it says ``may_use_no_message``, as a hard
+   deadline does); if it says ``delay_dependent=False`` the lazy units it
    hears from (the messages it uses, per unit) are the same for every arrival order and
    are all the units with a participating worker — otherwise the iterates computed once
    for all trials would ignore which messages were dropped.
@@ -37,6 +41,9 @@ and the piece at fault, with the expected and the actual value:
    1e-6 in float64). A decoding aggregator passes (a_F B_F δ = 0); an aggregator reading
    a message or a partition gradient that did not arrive fails, named. These checks use
    the first ``CONCRETE_DIM`` coordinates of θ⁰ (the whole θ⁰ if a piece fails there).
+   A compressor is evaluated in the same rounds: its values and errors must be finite,
+   the errors ≥ 0 and its bits finite and ≥ 0 (whether a compressor that says it is
+   unbiased is cannot be checked cheaply).
 
 Run time: a negative or NaN wait time makes :meth:`Strategy.step`'s duration NaN, which
 the engine flags as a non-finite wall clock; check 3 names the wait rule beforehand.
@@ -78,6 +85,7 @@ import numpy as np
 
 from .aggregate import Delivered
 from .composed import Strategy
+from .compress import per_worker
 from .protocol import Knobs, Round, Stats
 from .wait import WaitFunction
 
@@ -181,8 +189,9 @@ def _remember(passed: dict, key):
 # names and errors
 # --------------------------------------------------------------------------- #
 _KINDS = {"placement": "placement", "plan": "trigger", "commit": "trigger", "init": "trigger",
-          "wait": "wait rule", "aggregate": "aggregate"}
-_FIELDS = ("placement", "trigger", "wait", "aggregate")
+          "wait": "wait rule", "aggregate": "aggregate", "compress": "compressor",
+          "acknowledge": "compressor"}
+_FIELDS = ("placement", "trigger", "wait", "aggregate", "compressor")
 
 
 def _describe(piece) -> str:
@@ -207,7 +216,8 @@ class _Names:
         """'wait rule FirstK', 'aggregate Sum', ...; for a hand-written strategy its class."""
         if not self.composed:
             return f"{type(self.strategy).__name__}.{'init' if role == 'init' else 'step'}"
-        owner = {"plan": "trigger", "commit": "trigger", "init": "trigger"}.get(role, role)
+        owner = {"plan": "trigger", "commit": "trigger", "init": "trigger",
+                 "compress": "compressor", "acknowledge": "compressor"}.get(role, role)
         return f"{_KINDS[role]} {_describe(getattr(self.strategy, owner))}"
 
 
@@ -260,6 +270,11 @@ def _check_pieces(strategy, names):
     if not callable(strategy.aggregate):
         raise ContractError(f"{names.prefix}aggregate {_describe(strategy.aggregate)} is not "
                             "callable (Delivered) -> (aggregate, residual)")
+    compressor = getattr(strategy, "compressor", None)
+    for member in ("init", "compress", "acknowledge") if compressor is not None else ():
+        if not callable(getattr(compressor, member, None)):
+            raise ContractError(f"{names.prefix}compressor {_describe(compressor)} lacks the "
+                                f"method {member!r} (init, compress and acknowledge)")
 
 
 def _is_array_like(leaf) -> bool:
@@ -402,6 +417,7 @@ class _PieceChecks:
     def __call__(self, role, function, *arguments):
         where = self.names.piece(role)
         result = _guarded(self.names, where, function, *arguments)
+        self.arguments = arguments
         getattr(self, role)(where, result)
         return result
 
@@ -436,6 +452,26 @@ class _PieceChecks:
         _expect_tuple(self.names, where, result, 2, "(aggregate (d,), decoding residual)")
         self.expect(where, "the aggregate", result[0], "d", "run float")
         self.expect(where, "the decoding residual", result[1], "", "float")
+
+    def compress(self, where, result):
+        for field, letters, kind in (("values", "Ud", "run float"), ("errors", "U", "float"),
+                                     ("bits", "U", "number")):
+            if not hasattr(result, field):
+                raise ContractError(f"{self.names.prefix}{where} returned "
+                                    f"{type(result).__name__} without {field!r}; expected a "
+                                    "lagc_jax.strategies.compress.Compressed")
+            self.expect(where, f"Compressed.{field}", getattr(result, field), letters, kind)
+
+    def acknowledge(self, where, result):
+        state_in = self.arguments[0]
+        try:
+            same = _abstract(result) == _abstract(state_in)
+        except TypeError:
+            same = False
+        if not same:
+            raise ContractError(f"{self.names.prefix}{where} returned a state of another "
+                                "structure, shape or dtype than the one it was given (the "
+                                "compressor's state is part of the scan carry)")
 
 
 def _abstract_inputs(theta0, sizes):
@@ -568,10 +604,15 @@ def _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, c
                                 f"{_first_line(error)}") from error
         who = (f"its wait rule {_describe(strategy.wait)} says delay_dependent = False"
                if composed else "delay_dependent is False")
+        remedy = "declare delay_dependent = True"
+        compressor = getattr(strategy, "compressor", None) if composed else None
+        if compressor is not None:
+            who += f" and its compressor {_describe(compressor)} says stochastic = False"
+            remedy += " (the wait rule) or stochastic = True (the compressor)"
         raise ContractError(
             f"{names.prefix}{who}, but the aggregate or the state depends on the unit times or "
             "the round's key, which differ between trials (the engine computes θ once for "
-            "all trials); declare delay_dependent = True") from None
+            f"all trials); {remedy}") from None
     except Exception as error:
         raise ContractError(f"{names.prefix}one round failed under vmap over trials: "
                             f"{_first_line(error)}") from error
@@ -632,7 +673,7 @@ def _check_wait_rule(strategy, sizes, names, dtype, rng):
                 f"uses arrives ({latest:g}, arrivals {shown}, used {_bits(used)}); a wait "
                 "rule cannot proceed before the messages it uses have arrived")
         if participating.all():
-            if not got.any():
+            if not got.any() and not getattr(wait, "may_use_no_message", False):
                 raise ContractError(
                     f"{names.prefix}{where} uses no message when all {M} workers participate "
                     f"(used {_bits(used)} for arrivals {shown}); the server would update from "
@@ -674,11 +715,17 @@ class _Recorder:
         return result
 
 
-def _aggregate_from(strategy, plan_state, plan, heard, used, messages, round):
+def _aggregate_from(strategy, plan_state, plan, heard, used, messages, round, compressing):
     """The aggregate of a round whose messages and partition gradients are replaced, the
-    trigger's decisions (plan, heard, used) kept and its unit gradients recomputed."""
+    trigger's decisions (plan, heard, used) kept and its unit gradients recomputed (and
+    compressed again, ``compressing`` = the compressor's (state, key), or None)."""
+    fresh = strategy.placement.unit_grads(round, messages)
+    if compressing is not None:
+        compressor_state, key = compressing
+        fresh = strategy.compressor.compress(compressor_state, fresh, key).values
+        messages = per_worker(strategy.placement, fresh)
     if hasattr(plan, "_replace"):  # a Plan: recompute the fresh unit gradients
-        plan = plan._replace(fresh=strategy.placement.unit_grads(round, messages))
+        plan = plan._replace(fresh=fresh)
     _, held, _ = strategy.trigger.commit(plan_state, plan, heard, round.theta)
     aggregate, _ = strategy.aggregate(Delivered(messages, held, used, plan.selected, plan.held,
                                                 round.grads, strategy.placement))
@@ -689,19 +736,26 @@ def _aggregate_from(strategy, plan_state, plan, heard, used, messages, round):
 def _perturbed_round(strategy, state, knobs, theta, grads, unit_times, k, key, delta, junk):
     """One round; then its aggregate again, with the trigger's and the wait rule's decisions
     kept, the partition gradients changed by ``delta`` and the messages not received
-    replaced by ``junk``. Returns (aggregate, changed aggregate, sent, messages)."""
+    replaced by ``junk``. Returns (aggregate, changed aggregate, sent, messages, and the
+    compressor's Compressed or None)."""
     recorder = _Recorder()
     round = _a_round(strategy, theta, grads, unit_times, k, key)
     strategy.step_with(state, round, knobs, recorder)
     (plan_state, plan, heard, _), _ = recorder.records["commit"]
     _, (used, _) = recorder.records["wait"]
     _, messages = recorder.records["placement"]
+    compressing = compressed = None
+    if "compress" in recorder.records:
+        (compressor_state, _, compress_key), compressed = recorder.records["compress"]
+        compressing = (compressor_state, compress_key)
     sent = used & plan.participating & plan.uploads
-    base = _aggregate_from(strategy, plan_state, plan, heard, used, messages, round)
+    base = _aggregate_from(strategy, plan_state, plan, heard, used, messages, round,
+                           compressing)
     changed_round = _a_round(strategy, theta, grads + delta, unit_times, k, key)
     changed = _aggregate_from(strategy, plan_state, plan, heard, used,
-                              jnp.where(sent[:, None], messages, junk), changed_round)
-    return base, changed, sent, messages
+                              jnp.where(sent[:, None], messages, junk), changed_round,
+                              compressing)
+    return base, changed, sent, messages, compressed
 
 
 def _check_nothing_undelivered_is_used(strategy, theta0, knobs, sizes, names, rng):
@@ -750,6 +804,8 @@ def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
                                        f"{_first_line(error)}") from error
                 base, changed, messages = (np.asarray(outputs[i], np.float64) for i in (0, 1, 3))
                 sent = np.asarray(outputs[2], bool)
+                if outputs[4] is not None:
+                    _check_compressed(outputs[4], names)
                 # a non-finite aggregate (a decoding that cannot decode the set used: the
                 # engine reports its residual) counts only where it changed
                 finite = np.isfinite(base) & np.isfinite(changed)
@@ -772,6 +828,20 @@ def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
                         "aggregator may only read the messages used (Delivered.used) and the "
                         "held values of the units heard")
                 delta = _null_space_perturbation(encoding, sent, (P, d), rng).astype(dtype)
+
+
+def _check_compressed(compressed, names):
+    """A compressor's evaluated outputs: finite values and errors ≥ 0, bits finite ≥ 0."""
+    where = names.piece("compress")
+    values, errors, bits = (np.asarray(a, np.float64) for a in compressed)
+    if not np.all(np.isfinite(values)):
+        raise ContractError(f"{names.prefix}{where} returned non-finite values for finite "
+                            "gradients")
+    for what, array in (("errors", errors), ("bits", bits)):
+        if not np.all(np.isfinite(array) & (array >= 0)):
+            raise ContractError(f"{names.prefix}{where} returned {what} "
+                                f"{np.array2string(array, precision=3, separator=', ')}; "
+                                f"{what} must be finite and >= 0 (one per message)")
 
 
 def _null_space_perturbation(encoding, sent, shape, rng):

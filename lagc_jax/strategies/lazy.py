@@ -4,16 +4,19 @@ A trigger owns its per-trial state, step history included, so nothing is
 called after the optimizer: round k pushes ‖θ^k − θ^{k−1}‖² (the previous
 round's step) before it evaluates R_k. Each trigger has two pure methods:
 
-    plan(state, placement, round, messages, knobs) -> (Plan, state)
-        who participates, who uploads, loads, fresh unit gradients
+    plan(state, placement, round, messages, knobs[, compressed]) -> (Plan, state)
+        who participates, who uploads, loads, fresh unit gradients; with a compressor
+        (:mod:`~lagc_jax.strategies.compress`) the strategy passes ``compressed``, and the
+        fresh unit gradients are its values (what each unit would upload)
     commit(state, plan, heard, theta) -> (state, held, updated)
         what the server now holds per lazy unit, after the wait rule: ``heard`` (U,)
         bool marks the units with a used message (None: all); a unit not heard keeps
         what the server held before (lazy triggers) or holds zeros (``NoTrigger``)
 
 ``NoTrigger`` (everyone computes and uploads), ``WorkerTrigger`` (LAG-WK: every
-unit computes, uploads iff its gradient moved enough) and ``ServerTrigger``
-(LAG-PS: the server asks units whose iterate is stale enough; only they compute).
+unit computes, uploads iff its gradient moved enough), ``ServerTrigger``
+(LAG-PS: the server asks units whose iterate is stale enough; only they compute) and
+``LaqTrigger`` (LAQ, MODEL.md §9: worker-side on quantized messages).
 
 >>> import jax.numpy as jnp
 >>> from lagc_jax.strategies import placement
@@ -26,6 +29,7 @@ unit computes, uploads iff its gradient moved enough) and ``ServerTrigger``
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -61,6 +65,13 @@ class LazyState(NamedTuple):
     previous_theta: jnp.ndarray  # θ^{k−1}, for the step pushed at round k
 
 
+def _fresh(placement, round, messages, compressed):
+    """(U, d) what every lazy unit would upload: its gradient, or its compressed message."""
+    if compressed is None:
+        return placement.unit_grads(round, messages)
+    return compressed.values
+
+
 @pytree_dataclass
 class NoTrigger:
     """Every worker computes its whole load and uploads."""
@@ -71,10 +82,10 @@ class NoTrigger:
     def init(self, placement, theta0, union_smoothness):
         return ()
 
-    def plan(self, state, placement, round, messages, knobs):
+    def plan(self, state, placement, round, messages, knobs, compressed=None):
         M, dtype = placement.num_workers, round.grads.dtype
         everyone = jnp.ones((M,), bool)
-        fresh = placement.unit_grads(round, messages)
+        fresh = _fresh(placement, round, messages, compressed)
         return Plan(everyone, everyone, placement.loads(dtype), fresh,
                     jnp.ones((placement.num_units,), bool), fresh), state
 
@@ -147,20 +158,25 @@ class _LazyTrigger:
 @pytree_dataclass
 class WorkerTrigger(_LazyTrigger):
     """LAG-WK: every unit computes and uploads iff ‖g_u − ĝ_u‖² > ξ R / (α² U² D),
-    otherwise sends a skip notice (units: workers or groups)."""
+    otherwise sends a skip notice (units: workers or groups). With a compressor, g_u is the
+    unit's compressed message (it decides on what it would send)."""
 
-    def plan(self, state, placement, round, messages, knobs):
+    def plan(self, state, placement, round, messages, knobs, compressed=None):
         if placement.units == "partitions":
             raise ValueError("a worker-side trigger needs worker or group units, not partitions")
-        U, M = placement.num_units, placement.num_workers
-        state, threshold, active = self._begin(state, round, knobs, U)
-        fresh = placement.unit_grads(round, messages)
+        state, threshold, active = self._begin(state, round, knobs, placement.num_units)
+        fresh = _fresh(placement, round, messages, compressed)
         sends = (triggers.worker_trigger(fresh, state.stored_grads, threshold)
                  | self.forced(state)) & active
-        participating = jnp.broadcast_to(active, (M,))
+        return self._plan_of(placement, round, active, fresh, sends, state.stored_grads), state
+
+    @staticmethod
+    def _plan_of(placement, round, active, fresh, sends, held):
+        """Every unit computes (when active); its workers upload iff it sends."""
+        participating = jnp.broadcast_to(active, (placement.num_workers,))
         loads = placement.loads(round.grads.dtype) * active
         uploads = sends[np.asarray(placement.unit_of_worker)]
-        return Plan(participating, uploads, loads, fresh, sends, state.stored_grads), state
+        return Plan(participating, uploads, loads, fresh, sends, held)
 
 
 @pytree_dataclass
@@ -172,7 +188,7 @@ class ServerTrigger(_LazyTrigger):
     xi: float = 10.0
     server_side = True
 
-    def plan(self, state, placement, round, messages, knobs):
+    def plan(self, state, placement, round, messages, knobs, compressed=None):
         dtype = round.grads.dtype
         state, threshold, active = self._begin(state, round, knobs, placement.num_units)
         selected = (triggers.server_trigger(round.theta, state.stored_params,
@@ -182,9 +198,87 @@ class ServerTrigger(_LazyTrigger):
         needed = selected.astype(dtype) @ (unit_matrix != 0).astype(dtype) > 0
         loads = (jnp.asarray(placement.encoding, dtype) != 0).astype(dtype) @ needed.astype(dtype)
         participating = loads > 0
-        fresh = placement.unit_grads(round, messages)
+        fresh = _fresh(placement, round, messages, compressed)
         return Plan(participating, participating, loads, fresh, selected,
                     state.stored_grads), state
 
     def commit(self, state, plan, heard, theta):
         return super().commit(state, plan, None, theta)
+
+
+def check_max_skips(max_skips) -> float:
+    """Validate LAQ's C (``max_skips``): a whole number >= 0, or ``math.inf`` (no limit);
+    returned as a float (a leaf of :class:`LaqTrigger`).
+
+    >>> check_max_skips(100), check_max_skips(math.inf)
+    (100.0, inf)
+    """
+    if isinstance(max_skips, (int, float, np.integer, np.floating)) \
+            and not isinstance(max_skips, bool) and max_skips >= 0 \
+            and (max_skips == math.inf or float(max_skips).is_integer()):
+        return float(max_skips)
+    raise ValueError(f"max_skips must be an integer >= 0 or math.inf (no limit), "
+                     f"got {max_skips!r}")
+
+
+class LaqState(NamedTuple):
+    """Per-trial state of :class:`LaqTrigger`: LAG's, plus the compression errors."""
+
+    lazy: LazyState
+    held_error: jnp.ndarray  # (U,) ê_u: error of the message the server holds (0 before any)
+    fresh_error: jnp.ndarray  # (U,) e_u of this round's message (set by plan, read by commit)
+
+
+@pytree_dataclass
+class LaqTrigger(WorkerTrigger):
+    """LAQ (Sun et al. 2019; MODEL.md §9): every unit computes its compressed message Q_u
+    and uploads it iff ‖Q_u − q̂_u‖² ≥ ξ R / (α² U² D) + 3(e_u + ê_u) — note "≥" — or it
+    skipped the last ``max_skips`` rounds (C; ``math.inf``: no limit), or the server never
+    heard from it (everyone at k = 0); otherwise it sends a skip notice. q̂_u is the message
+    the server holds, e_u = ‖Q_u − g_u‖² this round's compression error and ê_u that of
+    the message held (0 before any). Needs a compressor (``Strategy(..., compressor=...)``).
+
+    >>> from lagc_jax.strategies import placement
+    >>> t = LaqTrigger(max_skips=5)
+    >>> state = t.init(placement.identity(2), jnp.zeros(3), lambda mask: 1.0)
+    >>> t.xi, state.held_error.tolist()
+    (0.8, [0.0, 0.0])
+    """
+
+    xi: float = 0.8
+    max_skips: float = 100.0  # C: a leaf (a sweep over C compiles once); math.inf: no limit
+
+    def validate(self, strategy, *, dtype, link):
+        check_max_skips(self.max_skips)
+        if getattr(strategy, "compressor", None) is None:
+            raise ValueError(f"strategy {strategy.name!r}: trigger LaqTrigger decides on "
+                             "compressed messages; give the strategy a compressor "
+                             "(e.g. compressor=InnovationQuantizer(bits=4))")
+
+    def init(self, placement, theta0, union_smoothness):
+        lazy = super().init(placement, theta0, union_smoothness)
+        errors = jnp.zeros((placement.num_units,), lazy.stored_grads.dtype)
+        return LaqState(lazy, errors, errors)
+
+    def forced(self, state):
+        """Units never heard from, and those that skipped the last ``max_skips`` rounds."""
+        return super().forced(state) | (state.skipped >= self.max_skips)
+
+    def plan(self, state, placement, round, messages, knobs, compressed=None):
+        if compressed is None:
+            raise ValueError("LaqTrigger decides on compressed messages; give the strategy a "
+                             "compressor")
+        if placement.units == "partitions":
+            raise ValueError("a worker-side trigger needs worker or group units, not partitions")
+        lazy, threshold, active = self._begin(state.lazy, round, knobs, placement.num_units)
+        innovation = sum_squares(compressed.values - lazy.stored_grads)
+        rule = innovation >= threshold + 3 * (compressed.errors + state.held_error)
+        sends = (rule | self.forced(lazy)) & active
+        plan = self._plan_of(placement, round, active, compressed.values, sends,
+                             lazy.stored_grads)
+        return plan, LaqState(lazy, state.held_error, compressed.errors)
+
+    def commit(self, state, plan, heard, theta):
+        lazy, held, updated = super().commit(state.lazy, plan, heard, theta)
+        held_error = jnp.where(updated, state.fresh_error, state.held_error)
+        return LaqState(lazy, held_error, state.fresh_error), held, updated

@@ -28,7 +28,8 @@ import numpy as np
 from .aggregate import Decode, DecodeFreshStale, ScaledSum, Sum
 from .asynchronous import asynchronous, k_async
 from .composed import Strategy
-from .lazy import STARTS, NoTrigger, ServerTrigger, WorkerTrigger
+from .compress import InnovationQuantizer, check_bits
+from .lazy import STARTS, LaqTrigger, NoTrigger, ServerTrigger, WorkerTrigger, check_max_skips
 from .placement import cyclic, fractional, identity
 from .protocol import is_strategy
 from .wait import FirstK, FirstPerGroup, WaitAll
@@ -219,3 +220,35 @@ register("async", asynchronous, style=dict(color="#393b79", linestyle=":", marke
          description="asynchronous SGD: update on every arrival, stale gradients")
 register("k-async", k_async, style=dict(color="#843c39", linestyle=":", marker=">"),
          description="K-async SGD: update on the next k arrivals (option k, default 1)")
+
+
+# communication in bits (MODEL.md §9): LAQ's quantizer of the innovation, alone and with
+# LAQ's lazy rule
+def _qgd(M, S, bits=4):
+    return Strategy(identity(M), NoTrigger(), WaitAll(), Sum(), "qgd", S,
+                    compressor=InnovationQuantizer(check_bits(bits)))
+
+
+def _laq(M, S, bits=4, xi=0.8, history=10, max_skips=100):
+    trigger = LaqTrigger(**_lazy_options(xi, history, "clean"),
+                         max_skips=check_max_skips(max_skips))
+    return Strategy(identity(M), trigger, WaitAll(), Sum(), "laq", S,
+                    compressor=InnovationQuantizer(check_bits(bits)))
+
+
+register("qgd", _qgd, style=dict(color="#6b6ecf", linestyle="-", marker="p"),
+         description="gd uploading LAQ's b-bit quantized innovation (option bits)")
+register("laq", _laq, lazy=True, style=dict(color="#bd9e39", linestyle="--", marker="d"),
+         description="LAQ: LAG-WK's rule on b-bit quantized innovations (bits, xi, max_skips)")
+
+# the approximate strategies of MODEL.md §10 (compositions of strategies/approximate.py)
+from .approximate import deadline_strategy, erasurehead, graph_gc, sgc  # noqa: E402
+
+register("deadline", deadline_strategy, style=dict(color="#9c9ede", linestyle="--", marker="8"),
+         description="wait until a deadline T (at least one arrival), rescale (approximate)")
+register("erasurehead", erasurehead, style=dict(color="#b5cf6b", linestyle="-.", marker="H"),
+         description="ErasureHead: grouping, stop at k arrivals, erase uncovered groups")
+register("sgc", sgc, style=dict(color="#e7ba52", linestyle=":", marker="v"),
+         description="stochastic gradient coding: deadline T, unbiased rescaling by 1 − p")
+register("graph-gc", graph_gc, style=dict(color="#d6616b", linestyle="--", marker="^"),
+         description="approximate gradient coding on a random regular graph (or any B)")
