@@ -41,9 +41,9 @@ import numpy as np
 from . import delays, strategies
 from .cli import default_k, import_user_modules
 from .engine import simulate
-from .results import Result, format_median_interval, median_interval
+from .results import Result, format_final_gap, format_median_interval, median_interval
 
-__all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compare",
+__all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compare", "rank",
            "paired_ratio", "recommendation", "format_table", "plot_candidates",
            "add_advise_arguments", "cmd_advise"]
 
@@ -130,14 +130,17 @@ def _identical(a: Result, b: Result) -> bool:
 
 def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int,
             num_trials: int, target_gap=None, seed: int = 0, upload_time: float = 0.0,
-            broadcast_time: float = 0.0, link: str = "parallel", names=None, progress=None):
+            broadcast_time: float = 0.0, latency: float = 0.0, link: str = "parallel",
+            names=None, progress=None):
     """Simulate every applicable (strategy, S); return Candidates ranked by median wall clock.
 
     ``stragglers``: the S values to try (default 0..min(3, M − 1)); ``names``:
     the strategies (default ``strategies.names()``); ``target_gap``: f − f* to
-    reach (default 1e-6 × the initial gap). All runs share ``seed`` (common
-    random numbers). Ties in wall clock go to fewer uploads; never reaching the
-    target ranks last. ``progress(label)`` is called before each run.
+    reach (default 1e-6 × the initial gap). ``upload_time`` τ is the link time of one
+    full-precision gradient and ``latency`` is added to every upload (a message of β
+    bits takes latency + τ·β/(32d), MODEL.md §9). All runs share ``seed`` (common
+    random numbers). Ranked by :func:`rank`. ``progress(label)`` is called before each
+    run.
 
     >>> import lagc_jax as lj
     >>> ranked = compare(lj.problems.lag_synthetic(4), lj.ShiftedExponential(), 4, [0, 1],
@@ -166,7 +169,7 @@ def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int
                 progress(f"{name} S={s}")
             result = simulate(problem, strategy, delay, num_iters=num_iters,
                               num_trials=num_trials, seed=seed, upload_time=upload_time,
-                              broadcast_time=broadcast_time, link=link)
+                              broadcast_time=broadcast_time, latency=latency, link=link)
             twin = next((c for c in candidates if _identical(c.result, result)), None)
             if twin is not None:
                 twin.same_as.append((name, s))
@@ -178,7 +181,14 @@ def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int
     if not candidates:
         raise ValueError(f"no strategy applies to num_workers={num_workers} with stragglers "
                          f"{stragglers}")
-    return sorted(candidates, key=lambda c: (c.median_time, c.summary["uploads"][0]))
+    return rank(candidates)
+
+
+def rank(candidates) -> list:
+    """Candidates sorted by median wall clock to the target, ties going to fewer bits
+    uploaded, then to fewer uploads (medians); never reaching the target ranks last."""
+    return sorted(candidates, key=lambda c: (c.median_time, c.summary["bits_up"][0],
+                                             c.summary["uploads"][0]))
 
 
 def paired_ratio(winner: Candidate, other: Candidate, confidence: float = 0.95):
@@ -236,17 +246,27 @@ def recommendation(ranked) -> str:
 
 
 def format_table(ranked, target_gap_text: str) -> str:
-    """Markdown table: rank, strategy, S, medians [95 % intervals] to the target."""
-    cell = format_median_interval
-    lines = [f"Median over trials to reach {target_gap_text}, [95 % interval of the median]",
+    """Markdown table: rank, strategy, S, medians [95 % intervals] to the target (wall
+    clock, uploads, bits uploaded, computations, iterations); where the median trial does
+    not reach the target, the gap it ends at and "—"."""
+    def cell(triple, fmt):
+        return "—" if math.isinf(triple[0]) else format_median_interval(triple, fmt)
+
+    stalled = any(not math.isfinite(c.median_time) for c in ranked)
+    lines = [f"Median over trials to reach {target_gap_text}, [95 % interval of the median]"
+             + ("; not reached: the gap at the end of the run" if stalled else ""),
              "",
-             "| rank | strategy | S | wall clock | uploads | computations | iterations | reached |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| rank | strategy | S | wall clock | uploads | bits up | computations | iterations "
+             "| reached |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for i, c in enumerate(ranked, 1):
         s = c.summary
-        lines.append(f"| {i} | {c.name} | {c.stragglers} | {cell(s['wall_clock'], '.4g')} | "
-                     f"{cell(s['uploads'], '.0f')} | {cell(s['computations'], '.0f')} | "
-                     f"{cell(s['iterations'], '.0f')} | {s['reached']:.0%} |")
+        wall_clock = (format_final_gap(s) if not math.isfinite(c.median_time)
+                      else cell(s["wall_clock"], ".4g"))
+        lines.append(f"| {i} | {c.name} | {c.stragglers} | {wall_clock} | "
+                     f"{cell(s['uploads'], '.0f')} | {cell(s['bits_up'], '.3g')} | "
+                     f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} | "
+                     f"{s['reached']:.0%} |")
     twins = [f"{c.label} = " + ", ".join(f"{n} S={s}" for n, s in c.same_as)
              for c in ranked if c.same_as]
     if twins:
@@ -316,7 +336,12 @@ def add_advise_arguments(parser) -> None:
     parser.add_argument("--problem", default="breast_cancer", choices=PROBLEMS,
                         help="learning problem (default breast_cancer; needs scikit-learn)")
     parser.add_argument("--upload-time", type=float, default=0.0,
-                        help="τ per upload, in the units of the normalised times (default 0)")
+                        help="τ: link time of one full-precision gradient (32 bits a "
+                             "coordinate), in units of the mean measured compute time (of the "
+                             "normalised times); a message of β bits takes latency + "
+                             "τ·β/(32d) (default 0)")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="added to every upload's link time, same units (default 0)")
     parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", default="parallel", help="parallel or shared")
     parser.add_argument("--trials", type=int, default=50, help="Monte Carlo trials (default 50)")
@@ -328,6 +353,9 @@ def add_advise_arguments(parser) -> None:
                         help="f − f* to reach (default 1e-6 × the initial gap)")
     parser.add_argument("--out", default="results/advise",
                         help="output stem: writes STEM.md (table) and STEM.png (figure)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only what was read, the table, the advice and errors: no "
+                             "line per simulated strategy")
 
 
 def _fail(flag: str, message: str) -> int:
@@ -362,7 +390,7 @@ def cmd_advise(args) -> int:
             return _fail(flag, f"must be an integer >= 1, got {value}")
     if args.seed < 0:
         return _fail("--seed", f"must be an integer >= 0, got {args.seed}")
-    for flag, value in (("--upload-time", args.upload_time),
+    for flag, value in (("--upload-time", args.upload_time), ("--latency", args.latency),
                         ("--broadcast-time", args.broadcast_time)):
         if not (math.isfinite(value) and value >= 0):
             return _fail(flag, f"must be finite and >= 0, got {value:g}")
@@ -411,13 +439,19 @@ def cmd_advise(args) -> int:
                                    shuffle_columns=not args.keep_columns, pooled=args.pooled)
     source = args.times if args.times is not None else f"trace {args.trace.upper()}"
     print(f"{layout}; {note}", file=sys.stderr)
-    print(f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
-          f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
-          f"τ_b={args.broadcast_time:g}, times / {args.normalize}", file=sys.stderr)
+    if not args.quiet:
+        print(f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
+              f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
+              f"latency={args.latency:g}, τ_b={args.broadcast_time:g}, times / "
+              f"{args.normalize}", file=sys.stderr)
+
+    def progress(label):
+        if not args.quiet:
+            print(f"  {label}", file=sys.stderr)
     ranked = compare(problem, delay, M, stragglers, num_iters=args.iters,
                      num_trials=args.trials, target_gap=args.target_gap, seed=args.seed,
                      upload_time=args.upload_time, broadcast_time=args.broadcast_time,
-                     link=args.link, names=names, progress=lambda label: print(f"  {label}", file=sys.stderr))
+                     latency=args.latency, link=args.link, names=names, progress=progress)
     target_text = ("f − f* ≤ 1e-06 × the initial gap" if args.target_gap is None
                    else f"f − f* ≤ {args.target_gap:g}")
     table = format_table(ranked, target_text)
@@ -429,6 +463,7 @@ def cmd_advise(args) -> int:
     md.write_text(f"{source}: {note}\n\n{table}\n\n{advice}\n", encoding="utf-8")
     png = plot_candidates(ranked, out.with_name(out.name + ".png"),
                           title=f"{source}, M={M}, τ={args.upload_time:g} ({args.link}), "
-                                f"{problem.name}")
-    print(f"wrote {md} and {png}", file=sys.stderr)
+                                f"latency={args.latency:g}, {problem.name}")
+    if not args.quiet:
+        print(f"wrote {md} and {png}", file=sys.stderr)
     return 0

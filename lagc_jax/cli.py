@@ -2,9 +2,12 @@
 
 ``lagc-jax run`` with no arguments simulates every strategy on the LAG
 synthetic problem with M = 12 workers, S = 2, Exponential(1) unit times, and
-prints the wall clock, uploads and computations to reach the target gap.
+prints the wall clock, uploads, computations and bits to reach the target gap
+(for a strategy whose median trial does not reach it, the gap it ends at).
 Simulations run in float64 unless ``--float32`` is given (a float32 gap floors
-near 1e-6 on this problem, above the default target).
+near 1e-6 on this problem, above the default target). While it runs, a progress
+bar on a terminal, a line per strategy otherwise (:class:`Progress`); ``--quiet``
+silences both. ``lagc-jax --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import inspect
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 DEFAULT_TARGET_GAP = 1e-6
@@ -89,6 +94,21 @@ def number(low: float = 0.0, *, strict: bool = False):
                                              f"got {text!r}")
         return value
     return parse
+
+
+def probability_below_one(text):
+    """argparse type: a number in [0, 1).
+
+    >>> probability_below_one("0.25")
+    0.25
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
+    return value
 
 
 def one_of(choices):
@@ -172,8 +192,26 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="k of strategies with a k option, e.g. k-async: the gradients per "
                              "server update (default M − S for k-async; a user strategy keeps "
                              "its own default)")
+    parser.add_argument("--bits", type=int_at_least(1), default=None,
+                        help="bits per coordinate b of strategies with a bits option (qgd, laq; "
+                             "a message is b·d + 32 bits; default per strategy)")
+    parser.add_argument("--deadline", type=number(0, strict=True), default=None,
+                        help="deadline T, in wall-clock units, of strategies with a deadline "
+                             "option (deadline, sgc)")
+    parser.add_argument("--straggle-probability", type=probability_below_one, default=None,
+                        help="p of strategies with a straggle_probability option (sgc); with "
+                             "--deadline alone, sgc gets p = P((S+1)·X + link time > T) from "
+                             "--delay")
     parser.add_argument("--target-gap", type=number(0, strict=True), default=DEFAULT_TARGET_GAP,
                         help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
+    parser.add_argument("--grad-error", action="store_true",
+                        help="record the gradient error η = ‖ĝ − ∇f‖²/‖∇f‖² of every round "
+                             "(MODEL.md §10): a column (its mean over the run) and, with "
+                             "--figures, STEM_grad_error.png")
+    parser.add_argument("--figures", action="store_true",
+                        help="also write STEM_bits.png (gap against bits on the wire) and, with "
+                             "--grad-error, STEM_grad_error.png (gradient error against wall "
+                             "clock)")
     parser.add_argument("--out", default="results/run",
                         help="output stem: writes STEM_<strategy>.npz/.json (default results/run)")
     parser.add_argument("--float32", action="store_true", help="simulate in float32")
@@ -181,6 +219,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("lag_synthetic", "diabetes", "breast_cancer"),
                         help="learning problem (default lag_synthetic; the others need "
                              "scikit-learn)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the table, notes and errors: no progress bar or lines")
 
 
 def check_relations(prog: str, args) -> None:
@@ -196,41 +236,171 @@ def check_relations(prog: str, args) -> None:
         raise SystemExit(2)
 
 
-def _progress_printer(label: str):
-    """Report chunk progress on stderr once a run has taken more than ~2 s."""
-    start = time.perf_counter()
+def _duration(seconds: float) -> str:
+    """``M:SS`` or ``H:MM:SS``."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
-    def report(done: int, total: int) -> None:
+
+class Progress:
+    """Feedback while the command line simulates ``points`` runs of ``iterations`` each.
+
+    On a terminal (``stream.isatty()``) one line redrawn in place: a bar over the
+    iterations of all points, the point running, the rate and the time left. Otherwise
+    plain lines: one when a point ends (:meth:`finish`) and, while one runs, at most one
+    every ``every`` seconds. ``quiet``: nothing. :meth:`report` is the engine's progress
+    hook (``simulate(progress=...)``); it also stops the run at Ctrl-C.
+
+    >>> import io
+    >>> out, ticks = io.StringIO(), iter(range(0, 1000, 20))   # the clock moves 20 s a reading
+    >>> progress = Progress(2, 100, stream=out, clock=lambda: float(next(ticks)), every=30)
+    >>> progress.start("gd")
+    >>> progress.report(50, 100)            # 20 s after the start: no line yet
+    >>> progress.report(100, 100)           # 40 s: the point ends, no line mid-run
+    >>> progress.finish("wrote r_gd.npz")
+    >>> progress.start("gc"); progress.report(25, 100); progress.report(50, 100)
+    >>> print(out.getvalue(), end="")
+      gd (1/2): 100 iterations in 60 s; wrote r_gd.npz
+      gc (2/2): 50/100 iterations, 40 s; total 150/200, ETA 0:40
+    """
+
+    BAR_WIDTH = 20
+
+    def __init__(self, points: int, iterations: int, *, stream=None, quiet: bool = False,
+                 every: float = 30.0, clock=time.perf_counter):
+        self.points, self.iterations = points, iterations
+        self.stream = sys.stderr if stream is None else stream
+        self.quiet, self.every, self.clock = quiet, every, clock
+        isatty = getattr(self.stream, "isatty", None)
+        self.terminal = not quiet and callable(isatty) and isatty()
+        self.label, self.point, self.done = "", 0, 0  # done: iterations of the current point
+        self.started = self.point_started = self.last_line = None
+        self.bar_shown = False
+
+    @property
+    def total(self) -> int:
+        return self.points * self.iterations
+
+    def _overall(self) -> int:
+        return max(self.point - 1, 0) * self.iterations + self.done
+
+    def _eta(self, now: float) -> str:
+        elapsed, done = now - self.started, self._overall()
+        if done <= 0 or elapsed <= 0:
+            return "?"
+        return _duration((self.total - done) * elapsed / done)
+
+    def _rate(self, now: float) -> str:
+        elapsed = now - self.started
+        return f"{self._overall() / elapsed:.3g} it/s" if elapsed > 0 else "? it/s"
+
+    def start(self, label: str) -> None:
+        """The next point, named ``label``, starts."""
+        now = self.clock()
+        self.started = now if self.started is None else self.started
+        self.label, self.point, self.done = label, self.point + 1, 0
+        self.point_started = self.last_line = now
+        if self.terminal:
+            self._draw(now)
+
+    def report(self, done: int, total: int) -> None:
+        """The engine's hook: ``done`` of the point's ``total`` iterations are done."""
         _raise_if_interrupted()
-        elapsed = time.perf_counter() - start
-        if elapsed > 2.0 or done < total and elapsed > 1.0:
-            print(f"  {label}: {done}/{total} iterations, {elapsed:.1f}s", file=sys.stderr)
-    return report
+        self.done = done
+        if self.quiet:
+            return
+        now = self.clock()
+        if self.terminal:
+            self._draw(now)
+        elif done < total and now - self.last_line >= self.every:
+            self._line(f"  {self.label} ({self.point}/{self.points}): {done}/{total} "
+                       f"iterations, {now - self.point_started:.0f} s; total "
+                       f"{self._overall()}/{self.total}, ETA {self._eta(now)}", now)
+
+    def finish(self, message: str) -> None:
+        """The point ended: one line with its duration and ``message`` (on a terminal, above
+        the bar)."""
+        now = self.clock()
+        self.done = self.iterations
+        if not self.quiet:
+            self._line(f"  {self.label} ({self.point}/{self.points}): {self.iterations} "
+                       f"iterations in {now - self.point_started:.3g} s; {message}", now)
+
+    def clear(self) -> None:
+        """Erase the bar, so that what is printed next starts a clean line (the bar comes
+        back at the next report)."""
+        if self.bar_shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.bar_shown = False
+
+    def _line(self, text: str, now: float) -> None:
+        self.clear()
+        print(text, file=self.stream, flush=True)
+        self.last_line = now
+        if self.terminal and self._overall() < self.total:
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        overall = self._overall()
+        filled = self.BAR_WIDTH * overall // max(self.total, 1)
+        bar = "█" * filled + "·" * (self.BAR_WIDTH - filled)
+        text = (f"{self.label} ({self.point}/{self.points}) {bar} {overall}/{self.total} "
+                f"iterations, {self._rate(now)}, ETA {self._eta(now)}")
+        width = shutil.get_terminal_size((80, 24)).columns
+        self.stream.write("\r" + text[:max(width - 1, 10)] + "\x1b[K")
+        self.stream.flush()
+        self.bar_shown = True
 
 
 def format_summary_table(rows, target_gap: float) -> str:
     """Markdown table of (strategy, summary dict) rows: medians with 95 % intervals, a
-    column for every metric present in a row (bits on the wire, gradient error, ...)."""
-    from .results import REACH_FIELDS
+    column for every metric present in a row (bits on the wire, gradient error, ...). A
+    strategy whose median trial does not reach the target shows the gap it ends at
+    (:func:`~lagc_jax.results.format_final_gap`) and "—" for the quantities to the target.
+
+    >>> one, never = (2.0, 1.0, 3.0), (float("inf"), 5.0, float("inf"))
+    >>> reached = dict(wall_clock=one, uploads=one, computations=one, iterations=one,
+    ...                final_gap=(1e-9, 1e-9, 1e-9), reached=1.0, diverged=0)
+    >>> stalled = dict(wall_clock=never, uploads=never, computations=never, iterations=never,
+    ...                final_gap=(0.64, 0.56, 0.71), reached=0.0, diverged=0)
+    >>> print(format_summary_table([("gd", reached), ("async", stalled)], 1e-6))
+    Median over trials to reach f − f* ≤ 1e-06, [95 % interval of the median]; not reached: the gap at the end of the run
+    <BLANKLINE>
+    | strategy | wall clock | uploads | computations | iterations | reached | diverged |
+    |---|---|---|---|---|---|---|
+    | gd | 2 [1, 3] | 2 [1, 3] | 2 [1, 3] | 2 [1, 3] | 100% | 0 |
+    | async | not reached; final gap 0.64 [0.56, 0.71] | — | — | — | 0% | 0 |
+    """
+    from .results import REACH_FIELDS, format_final_gap
     from .results import format_median_interval as cell
 
-    core = (*REACH_FIELDS, "reached", "diverged")
+    def reach_cell(triple, fmt):  # "—" where the median trial did not reach the target
+        return "—" if math.isinf(triple[0]) else cell(triple, fmt)
+
+    core = (*REACH_FIELDS, "final_gap", "reached", "diverged")
     metrics = sorted({name for _, s in rows for name in s if name not in core},
                      key=lambda name: (not name.startswith("bits"), name))
     metric_header = "".join(f" {name.replace('_', ' ')} |" for name in metrics)
+    stalled = any(math.isinf(s["wall_clock"][0]) for _, s in rows)
     lines = [
         f"Median over trials to reach f − f* ≤ {target_gap:g}, [95 % interval of the median]"
-        + ("; per-round metrics: their mean over the run" if metrics else ""),
+        + ("; per-round metrics: their mean over the run" if metrics else "")
+        + ("; not reached: the gap at the end of the run" if stalled else ""),
         "",
         "| strategy | wall clock | uploads | computations | iterations |" + metric_header
         + " reached | diverged |",
         "|---|---|---|---|---|" + "---|" * len(metrics) + "---|---|",
     ]
     for name, s in rows:
-        metric_cells = "".join(f" {cell(s[m], '.3g') if m in s else '—'} |" for m in metrics)
+        wall_clock = (format_final_gap(s) if math.isinf(s["wall_clock"][0])
+                      else cell(s["wall_clock"], ".4g"))
+        metric_cells = "".join(f" {reach_cell(s[m], '.3g') if m in s else '—'} |"
+                               for m in metrics)
         lines.append(
-            f"| {name} | {cell(s['wall_clock'], '.4g')} | {cell(s['uploads'], '.0f')} | "
-            f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} |"
+            f"| {name} | {wall_clock} | {reach_cell(s['uploads'], '.0f')} | "
+            f"{reach_cell(s['computations'], '.0f')} | {reach_cell(s['iterations'], '.0f')} |"
             f"{metric_cells} {s['reached']:.0%} | {s['diverged']} |")
     return "\n".join(lines)
 
@@ -343,6 +513,29 @@ def default_k(factory, workers: int, stragglers: int):
     return None
 
 
+def default_straggle_probability(factory, delay, deadline, *, stragglers: int,
+                                 upload_time: float = 0.0, latency: float = 0.0):
+    """The p the command line gives a built-in factory with both a ``deadline`` and a
+    ``straggle_probability`` option (sgc) when only ``--deadline`` is given: the
+    probability that a worker's message misses the deadline, P((S+1)·X + latency + τ > T)
+    (load S + 1, one full-precision upload; ``analysis.straggle_probability``). None when
+    no deadline is given, and for any other factory (a user factory keeps its own default).
+
+    >>> import lagc_jax as lj
+    >>> sgc, gd = lj.strategies.info("sgc").factory, lj.strategies.info("gd").factory
+    >>> round(default_straggle_probability(sgc, lj.ShiftedExponential(), 3.0, stragglers=2), 4)
+    0.3679
+    >>> default_straggle_probability(gd, lj.ShiftedExponential(), 3.0, stragglers=2) is None
+    True
+    """
+    if deadline is None or not (is_builtin(factory) and accepts_option(factory, "deadline")
+                                and accepts_option(factory, "straggle_probability")):
+        return None
+    from .analysis import straggle_probability
+    return float(straggle_probability(delay, deadline, load=stragglers + 1,
+                                      upload_time=upload_time, latency=latency))
+
+
 def check_options(prog: str, names, explicit: bool, given) -> None:
     """Refuse (one line, exit 2) an option flag no selected strategy accepts.
 
@@ -375,6 +568,11 @@ def check_options(prog: str, names, explicit: bool, given) -> None:
                   f"no {option} option)", file=sys.stderr)
 
 
+# The flags passed to a strategy's factory as the option of the same name, when it has one.
+OPTION_FLAGS = (("--xi", "xi"), ("--k", "k"), ("--bits", "bits"), ("--deadline", "deadline"),
+                ("--straggle-probability", "straggle_probability"))
+
+
 def cmd_run(args) -> int:
     from . import advise, simulate, strategies
 
@@ -389,16 +587,31 @@ def cmd_run(args) -> int:
 
     explicit = args.strategy != "all"
     names = (args.strategy,) if explicit else strategies.names()
-    check_options(prog, names, explicit, (("--xi", "xi", args.xi), ("--k", "k", args.k)))
+    given = [(flag, option, getattr(args, option)) for flag, option in OPTION_FLAGS]
+    check_options(prog, names, explicit, given)
 
     def build(name):
-        # an option goes to a factory only when given and accepted (checked above);
-        # a built-in factory with a k option (k-async) gets k = M − S by default
+        # an option goes to a factory only when given and accepted (checked above); a
+        # built-in factory with a k option (k-async) gets k = M − S by default, and sgc
+        # given only --deadline the probability of missing it
         factory = strategies.info(name).factory
-        options = {option: value for option, value in (("xi", args.xi), ("k", args.k))
+        options = {option: value for _, option, value in given
                    if value is not None and accepts_option(factory, option)}
         if "k" not in options and default_k(factory, args.workers, args.stragglers) is not None:
             options["k"] = default_k(factory, args.workers, args.stragglers)
+        if "straggle_probability" not in options:
+            p = default_straggle_probability(
+                factory, delay, options.get("deadline"), stragglers=args.stragglers,
+                upload_time=args.upload_time, latency=args.latency)
+            if p is not None:
+                if not p < 1:
+                    raise ValueError(f"--deadline {args.deadline:g}: every message misses it "
+                                     f"(P({args.stragglers + 1}·X + link time > T) = 1); raise "
+                                     "it or give --straggle-probability")
+                options["straggle_probability"] = p
+                print(f"{prog}: note: {name} gets straggle_probability {p:.4g} = "
+                      f"P({args.stragglers + 1}·X + link time > --deadline {args.deadline:g})",
+                      file=sys.stderr)
         strategy = strategies.make(name, args.workers, args.stragglers, **options)
         links = tuple(getattr(strategy, "links", LINKS))
         if args.link not in links:
@@ -414,31 +627,74 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     check_writable(prog, "--out", f"{args.out}_x.npz")
-    print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
-          f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
-          f"τ={args.upload_time:g} ({args.link}), latency={args.latency:g}, "
-          f"τ_b={args.broadcast_time:g}", file=sys.stderr)
-    rows = []
-    for strategy in built:
-        _raise_if_interrupted()
-        result = simulate(
-            problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
-            seed=args.seed, upload_time=args.upload_time, broadcast_time=args.broadcast_time,
-            latency=args.latency,
-            link=args.link, chunk_size=max(args.iters // 10, 1),
-            progress=_progress_printer(strategy.name))
-        path = result.save(f"{args.out}_{strategy.name}")
-        print(f"  {strategy.name}: wrote {path}", file=sys.stderr)
-        rows.append((strategy.name, result.summary(args.target_gap)))
+    if not args.quiet:
+        print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
+              f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
+              f"τ={args.upload_time:g} ({args.link}), latency={args.latency:g}, "
+              f"τ_b={args.broadcast_time:g}", file=sys.stderr)
+    progress = Progress(len(built), args.iters, quiet=args.quiet)
+    rows, bits_curves, error_curves = [], {}, {}
+    try:
+        for strategy in built:
+            _raise_if_interrupted()
+            progress.start(strategy.name)
+            with warnings.catch_warnings(record=True) as caught:  # shown below, not over the bar
+                result = simulate(
+                    problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
+                    seed=args.seed, upload_time=args.upload_time,
+                    broadcast_time=args.broadcast_time, latency=args.latency, link=args.link,
+                    chunk_size=max(args.iters // 10, 1),
+                    record=("grad_error",) if args.grad_error else (), progress=progress.report)
+            path = result.save(f"{args.out}_{strategy.name}")
+            progress.finish(f"wrote {path}")
+            if caught:
+                progress.clear()
+            for w in caught:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+            rows.append((strategy.name, result.summary(args.target_gap)))
+            if args.figures:
+                from . import plotting
+                bits_curves[strategy.name] = plotting.bits_curves(result)
+                if args.grad_error:
+                    error_curves[strategy.name] = plotting.error_curve(result)
+    finally:  # an error or Ctrl-C is reported on a clean line
+        progress.clear()
+    if args.figures:
+        write_run_figures(args, problem.name, bits_curves, error_curves)
     print(format_summary_table(rows, args.target_gap))
     return 0
 
 
+def write_run_figures(args, problem_name: str, bits_curves: dict, error_curves: dict) -> list:
+    """``lagc-jax run --figures``: STEM_bits.png (gap against bits, every strategy whose
+    Result holds bits) and, with ``--grad-error``, STEM_grad_error.png; returns the paths
+    written (each also printed on stderr unless ``--quiet``)."""
+    from . import plotting
+
+    title = (f"{problem_name}, M = {args.workers}, S = {args.stragglers}, "
+             f"{args.delay.describe()}, {args.trials} trials")
+    written = []
+    bits_curves = {name: curves for name, curves in bits_curves.items() if curves}
+    if bits_curves:
+        written.append(plotting.bits_figure(bits_curves, args.target_gap, title,
+                                            f"{args.out}_bits.png")[0])
+    if error_curves:
+        written.append(plotting.error_figure(error_curves, title,
+                                             f"{args.out}_grad_error.png")[0])
+    if not args.quiet:
+        for path in written:
+            print(f"  wrote {path}", file=sys.stderr)
+    return written
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(
         prog="lagc-jax",
         description="Monte Carlo simulation of GD, gradient coding, grouping, LAG, LAGC and G-LAG "
                     "in wall-clock time, communication and computation.")
+    parser.add_argument("--version", action="version", version=f"lagc-jax {__version__}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="simulate strategies and summarise (default)")
     _add_run_arguments(run)
@@ -460,6 +716,14 @@ def build_parser() -> argparse.ArgumentParser:
         print(f"lagc-jax advise: {message}", file=sys.stderr)
         sys.exit(2)
     advise_parser.error = one_line_error
+    from . import study_files
+    study_parser = sub.add_parser("study", help="run a study file (a grid of simulations in "
+                                                "TOML): resumable, shardable, one tidy table")
+    study_files.add_study_arguments(study_parser)
+    study_parser.set_defaults(handler=study_files.cmd_study)
+    merge_parser = sub.add_parser("study-merge", help="join the folders of a study's shards")
+    study_files.add_merge_arguments(merge_parser)
+    merge_parser.set_defaults(handler=study_files.cmd_study_merge)
     return parser
 
 
@@ -473,7 +737,7 @@ def main(argv=None) -> int:
         sys.unraisablehook = _quiet_lost_interrupts(previous_hook)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
-        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
             argv = ["run", *argv]
         command = argv[0]
         parser = build_parser()

@@ -3,13 +3,16 @@
 One colour per strategy, kept across every figure: :func:`color` (from the
 strategy registry's ``style`` metadata) is the only mapping used. Line styles
 encode the family: solid = exact, non-lazy; dashed = worker-side lazy (WK);
-dash-dot = server-side lazy (PS); dotted = approximate (fastest-k). Each function takes plain numpy data,
-writes a PNG and returns the path; :func:`line_colors` reads back the colour
-of every labelled line of a figure (used by the tests).
+dash-dot = server-side lazy (PS); dotted = approximate (fastest-k). Each figure function takes
+plain numpy data, writes a PNG and returns the path; :func:`line_colors` reads back the colour
+of every labelled line of a figure (used by the tests). :func:`bits_curves` and
+:func:`error_curve` compute a strategy's data in :func:`bits_figure` (gap against bits on the
+wire) and :func:`error_figure` (gradient error against wall clock) from its Result.
 """
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from pathlib import Path
 
@@ -40,6 +43,9 @@ TIME_LABEL = "wall-clock time (units of E[X])"
 UPLOADS_LABEL = "uploads (gradient vectors)"
 COMPUTATIONS_LABEL = "computations (partition gradients)"
 BITS_LABEL = "bits uploaded (32 per coordinate at full precision)"
+BITS_DOWN_LABEL = "bits downloaded (θ sent to workers)"
+ERROR_LABEL = "gradient error η = ‖ĝ − ∇f‖² / ‖∇f‖²"
+ROUNDING_ERROR = 1e-12  # η below it is an exact strategy's rounding (MODEL.md §10: 0)
 GAP_LABEL = "optimality gap f(θ) − f*"
 
 plt.rcParams.update({
@@ -293,3 +299,140 @@ def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
             if label and not label.startswith("_"):
                 colors.setdefault(label, to_hex(coll.get_facecolor()[0]))
     return _finish(fig, title, path, colors=colors)
+
+
+def bits_curves(result, q=(0.1, 0.5, 0.9), points: int = 300) -> dict:
+    """The data of one strategy in :func:`bits_figure`, from its Result: for ``bits_up``
+    and ``bits_down`` (those the Result holds), ``(grid, *quantiles)``: the quantiles ``q``
+    over trials of the gap at the last record with at most ``grid`` bits (0, then geometric
+    from the smallest positive count to the largest). Past the end of the median trial's
+    run the curve is NaN (a held last value would draw a false plateau).
+
+    >>> import numpy as np
+    >>> from lagc_jax.results import Result
+    >>> r = Result(iterations=np.arange(3), loss=np.ones((2, 3)),
+    ...            gap=np.array([[4.0, 2.0, 1.0], [4.0, 1.0, 0.5]]), wall_clock=np.zeros((2, 3)),
+    ...            uploads=np.zeros((2, 3)), downloads=np.zeros((2, 3)),
+    ...            computations=np.zeros((2, 3)), diverged=np.zeros(2, bool), optimal_value=0.0,
+    ...            metrics={"bits_up": np.array([[0, 64, 128], [0, 64, 128]])})
+    >>> grid, low, median, high = bits_curves(r, points=3)["bits_up"]
+    >>> np.round(grid, 2).tolist(), high.tolist()
+    ([0.0, 64.0, 90.51, 128.0], [4.0, 2.0, 2.0, 1.0])
+    """
+    from .study import band, on_grid, running_fraction
+
+    out = {}
+    for name in ("bits_up", "bits_down"):
+        counts = np.asarray(result.metrics.get(name, ()), dtype=float)
+        positive = counts[counts > 0]
+        if positive.size == 0:
+            continue
+        grid = np.concatenate([[0.0], np.geomspace(positive.min(), positive.max(), points)])
+        quantiles = band(on_grid(result, name, grid), q)
+        quantiles[:, running_fraction(result, name, grid) < 0.5] = np.nan
+        out[name] = (grid, *quantiles)
+    return out
+
+
+def error_curve(result, q=(0.1, 0.9), points: int = 300) -> tuple:
+    """The data of one strategy in :func:`error_figure`, from its Result (recorded with
+    ``record=("grad_error",)``): ``(grid, mean, low, high)``, the mean over trials of the
+    gradient error η of the last estimate applied by each wall-clock time in ``grid`` (0 to
+    the latest end of a trial) and its quantiles ``q``; NaN before the first round ends
+    (η is not defined there) and past the end of the median trial's run.
+
+    >>> import numpy as np
+    >>> from lagc_jax.results import Result
+    >>> r = Result(iterations=np.arange(3), loss=np.ones((2, 3)), gap=np.ones((2, 3)),
+    ...            wall_clock=np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]),
+    ...            uploads=np.zeros((2, 3)), downloads=np.zeros((2, 3)),
+    ...            computations=np.zeros((2, 3)), diverged=np.zeros(2, bool), optimal_value=0.0,
+    ...            metrics={"grad_error": np.array([[np.nan, 0.2, 0.1], [np.nan, 0.4, 0.3]])})
+    >>> grid, mean, low, high = error_curve(r, points=5)
+    >>> grid.tolist(), np.round(mean, 3).tolist()
+    ([0.0, 0.5, 1.0, 1.5, 2.0], [nan, nan, 0.3, 0.3, 0.2])
+    """
+    from .study import running_fraction
+
+    grid = np.linspace(0.0, float(np.max(result.wall_clock[:, -1])), points)
+    values = np.asarray(result.on_time_grid("grad_error", grid), dtype=float)
+    with warnings.catch_warnings():  # all-NaN columns (before the first round): NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(values, axis=0)
+        low, high = np.nanquantile(values, q, axis=0)
+    ended = running_fraction(result, "wall_clock", grid) < 0.5
+    return (grid, *(np.where(ended, np.nan, v) for v in (mean, low, high)))
+
+
+def bits_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path, dict]:
+    """Gap against bits on the wire: a panel for bits uploaded and, when present, one for
+    bits downloaded, each the median over trials and its 10–90 % band, log–log.
+
+    ``curves[name] = {"bits_up": (grid, q10, q50, q90), "bits_down": (...)}`` (what
+    :func:`bits_curves` returns; each strategy on its own grid). Returns (path, line
+    colours).
+
+    >>> import tempfile
+    >>> grid = np.geomspace(1e3, 1e6, 20)
+    >>> curves = {"gd": {"bits_up": (grid, 0.5 * 1e3 / grid, 1e3 / grid, 2e3 / grid)}}
+    >>> path, colors = bits_figure(curves, 1e-2, "demo", Path(tempfile.mkdtemp()) / "b.png")
+    >>> path.exists(), colors["gd"] == color("gd")
+    (True, True)
+    """
+    names = list(curves)
+    panels = [(key, label) for key, label in (("bits_up", BITS_LABEL),
+                                              ("bits_down", BITS_DOWN_LABEL))
+              if any(key in c for c in curves.values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), sharey=True,
+                             squeeze=False)
+    for ax, (key, xlabel) in zip(axes[0], panels):
+        for name in names:
+            if key not in curves[name]:
+                continue
+            grid, lo, med, hi = curves[name][key]
+            ax.plot(grid, med, **style(name))
+            ax.fill_between(grid, lo, hi, color=color(name), alpha=0.12, linewidth=0)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axhline(target_gap, color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), zorder=0)
+        ax.set_xlabel(xlabel)
+        ax.set_title("median and 10–90 % band over trials", fontsize=10)
+    axes[0][0].set_ylabel(GAP_LABEL)
+    target = Line2D([], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)),
+                    label=f"target {target_gap:g}")
+    _legend_right(fig, names, [target])
+    return _finish(fig, title, path)
+
+
+def error_figure(curves: dict, title: str, path, xlabel: str = "wall-clock time"
+                 ) -> tuple[Path, dict]:
+    """Gradient error η (MODEL.md §10) against wall clock: the mean over trials and a
+    10–90 % band per strategy. The y axis is logarithmic down to the decade of the smallest
+    η above rounding (ROUNDING_ERROR) and linear below it, so that exact strategies
+    (η = 0 up to rounding) lie on 0.
+
+    ``curves[name] = (grid, mean, low, high)`` (what :func:`error_curve` returns). Returns
+    (path, line colours).
+
+    >>> import tempfile
+    >>> t = np.linspace(0.0, 10.0, 20)
+    >>> curves = {"fastest-k": (t, 0.1 + 0 * t, 0.05 + 0 * t, 0.2 + 0 * t), "gd": (t, 0 * t, 0 * t, 0 * t)}
+    >>> path, colors = error_figure(curves, "demo", Path(tempfile.mkdtemp()) / "e.png")
+    >>> sorted(colors), path.exists()
+    (['fastest-k', 'gd'], True)
+    """
+    values = np.concatenate([np.ravel(v) for c in curves.values() for v in c[1:]])
+    significant = values[np.isfinite(values) & (values > ROUNDING_ERROR)]
+    linear_below = 10.0 ** np.floor(np.log10(significant.min())) if significant.size else 1.0
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    for name, (grid, mean, low, high) in curves.items():
+        ax.plot(grid, mean, **style(name))
+        ax.fill_between(grid, low, high, color=color(name), alpha=0.12, linewidth=0)
+    ax.set_yscale("symlog", linthresh=linear_below, linscale=0.3)
+    ax.set_ylim(bottom=-0.05 * linear_below)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ERROR_LABEL)
+    ax.set_title(f"mean and 10–90 % band over trials (linear below {linear_below:g})",
+                 fontsize=10)
+    _legend_right(fig, list(curves))
+    return _finish(fig, title, path)

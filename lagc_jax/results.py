@@ -43,9 +43,11 @@ _ARRAYS = ("iterations", "loss", "gap", "wall_clock", "uploads", "downloads", "c
            "diverged")
 # Quantities reported when a target gap is reached (and every cumulative metric present).
 REACH_FIELDS = ("iterations", "wall_clock", "uploads", "downloads", "computations")
-# Names a strategy's own metric may not take: the core arrays and the engine's own records.
+# Names a strategy's own metric may not take: the core arrays, the engine's own records and
+# the other keys of Result.summary.
 CORE_NAMES = frozenset(_ARRAYS) | {"upload_mask", "decoding_residual", "masks", "grad_error",
-                                   "optimal_value", "config", "metrics", "duration", "loss"}
+                                   "optimal_value", "config", "metrics", "duration", "loss",
+                                   "final_gap", "reached"}
 # Metrics the engine records for every strategy (a strategy may report its own sizes).
 BUILTIN_METRICS = ("bits_up", "bits_down")
 _METRIC_PREFIX = "metric:"
@@ -117,6 +119,22 @@ def format_median_interval(triple, fmt: str) -> str:
     return f"{format(med, fmt)} [{format(lo, fmt)}, {hi_text}]"
 
 
+def format_final_gap(summary: dict) -> str:
+    """What a table shows where the median trial did not reach the target: the gap the
+    trials ended at, median [95 % interval] (``summary["final_gap"]``); ∞ counts the trials
+    that diverged.
+
+    >>> format_final_gap({"final_gap": (0.64, 0.56, 0.71)})
+    'not reached; final gap 0.64 [0.56, 0.71]'
+    >>> format_final_gap({"final_gap": (float("inf"), 0.5, float("inf"))})
+    'not reached; final gap ∞ (most trials diverged)'
+    """
+    med, lo, hi = summary["final_gap"]
+    if math.isinf(med):
+        return "not reached; final gap ∞ (most trials diverged)"
+    return "not reached; final gap " + format_median_interval((med, lo, hi), ".2g")
+
+
 @dataclass
 class Result:
     """Outcome of :func:`lagc_jax.simulate`."""
@@ -146,6 +164,12 @@ class Result:
     @property
     def num_trials(self) -> int:
         return self.loss.shape[0]
+
+    def mean(self, name: str) -> np.ndarray:
+        """Mean over trials of a per-record array or metric: shape (R,) (NaN entries, e.g.
+        ``grad_error`` at entry 0, give NaN). With :meth:`quantiles`, the per-iteration
+        statistics of a metric such as the gradient error."""
+        return np.mean(getattr(self, name), axis=0)
 
     def cumulative_metrics(self) -> list[str]:
         """Names of the metrics that accumulate (0 at entry 0, like uploads)."""
@@ -260,14 +284,18 @@ class Result:
     def summary(self, target_gap: float, confidence: float = 0.95) -> dict:
         """Median and confidence interval of each REACH_FIELDS quantity and cumulative
         metric to reach ``target_gap``, of each per-round metric's mean over the run's
-        rounds (e.g. ``grad_error``), the fraction of trials that reached the target, and
-        the number that diverged."""
+        rounds (e.g. ``grad_error``) and of the gap at the end of the run (``final_gap``,
+        where a strategy that does not reach the target stalls; a diverged trial's counts as
+        +inf), the fraction of trials that reached the target, and the number that
+        diverged."""
         reach = self.to_reach(target_gap)
         out = {name: median_interval(values, confidence) for name, values in reach.items()}
         for name in self.metrics:
             if name not in reach:
                 out[name] = median_interval(np.nanmean(self.metrics[name][:, 1:], axis=1),
                                             confidence)
+        out["final_gap"] = median_interval(np.where(self.diverged, np.inf, self.gap[:, -1]),
+                                           confidence)
         out["reached"] = float(np.mean(~np.isnan(reach["wall_clock"])))
         out["diverged"] = int(self.diverged.sum())
         return out

@@ -22,21 +22,26 @@ def test_advise_ranks_strategies_on_a_small_csv(tmp_path, capsys):
     out = tmp_path / "figs" / "small"
     rc = cli.main(["advise", "--times", str(csv), "--problem", "lag_synthetic", "--trials", "24",
                    "--iters", "60", "--stragglers", "1,2", "--strategies", "gd,gc,grouping",
-                   "--keep-columns", "--normalize", "none", "--out", str(out)])
+                   "--keep-columns", "--normalize", "none", "--quiet", "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
+    # --quiet: what was read, no line per simulated strategy
+    assert captured.err.splitlines() == [
+        f"{csv}: 4 steps × 4 workers (header on line 1); row bootstrap of 4 measured steps, "
+        "worker m = column m (columns as measured)"]
     rows = table_rows(captured.out)
     labels = [f"{r[1]} S={r[2]}" for r in rows]
     # grouping S=2 does not apply (3 does not divide 4): skipped; gd ignores S, so gd S=2
     # has the trials of gd S=1 and is listed once
     assert sorted(labels) == ["gc S=1", "gc S=2", "gd S=1", "grouping S=1"]
     assert "gd S=1 = gd S=2" in captured.out
-    times = [float(r[3].split()[0]) if r[3] != "not reached" else np.inf for r in rows]
+    times = [np.inf if r[3].startswith("not reached") else float(r[3].split()[0]) for r in rows]
     assert times == sorted(times)  # ranked by median wall clock
     assert f"Recommended: {labels[0]} " in captured.out
     # gd waits for the slow worker: the mean row maximum per iteration
     gd = rows[labels.index("gd S=1")]
-    iters = float(gd[6].split()[0])
+    iters = float(gd[7].split()[0])
+    assert gd[5].split()[0] == f"{32 * 50 * float(gd[4].split()[0]):.3g}"  # bits up: 32·d each
     per_iter = analysis.expected_iteration_time(
         "gd", 4, 0, delays.Empirical(np.loadtxt(csv, delimiter=",", skiprows=1)))
     assert per_iter == pytest.approx(np.mean([5.0, 5.2, 4.8, 5.1]))
@@ -69,6 +74,8 @@ def test_delay_from_times_row_bootstrap_or_pooled():
     (["--trace", "ST", "--trials", "0"], r"--trials: must be an integer >= 1, got 0"),
     (["--trace", "ST", "--iters", "-3"], r"--iters: must be an integer >= 1"),
     (["--trace", "ST", "--upload-time", "-1"], r"--upload-time: must be finite and >= 0"),
+    (["--trace", "ST", "--latency", "-1"], r"--latency: must be finite and >= 0, got -1"),
+    (["--trace", "ST", "--latency", "nan"], r"--latency: must be finite and >= 0, got nan"),
     (["--trace", "ST", "--link", "foo"], r"--link: must be one of parallel, shared, got 'foo'"),
     (["--trace", "ST", "--stragglers", "1,9"], r"--stragglers: each S must be in 0..7"),
     (["--trace", "ST", "--stragglers", "a"], r"--stragglers: must be comma-separated integers"),
@@ -134,3 +141,40 @@ def test_recommendation_names_gd_once_when_it_is_the_runner_up():
     iters = ranked[0].summary["iterations"][0]
     assert iters == ranked[1].summary["iterations"][0] and iters >= 8
     assert lo <= med <= hi and abs(med - (25 / 12) / 1.5) < 4 * 0.09
+
+
+def test_latency_adds_to_every_round_of_gd_and_ties_go_to_fewer_bits():
+    """gd waits for every worker on a parallel link: each round lasts max X + latency, so on
+    the same draws the wall clock to the target grows by latency × iterations, trial by
+    trial."""
+    import lagc_jax as lj
+
+    run = dict(names=["gd", "grouping"], num_iters=40, num_trials=40)
+    problem, delay = lj.problems.lag_synthetic(4), lj.ShiftedExponential()
+    plain = {c.name: c for c in advise.compare(problem, delay, 4, [1], **run)}
+    late = {c.name: c for c in advise.compare(problem, delay, 4, [1], latency=0.5, **run)}
+    for name in ("gd", "grouping"):
+        iterations = plain[name].reach["iterations"]
+        assert np.isfinite(iterations).all()
+        np.testing.assert_array_equal(late[name].reach["iterations"], iterations)
+        np.testing.assert_allclose(late[name].reach["wall_clock"],
+                                   plain[name].reach["wall_clock"] + 0.5 * iterations,
+                                   rtol=1e-12)
+    # the ranking key: wall clock, then bits uploaded, then uploads
+    a, b = plain["gd"], plain["grouping"]
+    a.summary = dict(a.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(2.0, 2.0, 2.0),
+                     uploads=(1.0, 1.0, 1.0))
+    b.summary = dict(b.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(1.0, 1.0, 1.0),
+                     uploads=(5.0, 5.0, 5.0))
+    assert [c.name for c in advise.rank([a, b])] == ["grouping", "gd"]
+
+
+def test_table_shows_the_final_gap_of_a_strategy_that_does_not_reach():
+    never = (np.inf, 3.0, np.inf)
+    summary = dict(wall_clock=never, uploads=never, bits_up=never, computations=never,
+                   iterations=never, final_gap=(0.0123, 0.01, 0.02), reached=0.2)
+    stalled = advise.Candidate("fastest-k", 1, summary, {}, result=None)
+    table = advise.format_table([stalled], "f − f* ≤ 1e-06")
+    assert table.splitlines()[0].endswith("; not reached: the gap at the end of the run")
+    assert ("| 1 | fastest-k | 1 | not reached; final gap 0.012 [0.01, 0.02] | — | — | — | — "
+            "| 20% |") in table

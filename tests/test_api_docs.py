@@ -12,7 +12,8 @@ API = Path(__file__).resolve().parents[1] / "docs" / "API.md"
 DOCUMENTED = ("lagc_jax", "lagc_jax.problems", "lagc_jax.datasets", "lagc_jax.delays",
               "lagc_jax.strategies", "lagc_jax.coding", "lagc_jax.timing", "lagc_jax.triggers",
               "lagc_jax.reductions", "lagc_jax.random_words",
-              "lagc_jax.analysis", "lagc_jax.results", "lagc_jax.engine", "lagc_jax.advise")
+              "lagc_jax.analysis", "lagc_jax.results", "lagc_jax.engine", "lagc_jax.advise",
+              "lagc_jax.study_files")
 
 
 def api_blocks():

@@ -136,3 +136,32 @@ def test_median_interval_any_confidence(confidence, ranks):
 def test_summary_rejects_bad_confidence(bad):
     with pytest.raises(ValueError, match=r"confidence must be a number in \(0, 1\)"):
         small_result().summary(0.5, confidence=bad)
+
+
+def test_summary_reports_the_gap_at_the_end_with_diverged_trials_as_inf():
+    """final_gap: where a strategy that does not reach the target stalls."""
+    s = small_result().summary(0.01)
+    assert s["reached"] == 0.0 and s["wall_clock"][0] == np.inf
+    assert s["final_gap"][0] == pytest.approx(np.median([0.5, 0.1]))
+    diverged = small_result(metrics={})
+    diverged.diverged = np.array([True, False])
+    med, lo, hi = diverged.summary(0.01)["final_gap"]
+    assert (med, lo, hi) == (np.inf, 0.1, np.inf)   # n = 2: the median of {0.1, inf}
+    from lagc_jax.results import format_final_gap
+    assert format_final_gap(s) == "not reached; final gap 0.3 [0.1, 0.5]"
+    assert format_final_gap({"final_gap": (med, lo, hi)}) == (
+        "not reached; final gap ∞ (most trials diverged)")
+
+
+def test_mean_and_quantiles_per_record_of_a_per_round_metric():
+    """grad_error: NaN at entry 0 (no round yet), then one value per round and trial."""
+    eta = np.array([[np.nan, 0.5, 0.25, 0.0], [np.nan, 1.5, 0.75, 0.5]])
+    r = small_result(metrics={"grad_error": eta})
+    mean = r.mean("grad_error")
+    assert np.isnan(mean[0]) and mean[1:].tolist() == [1.0, 0.5, 0.25]
+    low, high = r.quantiles("grad_error", (0.0, 1.0))
+    assert np.isnan(low[0]) and low[1:].tolist() == [0.5, 0.25, 0.0]
+    assert high[1:].tolist() == [1.5, 0.75, 0.5]
+    assert r.mean("wall_clock").tolist() == [0.0, 1.5, 2.75, 5.0]
+    # the summary: each trial's mean over its rounds, then the median over trials
+    assert r.summary(0.5)["grad_error"][0] == pytest.approx(np.median([0.75 / 3, 2.75 / 3]))
