@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import delays, strategies
-from .cli import default_k, import_user_modules
+from .checks import LINKS, PROBLEMS, default_k, import_user_modules
 from .engine import simulate
 from .results import Result, format_final_gap, format_median_interval, median_interval
 
@@ -47,8 +47,6 @@ __all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compar
            "paired_ratio", "recommendation", "format_table", "plot_candidates",
            "add_advise_arguments", "cmd_advise"]
 
-PROBLEMS = ("breast_cancer", "diabetes", "lag_synthetic")
-LINKS = ("parallel", "shared")
 DEFAULT_RELATIVE_TARGET = 1e-6
 
 

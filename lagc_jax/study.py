@@ -861,7 +861,7 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
 # command-line handlers (registered in cli.py)
 # --------------------------------------------------------------------------- #
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli import delay_spec, int_at_least, number
+    from .checks import delay_spec, int_at_least, number
     parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
     parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
     parser.add_argument("--delay", type=delay_spec, default="exp:1",
@@ -878,7 +878,7 @@ def add_table_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_table(args) -> int:
-    from .cli import applicable, check_relations
+    from .checks import applicable, check_relations
     prog = "lagc-jax table"
     check_relations(prog, args)
     explicit = args.strategy != "all"

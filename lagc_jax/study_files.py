@@ -99,10 +99,9 @@ from pathlib import Path
 import numpy as np
 
 from . import delays, strategies
-from .advise import PROBLEMS, build_problem
-from .cli import accepts_option, default_k, import_user_modules
+from .advise import build_problem
+from .checks import LINKS, PROBLEMS, accepts_option, check_writable, default_k, import_user_modules
 from .results import atomic_write, format_median_interval, median_interval
-from .timing import LINKS
 
 __all__ = ["Point", "Study", "shipped_studies", "load_study", "parse_study", "build_delay",
            "run_study", "merge_studies", "read_rows", "summarize", "write_report",
@@ -1269,7 +1268,6 @@ def cmd_study(args) -> int:
     >>> cli.main(["study", "no-such-study"])     # one line on stderr
     2
     """
-    from .cli import check_writable
 
     prog = "lagc-jax study"
     try:
@@ -1327,7 +1325,6 @@ def cmd_study_merge(args) -> int:
     ...     cli.main(["study-merge", folder])   # no study.json: one line on stderr
     2
     """
-    from .cli import check_writable
 
     prog = "lagc-jax study-merge"
     out = Path(args.out or args.dirs[0])

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-LINKS = ("parallel", "shared")
+from .checks import LINKS  # the uplinks parallel and shared, defined once
 
 # Bits of one coordinate of a full-precision message on the wire (MODEL.md §9),
 # whatever dtype the simulation computes in.

@@ -13,7 +13,7 @@ DOCUMENTED = ("lagc_jax", "lagc_jax.problems", "lagc_jax.datasets", "lagc_jax.de
               "lagc_jax.strategies", "lagc_jax.coding", "lagc_jax.timing", "lagc_jax.triggers",
               "lagc_jax.reductions", "lagc_jax.random_words",
               "lagc_jax.analysis", "lagc_jax.results", "lagc_jax.engine", "lagc_jax.advise",
-              "lagc_jax.study_files")
+              "lagc_jax.study_files", "lagc_jax.checks")
 
 
 def api_blocks():

@@ -110,7 +110,7 @@ def test_bad_input_is_one_line_naming_the_flag(argv, line, capsys):
 
 def test_links_match_the_engine():
     from lagc_jax import timing
-    assert cli.LINKS == timing.LINKS
+    assert cli.LINKS is timing.LINKS
 
 
 def test_unwritable_out_is_reported_before_simulating(tmp_path, capsys, monkeypatch):

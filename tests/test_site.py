@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import lagc_jax as lj
-from lagc_jax import cli
+from lagc_jax import checks, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -87,7 +87,7 @@ def strategy_rows(page):
 
 
 def builtin_names():
-    return [name for name in lj.names() if cli.is_builtin(lj.strategies.info(name).factory)]
+    return [name for name in lj.names() if checks.is_builtin(lj.strategies.info(name).factory)]
 
 
 def test_family_pages_list_exactly_the_registered_strategies():
