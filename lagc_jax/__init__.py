@@ -1,7 +1,7 @@
 """lagc_jax: Monte Carlo simulation of straggler-tolerant, communication-efficient
 distributed learning (GD, gradient coding, grouping, LAG, LAGC, G-LAG) in JAX."""
 
-from . import analysis, coding, delays, problems, strategies, timing, triggers
+from . import analysis, coding, delays, problems, strategies, timing
 from .delays import Bimodal, Empirical, LogNormal, MarkovStragglers, Pareto, ShiftedExponential, Weibull
 from .engine import simulate, sweep
 from .results import Result
@@ -29,5 +29,4 @@ __all__ = [
     "strategies",
     "sweep",
     "timing",
-    "triggers",
 ]

@@ -316,7 +316,7 @@ def _elements(shape: str) -> int:
 def _category(info: dict, big: int, source: str) -> str:
     line, op_name, opcode = info["line"], info["op_name"], info["opcode"]
     if (opcode == "sort" or "TopK" in line or "top_k" in op_name
-            or source.startswith(("timing.wait", "timing._fastest", "timing._sort_key"))):
+            or source.startswith(("wait.wait", "wait._fastest", "wait._sort_key"))):
         return CATEGORIES[1]
     if (any(k in op_name for k in ("threefry", "random_bits", "_uniform", "_exponential", "fold_in"))
             or source.startswith("random_words.")):
@@ -992,7 +992,7 @@ def write_report(path, env, agree, rates, machine, rows, f64_rows, batched_rows,
                 + ", ".join(f"`{label}` {100 * v:.0f} %" for label, v in shares["other by source"])
                 + " |")
         add("")
-        add("Functions: `triggers.worker_trigger` = ‖g_m − ĝ_m‖² of every worker; "
+        add("Functions: `strategies.worker_trigger` = ‖g_m − ĝ_m‖² of every worker; "
             "`lazy.*` = the triggers' bookkeeping and stored-gradient update (`commit`); "
             "`aggregate.*` = the server's combination (decoding weights and sum); "
             "`problems.gradient_oracle.*` = the loss (its own (d+1) × d product) and the "

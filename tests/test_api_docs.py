@@ -10,7 +10,7 @@ import pytest
 API = Path(__file__).resolve().parents[1] / "docs" / "API.md"
 # Modules whose public API docs/API.md covers (cli, plotting and study have their own docs).
 DOCUMENTED = ("lagc_jax", "lagc_jax.problems", "lagc_jax.datasets", "lagc_jax.delays",
-              "lagc_jax.strategies", "lagc_jax.coding", "lagc_jax.timing", "lagc_jax.triggers",
+              "lagc_jax.strategies", "lagc_jax.coding", "lagc_jax.timing",
               "lagc_jax.reductions", "lagc_jax.random_words",
               "lagc_jax.analysis", "lagc_jax.results", "lagc_jax.engine", "lagc_jax.advise",
               "lagc_jax.study_files", "lagc_jax.checks")

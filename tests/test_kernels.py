@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lagc_jax import delays, timing, triggers
+from lagc_jax import delays, strategies, timing
 
 
 # --------------------------------------------------------------------------- #
@@ -62,7 +62,7 @@ def test_arrivals_match_numpy(case):
 def test_wait_fastest_matches_numpy(case, k):
     arrivals = np.array(case[0])
     k = min(k, len(arrivals))
-    used, t = jax.jit(timing.wait_fastest, static_argnums=1)(arrivals, k)
+    used, t = jax.jit(strategies.wait_fastest, static_argnums=1)(arrivals, k)
     ref_used, ref_t = np_fastest(arrivals, k)
     np.testing.assert_array_equal(used, ref_used)
     assert float(t) == ref_t
@@ -75,30 +75,30 @@ def test_kernels_vmap_over_trials():
     shared = jax.vmap(lambda x, u: timing.arrival_times(x, u, 0.4, "shared"))(c, uploads)
     for i in range(50):
         np.testing.assert_allclose(shared[i], np_arrivals(c[i], uploads[i], 0.4, "shared"), rtol=1e-12)
-    used, t = jax.vmap(lambda a: timing.wait_first_per_group(a, 3))(c)
+    used, t = jax.vmap(lambda a: strategies.wait_first_per_group(a, 3))(c)
     for i in range(50):
         ref_used, ref_t = np_first_per_group(c[i], 3)
         np.testing.assert_array_equal(used[i], ref_used)
         assert float(t[i]) == ref_t
-    used, t = jax.vmap(lambda a: timing.wait_fastest(a, 4))(c)
+    used, t = jax.vmap(lambda a: strategies.wait_fastest(a, 4))(c)
     assert used.sum(axis=1).tolist() == [4] * 50
     np.testing.assert_array_equal(t, np.sort(c, axis=1)[:, 3])
 
 
 def test_wait_all_and_restricted_groups():
     arrivals = jnp.array([3.0, 1.0, 2.0, 5.0])
-    used, t = timing.wait_all(arrivals, jnp.array([True, True, True, False]))
+    used, t = strategies.wait_all(arrivals, jnp.array([True, True, True, False]))
     assert used.tolist() == [True, True, True, False] and float(t) == 3.0
-    used, t = timing.wait_all(arrivals, jnp.zeros(4, bool))
+    used, t = strategies.wait_all(arrivals, jnp.zeros(4, bool))
     assert float(t) == 0.0
-    used, t = timing.wait_first_per_group(arrivals, 2, jnp.array([True, False]))
+    used, t = strategies.wait_first_per_group(arrivals, 2, jnp.array([True, False]))
     assert used.tolist() == [False, True, False, False] and float(t) == 1.0
 
 
 def test_ties_break_by_worker_index():
-    used, t = timing.wait_fastest(jnp.array([1.0, 1.0, 1.0]), 2)
+    used, t = strategies.wait_fastest(jnp.array([1.0, 1.0, 1.0]), 2)
     assert used.tolist() == [True, True, False]
-    used, _ = timing.wait_first_per_group(jnp.array([2.0, 2.0, 1.0, 1.0]), 2)
+    used, _ = strategies.wait_first_per_group(jnp.array([2.0, 2.0, 1.0, 1.0]), 2)
     assert used.tolist() == [True, False, True, False]
 
 
@@ -162,16 +162,16 @@ def test_parse_delay_rejects(text):
 def test_threshold_and_ring_buffer():
     h = jnp.zeros(3)
     for k, step in enumerate([1.0, 2.0, 3.0, 4.0]):
-        h = triggers.push_step(h, step, k)
+        h = strategies.push_step(h, step, k)
     np.testing.assert_allclose(h, [4.0, 2.0, 3.0])  # step 1 fell out of the window of D = 3
-    thr = triggers.lazy_threshold(h, 2.0, 0.1, 4)
+    thr = strategies.lazy_threshold(h, 2.0, 0.1, 4)
     assert float(thr) == pytest.approx(2.0 * 9.0 / (0.01 * 16 * 3))
 
 
 def test_triggers_strict_and_vmappable():
     fresh = jnp.array([[1.0, 0.0], [0.0, 2.0]])
     stored = jnp.zeros((2, 2))
-    np.testing.assert_array_equal(triggers.worker_trigger(fresh, stored, 1.0), [False, True])
+    np.testing.assert_array_equal(strategies.worker_trigger(fresh, stored, 1.0), [False, True])
     thetas = jnp.array([[0.0, 0.0], [1.0, 0.0]])
-    asked = jax.vmap(lambda t: triggers.server_trigger(t, jnp.zeros((2, 2)), jnp.array([1.0, 3.0]), 1.0))(thetas)
+    asked = jax.vmap(lambda t: strategies.server_trigger(t, jnp.zeros((2, 2)), jnp.array([1.0, 3.0]), 1.0))(thetas)
     np.testing.assert_array_equal(asked, [[False, False], [False, True]])  # 1·1 > 1 is False; 9 > 1

@@ -106,7 +106,7 @@ class RandomHalf:
     def step(self, state, round, knobs):
         keep, u = draws(round.key, self.num_workers)
         everyone = jnp.ones((self.num_workers,), bool)
-        _, wait = timing.wait_all(knobs.link.arrivals(round.unit_times, everyone), everyone)
+        _, wait = lj.strategies.wait_all(knobs.link.arrivals(round.unit_times, everyone), everyone)
         aggregate = 2.0 * (keep.astype(round.grads.dtype) @ round.grads)
         values = _round_metrics(round.unit_times)
         stats = st.Stats(duration=knobs.broadcast_time + wait,

@@ -15,7 +15,9 @@ of MODEL.md §6 are compositions (:class:`Strategy`) of
     compressor  what each message becomes before upload       InnovationQuantizer, StochasticQuantizer,
                 (optional; MODEL.md §9)                       RandomSparsifier (module compress)
 
-registered by name (:func:`register`, :func:`make`, :func:`names`). See
+registered by name (:func:`register`, :func:`make`, :func:`names`). The pure kernels behind
+the wait rules (``wait_all``, ``wait_fastest``, ``wait_first_per_group``) and LAG's triggers
+(``push_step``, ``lazy_threshold``, ``worker_trigger``, ``server_trigger``) are exported too. See
 docs/EXTENDING.md for writing your own.
 
 >>> s = make("gc", 5, stragglers=1)
@@ -31,11 +33,12 @@ from .asynchronous import AsyncState, KAsync
 from .composed import Strategy
 from .compress import Compressed, InnovationQuantizer, RandomSparsifier, StochasticQuantizer
 from .lazy import (STARTS, LaqState, LaqTrigger, LazyState, NoTrigger, Plan, ServerTrigger,
-                   WorkerTrigger)
+                   WorkerTrigger, lazy_threshold, push_step, server_trigger, worker_trigger)
 from .protocol import (Knobs, Metric, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass,
                        static)
 from .registry import Entry, check_workers, info, make, names, register, unregister
-from .wait import FirstK, FirstPerGroup, WaitAll, WaitFunction
+from .wait import (FirstK, FirstPerGroup, WaitAll, WaitFunction, wait_all, wait_fastest,
+                   wait_first_per_group)
 
 __all__ = [
     "AsyncState", "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "KAsync", "Knobs",
@@ -46,4 +49,7 @@ __all__ = [
     "Strategy", "StrategyProtocol", "Sum", "WaitAll", "WaitFunction", "WorkerTrigger",
     "check_workers", "info", "is_strategy", "make", "names", "placement", "pytree_dataclass",
     "register", "static", "unregister",
+    # the kernels of the wait rules and of LAG's triggers
+    "lazy_threshold", "push_step", "server_trigger", "wait_all", "wait_fastest",
+    "wait_first_per_group", "worker_trigger",
 ]

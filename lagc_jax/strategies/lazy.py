@@ -35,7 +35,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from .. import triggers
 from ..reductions import sum_squares
 from .protocol import pytree_dataclass, static
 
@@ -134,9 +133,9 @@ class _LazyTrigger:
     def _begin(self, state, round, knobs, num_units):
         """Push the previous step; return (state, threshold, active)."""
         step_sq = sum_squares(round.theta - state.previous_theta)
-        history = triggers.push_step(state.step_history, step_sq, round.k - 1)
+        history = push_step(state.step_history, step_sq, round.k - 1)
         state = state._replace(step_history=history, previous_theta=round.theta)
-        threshold = triggers.lazy_threshold(history, self.xi, knobs.step_size, num_units)
+        threshold = lazy_threshold(history, self.xi, knobs.step_size, num_units)
         # lag-reference start: no checks, no uploads, nobody computes for k < D.
         active = (round.k >= self.history) if self.start == "lag-reference" else jnp.array(True)
         return state, threshold, active
@@ -166,7 +165,7 @@ class WorkerTrigger(_LazyTrigger):
             raise ValueError("a worker-side trigger needs worker or group units, not partitions")
         state, threshold, active = self._begin(state, round, knobs, placement.num_units)
         fresh = _fresh(placement, round, messages, compressed)
-        sends = (triggers.worker_trigger(fresh, state.stored_grads, threshold)
+        sends = (worker_trigger(fresh, state.stored_grads, threshold)
                  | self.forced(state)) & active
         return self._plan_of(placement, round, active, fresh, sends, state.stored_grads), state
 
@@ -191,7 +190,7 @@ class ServerTrigger(_LazyTrigger):
     def plan(self, state, placement, round, messages, knobs, compressed=None):
         dtype = round.grads.dtype
         state, threshold, active = self._begin(state, round, knobs, placement.num_units)
-        selected = (triggers.server_trigger(round.theta, state.stored_params,
+        selected = (server_trigger(round.theta, state.stored_params,
                                             state.unit_smoothness, threshold)
                     | self.forced(state)) & active
         unit_matrix = jnp.asarray(placement.unit_matrix, dtype)
@@ -282,3 +281,49 @@ class LaqTrigger(WorkerTrigger):
         lazy, held, updated = super().commit(state.lazy, plan, heard, theta)
         held_error = jnp.where(updated, state.fresh_error, state.held_error)
         return LaqState(lazy, held_error, state.fresh_error), held, updated
+
+
+# --------------------------------------------------------------------------- #
+# the kernels of LAG's triggers (Chen et al. 2018; MODEL.md §5): with R_k the sum of
+# the last D squared steps (a ring buffer) and U units,
+#     worker-side: upload iff  ‖g_u(θ^k) − ĝ_u‖²  > ξ R_k / (α² U² D)
+#     server-side: ask    iff  L_u² ‖θ̂_u − θ^k‖²  > ξ R_k / (α² U² D)
+# pure, jittable and vmappable
+# --------------------------------------------------------------------------- #
+def push_step(history, step_sq, k):
+    """Store ‖θ^{k+1} − θ^k‖² in the ring buffer of the last D squared steps.
+
+    >>> push_step(jnp.zeros(2), 3.0, 5).tolist()      # slot 5 mod 2
+    [0.0, 3.0]
+    """
+    return history.at[k % history.shape[0]].set(step_sq)
+
+
+def lazy_threshold(history, xi, step_size, num_units: int):
+    """ξ R_k / (α² U² D), with R_k the sum of the ring buffer (missing entries are 0).
+
+    >>> float(lazy_threshold(jnp.array([1.0, 3.0]), xi=1.0, step_size=1.0, num_units=2))
+    0.5
+    """
+    D = history.shape[0]
+    return xi * jnp.sum(history) / (step_size**2 * num_units**2 * D)
+
+
+def worker_trigger(fresh, stored, threshold):
+    """Worker-side rule: units (U, d) whose gradient moved more than the threshold upload.
+
+    >>> worker_trigger(jnp.array([[1.0, 1.0], [0.1, 0.0]]), jnp.zeros((2, 2)), 0.5).tolist()
+    [True, False]
+    """
+    return sum_squares(fresh - stored) > threshold
+
+
+def server_trigger(theta, stored_params, unit_smoothness, threshold):
+    """Server-side rule: ask units whose iterate is stale enough, L_u² ‖θ̂_u − θ‖² > threshold.
+
+    >>> stale = jnp.array([[0.0], [1.0]])           # θ̂_u of two units; θ = 0
+    >>> server_trigger(jnp.zeros(1), stale, jnp.array([5.0, 2.0]), 3.0).tolist()
+    [False, True]
+    """
+    drift = sum_squares(stored_params - theta)
+    return unit_smoothness**2 * drift > threshold
