@@ -20,7 +20,13 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "lagc_jax"
 # Files outside docs/ that the pages link to, as globs relative to the repository root.
-OUTSIDE_DOCS = ("figures/*.png", "figures/*.md", "figures/*.csv", "BENCHMARKS.md", "BENCHMARKS_scaling.png")
+OUTSIDE_DOCS = (
+    "figures/*.png",
+    "figures/*.md",
+    "figures/*.csv",
+    "BENCHMARKS.md",
+    "BENCHMARKS_scaling.png",
+)
 REFERENCE_SECTION = "API reference"
 
 
@@ -62,21 +68,33 @@ def reference_markdown(module, package):
     for name in sorted(obj.exports, key=str.lower):
         member = obj.members[name]
         target = member.final_target if member.is_alias else member
-        summary = target.docstring.value.split("\n\n")[0].replace("\n", " ") if target.docstring else ""
+        summary = (
+            target.docstring.value.split("\n\n")[0].replace("\n", " ") if target.docstring else ""
+        )
         summary = SPHINX_ROLE.sub(code_span, summary).replace("|", "\\|")
         where = target.path if target.is_module else target.parent.path
         rows.append(f"| [`{name}`][{target.path}] | `{where}` | {summary} |")
-    return (f"::: {module}\n    options:\n      members: false\n\n"
-            "## Exported names\n\n| name | defined in | summary |\n|---|---|---|\n" + "\n".join(rows) + "\n")
+    return (
+        f"::: {module}\n    options:\n      members: false\n\n"
+        "## Exported names\n\n| name | defined in | summary |\n|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
 
 
 def on_files(files, config):
     for pattern in OUTSIDE_DOCS:
         for path in sorted(ROOT.glob(pattern)):
-            files.append(File.generated(config, path.relative_to(ROOT).as_posix(), abs_src_path=str(path)))
+            files.append(
+                File.generated(config, path.relative_to(ROOT).as_posix(), abs_src_path=str(path))
+            )
     package = griffe.load(PACKAGE, search_paths=[str(ROOT)])
     for module in module_names():
-        files.append(File.generated(config, reference_page(module), content=reference_markdown(module, package)))
+        files.append(
+            File.generated(
+                config, reference_page(module), content=reference_markdown(module, package)
+            )
+        )
     return files
 
 

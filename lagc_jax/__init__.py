@@ -2,7 +2,15 @@
 distributed learning (GD, gradient coding, grouping, LAG, LAGC, G-LAG) in JAX."""
 
 from . import analysis, coding, delays, problems, strategies, timing
-from .delays import Bimodal, Empirical, LogNormal, MarkovStragglers, Pareto, ShiftedExponential, Weibull
+from .delays import (
+    Bimodal,
+    Empirical,
+    LogNormal,
+    MarkovStragglers,
+    Pareto,
+    ShiftedExponential,
+    Weibull,
+)
 from .engine import simulate, sweep
 from .results import Result
 from .strategies import make, names, register

@@ -43,9 +43,20 @@ from .checks import LINKS, PROBLEMS, default_k, import_user_modules
 from .engine import simulate
 from .results import Result, format_final_gap, format_median_interval, median_interval
 
-__all__ = ["PROBLEMS", "Candidate", "build_problem", "delay_from_times", "compare", "rank",
-           "paired_ratio", "recommendation", "format_table", "plot_candidates",
-           "add_advise_arguments", "cmd_advise"]
+__all__ = [
+    "PROBLEMS",
+    "Candidate",
+    "build_problem",
+    "delay_from_times",
+    "compare",
+    "rank",
+    "paired_ratio",
+    "recommendation",
+    "format_table",
+    "plot_candidates",
+    "add_advise_arguments",
+    "cmd_advise",
+]
 
 DEFAULT_RELATIVE_TARGET = 1e-6
 
@@ -60,16 +71,24 @@ def build_problem(name: str, num_workers: int):
         raise ValueError(f"problem must be one of {', '.join(PROBLEMS)}, got {name!r}")
     if name == "lag_synthetic":
         from .problems import lag_synthetic
+
         return lag_synthetic(num_workers)
     from . import datasets
+
     try:
         return getattr(datasets, name)(num_workers)
     except ImportError as error:
         raise ValueError(f"problem {name!r}: {error}") from None
 
 
-def delay_from_times(times, num_workers: int, *, normalize: str = "mean",
-                     shuffle_columns: bool = True, pooled: bool = False):
+def delay_from_times(
+    times,
+    num_workers: int,
+    *,
+    normalize: str = "mean",
+    shuffle_columns: bool = True,
+    pooled: bool = False,
+):
     """Build the Empirical delay model ``advise`` uses; return (delay, a one-line note).
 
     Row bootstrap when ``num_workers`` equals the number of columns (columns
@@ -92,13 +111,18 @@ def delay_from_times(times, num_workers: int, *, normalize: str = "mean",
     if not pooled and columns == num_workers:
         delay = delays.Empirical(times, shuffle_columns=shuffle_columns)
         how = "columns shuffled once per trial" if shuffle_columns else "columns as measured"
-        return delay, (f"row bootstrap of {times.shape[0]} measured steps, worker m = column m "
-                       f"({how})")
-    reason = ("pooled requested" if pooled and columns == num_workers
-              else f"{num_workers} workers but {columns} measured columns")
+        return delay, (
+            f"row bootstrap of {times.shape[0]} measured steps, worker m = column m ({how})"
+        )
+    reason = (
+        "pooled requested"
+        if pooled and columns == num_workers
+        else f"{num_workers} workers but {columns} measured columns"
+    )
     return delays.Empirical(times.ravel()), (
         f"pooled: i.i.d. draws from all {times.size} measured times ({reason}); worker "
-        "identity and within-step correlation are not kept")
+        "identity and within-step correlation are not kept"
+    )
 
 
 @dataclass
@@ -122,14 +146,29 @@ class Candidate:
 
 
 def _identical(a: Result, b: Result) -> bool:
-    return all(np.array_equal(getattr(a, f), getattr(b, f))
-               for f in ("gap", "wall_clock", "uploads", "downloads", "computations"))
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f))
+        for f in ("gap", "wall_clock", "uploads", "downloads", "computations")
+    )
 
 
-def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int,
-            num_trials: int, target_gap=None, seed: int = 0, upload_time: float = 0.0,
-            broadcast_time: float = 0.0, latency: float = 0.0, link: str = "parallel",
-            names=None, progress=None):
+def compare(
+    problem,
+    delay,
+    num_workers: int,
+    stragglers=None,
+    *,
+    num_iters: int,
+    num_trials: int,
+    target_gap=None,
+    seed: int = 0,
+    upload_time: float = 0.0,
+    broadcast_time: float = 0.0,
+    latency: float = 0.0,
+    link: str = "parallel",
+    names=None,
+    progress=None,
+):
     """Simulate every applicable (strategy, S); return Candidates ranked by median wall clock.
 
     ``stragglers``: the S values to try (default 0..min(3, M − 1)); ``names``:
@@ -157,36 +196,52 @@ def compare(problem, delay, num_workers: int, stragglers=None, *, num_iters: int
             # gradients; a user factory keeps its own default (cli.default_k)
             k = default_k(strategies.info(name).factory, num_workers, s)
             try:
-                strategy = strategies.make(name, num_workers, s,
-                                           **({"k": k} if k is not None else {}))
+                strategy = strategies.make(
+                    name, num_workers, s, **({"k": k} if k is not None else {})
+                )
             except ValueError:
                 continue  # does not apply to (M, S)
             if link not in tuple(getattr(strategy, "links", (link,))):
                 continue  # e.g. asynchronous strategies on a shared link
             if progress is not None:
                 progress(f"{name} S={s}")
-            result = simulate(problem, strategy, delay, num_iters=num_iters,
-                              num_trials=num_trials, seed=seed, upload_time=upload_time,
-                              broadcast_time=broadcast_time, latency=latency, link=link)
+            result = simulate(
+                problem,
+                strategy,
+                delay,
+                num_iters=num_iters,
+                num_trials=num_trials,
+                seed=seed,
+                upload_time=upload_time,
+                broadcast_time=broadcast_time,
+                latency=latency,
+                link=link,
+            )
             twin = next((c for c in candidates if _identical(c.result, result)), None)
             if twin is not None:
                 twin.same_as.append((name, s))
                 continue
-            target = (DEFAULT_RELATIVE_TARGET * float(np.mean(result.gap[:, 0]))
-                      if target_gap is None else target_gap)
-            candidates.append(Candidate(name, s, result.summary(target), result.to_reach(target),
-                                        result))
+            target = (
+                DEFAULT_RELATIVE_TARGET * float(np.mean(result.gap[:, 0]))
+                if target_gap is None
+                else target_gap
+            )
+            candidates.append(
+                Candidate(name, s, result.summary(target), result.to_reach(target), result)
+            )
     if not candidates:
-        raise ValueError(f"no strategy applies to num_workers={num_workers} with stragglers "
-                         f"{stragglers}")
+        raise ValueError(
+            f"no strategy applies to num_workers={num_workers} with stragglers {stragglers}"
+        )
     return rank(candidates)
 
 
 def rank(candidates) -> list:
     """Candidates sorted by median wall clock to the target, ties going to fewer bits
     uploaded, then to fewer uploads (medians); never reaching the target ranks last."""
-    return sorted(candidates, key=lambda c: (c.median_time, c.summary["bits_up"][0],
-                                             c.summary["uploads"][0]))
+    return sorted(
+        candidates, key=lambda c: (c.median_time, c.summary["bits_up"][0], c.summary["uploads"][0])
+    )
 
 
 def paired_ratio(winner: Candidate, other: Candidate, confidence: float = 0.95):
@@ -212,16 +267,23 @@ def _ratio_text(best: Candidate, other: Candidate) -> str:
     if best.median_time == 0:
         if other.median_time == 0:
             return "both 0 (median wall clock 0: the target gap is met at the start)"
-        other_text = (f"its own is {other.median_time:.4g}" if math.isfinite(other.median_time)
-                      else "it did not reach the target in most trials")
+        other_text = (
+            f"its own is {other.median_time:.4g}"
+            if math.isfinite(other.median_time)
+            else "it did not reach the target in most trials"
+        )
         return f"ratio — (the recommended one's median wall clock is 0; {other_text})"
     med, lo, hi = paired_ratio(best, other)
     if not math.isfinite(med):
-        return ("did not reach the target in most trials (no finite paired ratio; raise "
-                "--iters to compare)")
+        return (
+            "did not reach the target in most trials (no finite paired ratio; raise "
+            "--iters to compare)"
+        )
     hi_text = "∞" if math.isinf(hi) else f"{hi:.3f}"
-    return (f"its wall clock is {med:.3f}× [{lo:.3f}, {hi_text}] the recommended one's "
-            f"(paired median over trials)")
+    return (
+        f"its wall clock is {med:.3f}× [{lo:.3f}, {hi_text}] the recommended one's "
+        f"(paired median over trials)"
+    )
 
 
 def recommendation(ranked) -> str:
@@ -238,8 +300,10 @@ def recommendation(ranked) -> str:
         lines.append(f"  vs {role} {other.label}: {_ratio_text(best, other)}")
     missed = [c.label for c in ranked if not math.isfinite(c.median_time)]
     if missed:
-        lines.append(f"  Not reached in most trials within the iterations simulated: "
-                     f"{', '.join(missed)} (raise --iters or relax --target-gap to rank them).")
+        lines.append(
+            f"  Not reached in most trials within the iterations simulated: "
+            f"{', '.join(missed)} (raise --iters or relax --target-gap to rank them)."
+        )
     return "\n".join(lines)
 
 
@@ -247,26 +311,35 @@ def format_table(ranked, target_gap_text: str) -> str:
     """Markdown table: rank, strategy, S, medians [95 % intervals] to the target (wall
     clock, uploads, bits uploaded, computations, iterations); where the median trial does
     not reach the target, the gap it ends at and "—"."""
+
     def cell(triple, fmt):
         return "—" if math.isinf(triple[0]) else format_median_interval(triple, fmt)
 
     stalled = any(not math.isfinite(c.median_time) for c in ranked)
-    lines = [f"Median over trials to reach {target_gap_text}, [95 % interval of the median]"
-             + ("; not reached: the gap at the end of the run" if stalled else ""),
-             "",
-             "| rank | strategy | S | wall clock | uploads | bits up | computations | iterations "
-             "| reached |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Median over trials to reach {target_gap_text}, [95 % interval of the median]"
+        + ("; not reached: the gap at the end of the run" if stalled else ""),
+        "",
+        "| rank | strategy | S | wall clock | uploads | bits up | computations | iterations "
+        "| reached |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for i, c in enumerate(ranked, 1):
         s = c.summary
-        wall_clock = (format_final_gap(s) if not math.isfinite(c.median_time)
-                      else cell(s["wall_clock"], ".4g"))
-        lines.append(f"| {i} | {c.name} | {c.stragglers} | {wall_clock} | "
-                     f"{cell(s['uploads'], '.0f')} | {cell(s['bits_up'], '.3g')} | "
-                     f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} | "
-                     f"{s['reached']:.0%} |")
-    twins = [f"{c.label} = " + ", ".join(f"{n} S={s}" for n, s in c.same_as)
-             for c in ranked if c.same_as]
+        wall_clock = (
+            format_final_gap(s)
+            if not math.isfinite(c.median_time)
+            else cell(s["wall_clock"], ".4g")
+        )
+        lines.append(
+            f"| {i} | {c.name} | {c.stragglers} | {wall_clock} | "
+            f"{cell(s['uploads'], '.0f')} | {cell(s['bits_up'], '.3g')} | "
+            f"{cell(s['computations'], '.0f')} | {cell(s['iterations'], '.0f')} | "
+            f"{s['reached']:.0%} |"
+        )
+    twins = [
+        f"{c.label} = " + ", ".join(f"{n} S={s}" for n, s in c.same_as) for c in ranked if c.same_as
+    ]
     if twins:
         lines += ["", "Identical trials (listed once): " + "; ".join(twins)]
     return "\n".join(lines)
@@ -275,21 +348,25 @@ def format_table(ranked, target_gap_text: str) -> str:
 def plot_candidates(ranked, path, title: str = "") -> Path:
     """Horizontal bars: median wall clock and uploads to the target, 95 % intervals."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shown = [c for c in ranked if math.isfinite(c.median_time)] or ranked[:1]
     labels = [c.label for c in shown][::-1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(shown) + 1.6), sharey=True)
-    for ax, key, xlabel in ((axes[0], "wall_clock", "wall clock to target"),
-                            (axes[1], "uploads", "uploads to target")):
+    for ax, key, xlabel in (
+        (axes[0], "wall_clock", "wall clock to target"),
+        (axes[1], "uploads", "uploads to target"),
+    ):
         med = np.array([c.summary[key][0] for c in shown][::-1])
         lo = np.array([c.summary[key][1] for c in shown][::-1])
         hi = np.array([c.summary[key][2] for c in shown][::-1])
         finite = np.isfinite(med)
         med_f = np.where(finite, med, 0.0)
-        err = np.vstack([med_f - np.where(finite, lo, 0.0),
-                         np.where(np.isfinite(hi), hi, med_f) - med_f])
+        err = np.vstack(
+            [med_f - np.where(finite, lo, 0.0), np.where(np.isfinite(hi), hi, med_f) - med_f]
+        )
         colors = ["C3" if i == len(shown) - 1 else "C0" for i in range(len(shown))]
         ax.barh(labels, med_f, xerr=err, color=colors, capsize=3)
         ax.set_xlabel(xlabel)
@@ -306,54 +383,106 @@ def plot_candidates(ranked, path, title: str = "") -> Path:
 
 
 def add_advise_arguments(parser) -> None:
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE",
-                        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
-                             "one that registers strategies with lagc_jax.register; repeatable")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
+        "one that registers strategies with lagc_jax.register; repeatable",
+    )
     source = parser.add_argument_group("measured times (exactly one)")
-    source.add_argument("--times", help="CSV of measured compute times: rows = steps, "
-                                        "columns = workers; an optional header row of names, "
-                                        "where a column named step, iteration, iter or round "
-                                        "is dropped; a file whose layout is ambiguous is "
-                                        "refused (see datasets.load_times_csv)")
+    source.add_argument(
+        "--times",
+        help="CSV of measured compute times: rows = steps, "
+        "columns = workers; an optional header row of names, "
+        "where a column named step, iteration, iter or round "
+        "is dropped; a file whose layout is ambiguous is "
+        "refused (see datasets.load_times_csv)",
+    )
     source.add_argument("--trace", help="a shipped trace: AR, SE or ST")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="M (default: the number of measured columns; otherwise the "
-                             "times are pooled)")
-    parser.add_argument("--stragglers", default=None,
-                        help="comma-separated S values to try (default 0..min(3, M-1))")
-    parser.add_argument("--strategies", default=None,
-                        help="comma-separated strategy names (default: all of "
-                             "strategies.names())")
-    parser.add_argument("--pooled", action="store_true",
-                        help="i.i.d. draws from all times even when M equals the columns")
-    parser.add_argument("--keep-columns", action="store_true",
-                        help="row bootstrap without the per-trial column shuffle")
-    parser.add_argument("--normalize", default="mean", choices=("mean", "median", "none"),
-                        help="divide the times by their mean (default), median, or not")
-    parser.add_argument("--problem", default="breast_cancer", choices=PROBLEMS,
-                        help="learning problem (default breast_cancer; needs scikit-learn)")
-    parser.add_argument("--upload-time", type=float, default=0.0,
-                        help="τ: link time of one full-precision gradient (32 bits a "
-                             "coordinate), in units of the mean measured compute time (of the "
-                             "normalised times); a message of β bits takes latency + "
-                             "τ·β/(32d) (default 0)")
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="added to every upload's link time, same units (default 0)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="M (default: the number of measured columns; otherwise the times are pooled)",
+    )
+    parser.add_argument(
+        "--stragglers",
+        default=None,
+        help="comma-separated S values to try (default 0..min(3, M-1))",
+    )
+    parser.add_argument(
+        "--strategies",
+        default=None,
+        help="comma-separated strategy names (default: all of strategies.names())",
+    )
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="i.i.d. draws from all times even when M equals the columns",
+    )
+    parser.add_argument(
+        "--keep-columns",
+        action="store_true",
+        help="row bootstrap without the per-trial column shuffle",
+    )
+    parser.add_argument(
+        "--normalize",
+        default="mean",
+        choices=("mean", "median", "none"),
+        help="divide the times by their mean (default), median, or not",
+    )
+    parser.add_argument(
+        "--problem",
+        default="breast_cancer",
+        choices=PROBLEMS,
+        help="learning problem (default breast_cancer; needs scikit-learn)",
+    )
+    parser.add_argument(
+        "--upload-time",
+        type=float,
+        default=0.0,
+        help="τ: link time of one full-precision gradient (32 bits a "
+        "coordinate), in units of the mean measured compute time (of the "
+        "normalised times); a message of β bits takes latency + "
+        "τ·β/(32d) (default 0)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="added to every upload's link time, same units (default 0)",
+    )
     parser.add_argument("--broadcast-time", type=float, default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", default="parallel", help="parallel or shared")
     parser.add_argument("--trials", type=int, default=50, help="Monte Carlo trials (default 50)")
-    parser.add_argument("--iters", type=int, default=800,
-                        help="iterations per trial (default 800: enough for gd to reach the "
-                             "default target on the shipped traces with breast_cancer)")
+    parser.add_argument(
+        "--iters",
+        type=int,
+        default=800,
+        help="iterations per trial (default 800: enough for gd to reach the "
+        "default target on the shipped traces with breast_cancer)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--target-gap", type=float, default=None,
-                        help="f − f* to reach (default 1e-6 × the initial gap)")
-    parser.add_argument("--out", default="results/advise",
-                        help="output stem: writes STEM.md (table) and STEM.png (figure)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="print only what was read, the table, the advice and errors: no "
-                             "line per simulated strategy")
+    parser.add_argument(
+        "--target-gap",
+        type=float,
+        default=None,
+        help="f − f* to reach (default 1e-6 × the initial gap)",
+    )
+    parser.add_argument(
+        "--out",
+        default="results/advise",
+        help="output stem: writes STEM.md (table) and STEM.png (figure)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only what was read, the table, the advice and errors: no "
+        "line per simulated strategy",
+    )
 
 
 def _fail(flag: str, message: str) -> int:
@@ -388,8 +517,11 @@ def cmd_advise(args) -> int:
             return _fail(flag, f"must be an integer >= 1, got {value}")
     if args.seed < 0:
         return _fail("--seed", f"must be an integer >= 0, got {args.seed}")
-    for flag, value in (("--upload-time", args.upload_time), ("--latency", args.latency),
-                        ("--broadcast-time", args.broadcast_time)):
+    for flag, value in (
+        ("--upload-time", args.upload_time),
+        ("--latency", args.latency),
+        ("--broadcast-time", args.broadcast_time),
+    ):
         if not (math.isfinite(value) and value >= 0):
             return _fail(flag, f"must be finite and >= 0, got {value:g}")
     if args.target_gap is not None and not (math.isfinite(args.target_gap) and args.target_gap > 0):
@@ -403,8 +535,9 @@ def cmd_advise(args) -> int:
             times, layout = datasets._load_times(args.times)
         else:
             times = datasets.straggler_trace(args.trace)
-            layout = (f"trace {args.trace.upper()}: {times.shape[0]} steps × "
-                      f"{times.shape[1]} workers")
+            layout = (
+                f"trace {args.trace.upper()}: {times.shape[0]} steps × {times.shape[1]} workers"
+            )
     except ValueError as error:
         return _fail("--times" if args.times is not None else "--trace", str(error))
     M = times.shape[1] if args.workers is None else args.workers
@@ -414,18 +547,22 @@ def cmd_advise(args) -> int:
         try:
             stragglers = sorted({int(v) for v in args.stragglers.split(",")})
         except ValueError:
-            return _fail("--stragglers", f"must be comma-separated integers, got "
-                                         f"{args.stragglers!r}")
+            return _fail(
+                "--stragglers", f"must be comma-separated integers, got {args.stragglers!r}"
+            )
         if not all(0 <= s < M for s in stragglers):
-            return _fail("--stragglers", f"each S must be in 0..{M - 1} (M - 1), got "
-                                         f"{args.stragglers!r}")
+            return _fail(
+                "--stragglers", f"each S must be in 0..{M - 1} (M - 1), got {args.stragglers!r}"
+            )
     names = None
     if args.strategies is not None:
         names = [n.strip() for n in args.strategies.split(",") if n.strip()]
         unknown = [n for n in names if n not in strategies.names()]
         if unknown or not names:
-            return _fail("--strategies", f"valid names: {', '.join(strategies.names())}, got "
-                                         f"{args.strategies!r}")
+            return _fail(
+                "--strategies",
+                f"valid names: {', '.join(strategies.names())}, got {args.strategies!r}",
+            )
     out = _check_out(args.out)
     if out is None:
         return _fail("--out", f"cannot write to the folder of {args.out!r}")
@@ -433,25 +570,49 @@ def cmd_advise(args) -> int:
         problem = build_problem(args.problem, M)
     except ValueError as error:
         return _fail("--problem", str(error))
-    delay, note = delay_from_times(times, M, normalize=args.normalize,
-                                   shuffle_columns=not args.keep_columns, pooled=args.pooled)
+    delay, note = delay_from_times(
+        times,
+        M,
+        normalize=args.normalize,
+        shuffle_columns=not args.keep_columns,
+        pooled=args.pooled,
+    )
     source = args.times if args.times is not None else f"trace {args.trace.upper()}"
     print(f"{layout}; {note}", file=sys.stderr)
     if not args.quiet:
-        print(f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
-              f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
-              f"latency={args.latency:g}, τ_b={args.broadcast_time:g}, times / "
-              f"{args.normalize}", file=sys.stderr)
+        print(
+            f"problem {problem.name}, M={M}, S in {stragglers}, {args.trials} trials × "
+            f"{args.iters} iterations, τ={args.upload_time:g} ({args.link}), "
+            f"latency={args.latency:g}, τ_b={args.broadcast_time:g}, times / "
+            f"{args.normalize}",
+            file=sys.stderr,
+        )
 
     def progress(label):
         if not args.quiet:
             print(f"  {label}", file=sys.stderr)
-    ranked = compare(problem, delay, M, stragglers, num_iters=args.iters,
-                     num_trials=args.trials, target_gap=args.target_gap, seed=args.seed,
-                     upload_time=args.upload_time, broadcast_time=args.broadcast_time,
-                     latency=args.latency, link=args.link, names=names, progress=progress)
-    target_text = ("f − f* ≤ 1e-06 × the initial gap" if args.target_gap is None
-                   else f"f − f* ≤ {args.target_gap:g}")
+
+    ranked = compare(
+        problem,
+        delay,
+        M,
+        stragglers,
+        num_iters=args.iters,
+        num_trials=args.trials,
+        target_gap=args.target_gap,
+        seed=args.seed,
+        upload_time=args.upload_time,
+        broadcast_time=args.broadcast_time,
+        latency=args.latency,
+        link=args.link,
+        names=names,
+        progress=progress,
+    )
+    target_text = (
+        "f − f* ≤ 1e-06 × the initial gap"
+        if args.target_gap is None
+        else f"f − f* ≤ {args.target_gap:g}"
+    )
     table = format_table(ranked, target_text)
     advice = recommendation(ranked)
     print(table)
@@ -459,9 +620,12 @@ def cmd_advise(args) -> int:
     print(advice)
     md = out.with_name(out.name + ".md")
     md.write_text(f"{source}: {note}\n\n{table}\n\n{advice}\n", encoding="utf-8")
-    png = plot_candidates(ranked, out.with_name(out.name + ".png"),
-                          title=f"{source}, M={M}, τ={args.upload_time:g} ({args.link}), "
-                                f"latency={args.latency:g}, {problem.name}")
+    png = plot_candidates(
+        ranked,
+        out.with_name(out.name + ".png"),
+        title=f"{source}, M={M}, τ={args.upload_time:g} ({args.link}), "
+        f"latency={args.latency:g}, {problem.name}",
+    )
     if not args.quiet:
         print(f"wrote {md} and {png}", file=sys.stderr)
     return 0

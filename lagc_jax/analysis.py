@@ -134,15 +134,29 @@ def _check_workers(num_workers, stragglers) -> tuple[int, int]:
     return m, s
 
 
-def _check_call(name, valid, num_workers, stragglers, delay, upload_time, broadcast_time, method,
-                rows_allowed=False):
+def _check_call(
+    name,
+    valid,
+    num_workers,
+    stragglers,
+    delay,
+    upload_time,
+    broadcast_time,
+    method,
+    rows_allowed=False,
+):
     """Validate the arguments shared by the per-strategy expectations."""
     if name not in valid:
         raise ValueError(f"name must be one of {valid}, got {name!r}")
     m, s = _check_workers(num_workers, stragglers)
-    return (m, s, _check_delay(delay, rows_allowed=rows_allowed),
-            _check_time("upload_time", upload_time),
-            _check_time("broadcast_time", broadcast_time), _check_method(method))
+    return (
+        m,
+        s,
+        _check_delay(delay, rows_allowed=rows_allowed),
+        _check_time("upload_time", upload_time),
+        _check_time("broadcast_time", broadcast_time),
+        _check_method(method),
+    )
 
 
 def _infinite(what: str, reason: str) -> float:
@@ -361,8 +375,9 @@ def _numeric_order_statistic(delay, k: int, n: int) -> float:
 def _order_statistic_survival(delay, k: int, n: int):
     """x -> P(X_(k:n) > x) = P(fewer than k of n are <= x), vectorised."""
     j = np.arange(k, dtype=float)
-    log_binom = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-                          for i in range(k)])
+    log_binom = np.array(
+        [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(k)]
+    )
 
     def surv(x):
         f, q = _survival(delay, x)
@@ -378,6 +393,7 @@ def _order_statistic_survival(delay, k: int, n: int):
 
 def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
     """E max(X_1 + lag, …, X_{n_late} + lag, Y_1, …, Y_{n_plain}), all i.i.d."""
+
     def surv(x):
         f1, q1 = _survival(delay, x - lag)
         f2, q2 = _survival(delay, x)
@@ -428,8 +444,11 @@ def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> 
         return float(closed)
     value = float(_numeric_order_statistic(delay, k, n))
     if math.isinf(value):
-        return _infinite(f"E X_({k}:{n})", "the tail of delay.cdf decays too slowly "
-                         "(a heavy tail without a finite mean of this order statistic)")
+        return _infinite(
+            f"E X_({k}:{n})",
+            "the tail of delay.cdf decays too slowly "
+            "(a heavy tail without a finite mean of this order statistic)",
+        )
     return value
 
 
@@ -440,8 +459,9 @@ def _min_distribution(delay, group_size: int):
     return _MinOf(delay, group_size) if inner is None else inner
 
 
-def expected_min_then_max(delay, group_size: int, num_groups: int, *,
-                          method: str = "auto") -> float:
+def expected_min_then_max(
+    delay, group_size: int, num_groups: int, *, method: str = "auto"
+) -> float:
     """E[max over ``num_groups`` groups of the min of ``group_size`` unit times].
 
     The grouping wait rule (first reply in every group). The delay's ``min_of``
@@ -459,8 +479,9 @@ def expected_min_then_max(delay, group_size: int, num_groups: int, *,
     inner = _min_distribution(delay, group_size)
     if method == "numeric" and not isinstance(inner, _MinOf):
         inner = _MinOf(delay, group_size)
-    return expected_order_statistic(inner, num_groups, num_groups,
-                                    method="auto" if method == "numeric" else method)
+    return expected_order_statistic(
+        inner, num_groups, num_groups, method="auto" if method == "numeric" else method
+    )
 
 
 def _mixed_max(delay, n_late: int, n_plain: int, lag: float, method: str) -> float:
@@ -483,9 +504,16 @@ def _mixed_max(delay, n_late: int, n_plain: int, lag: float, method: str) -> flo
     return value
 
 
-def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay, *,
-                            upload_time: float = 0.0, broadcast_time: float = 0.0,
-                            method: str = "auto") -> float:
+def expected_iteration_time(
+    name: str,
+    num_workers: int,
+    stragglers: int,
+    delay,
+    *,
+    upload_time: float = 0.0,
+    broadcast_time: float = 0.0,
+    method: str = "auto",
+) -> float:
     """Expected duration of one iteration of a non-lazy strategy (MODEL.md §7).
 
     gd: E X_(M:M); fastest-k: E X_(M−S:M); gc: (S+1) E X_(M−S:M);
@@ -505,8 +533,16 @@ def expected_iteration_time(name: str, num_workers: int, stragglers: int, delay,
     5.31
     """
     m, s, delay, tau, tau_b, method = _check_call(
-        name, NON_LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time,
-        method, rows_allowed=True)
+        name,
+        NON_LAZY_STRATEGIES,
+        num_workers,
+        stragglers,
+        delay,
+        upload_time,
+        broadcast_time,
+        method,
+        rows_allowed=True,
+    )
     rows = _rows(delay)
     if rows is not None:
         return tau_b + tau + _row_bootstrap_compute_time(name, m, s, delay, rows)
@@ -530,8 +566,9 @@ def _row_bootstrap_compute_time(name: str, m: int, s: int, delay, samples) -> fl
     if callable(check):
         check(m)
     elif samples.ndim != 2 or samples.shape[1] != m:
-        raise ValueError(f"delay rows have shape {samples.shape}, need one column per worker "
-                         f"(num_workers={m})")
+        raise ValueError(
+            f"delay rows have shape {samples.shape}, need one column per worker (num_workers={m})"
+        )
     rows = np.sort(samples, axis=1) if name != "grouping" else None
     if name == "gd":
         return float(rows[:, -1].mean())
@@ -543,13 +580,13 @@ def _row_bootstrap_compute_time(name: str, m: int, s: int, delay, samples) -> fl
         raise ValueError(
             "grouping under a row bootstrap with shuffle_columns=True: the time depends on "
             "which workers share a group, averaged over random column permutations; no exact "
-            "formula here (simulate it, or use shuffle_columns=False)")
+            "formula here (simulate it, or use shuffle_columns=False)"
+        )
     groups = samples.reshape(-1, g, s + 1)
     return (s + 1) * float(groups.min(axis=2).max(axis=1).mean())
 
 
-def expected_iteration_costs(name: str, num_workers: int, stragglers: int, delay,
-                             **kw) -> dict:
+def expected_iteration_costs(name: str, num_workers: int, stragglers: int, delay, **kw) -> dict:
     """Expected time and counts of one iteration (MODEL.md §4) of a non-lazy strategy.
 
     Returns ``{"time", "uploads", "downloads", "computations"}``: uploads = gradient
@@ -567,10 +604,17 @@ def expected_iteration_costs(name: str, num_workers: int, stragglers: int, delay
     return {"time": time, "uploads": uploads, "downloads": m, "computations": computations}
 
 
-def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, delay,
-                                  num_units_active: int, *, upload_time: float = 0.0,
-                                  broadcast_time: float = 0.0,
-                                  method: str = "auto") -> dict:
+def expected_lazy_iteration_costs(
+    name: str,
+    num_workers: int,
+    stragglers: int,
+    delay,
+    num_units_active: int,
+    *,
+    upload_time: float = 0.0,
+    broadcast_time: float = 0.0,
+    method: str = "auto",
+) -> dict:
     """Expected time and counts of one lazy iteration with ``n = num_units_active``.
 
     Laziness makes n random and data-dependent; these are the figures *given* n,
@@ -607,28 +651,36 @@ def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, 
     (2.083, 4, 36)
     """
     m, s, delay, tau, tau_b, method = _check_call(
-        name, LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time, method)
+        name, LAZY_STRATEGIES, num_workers, stragglers, delay, upload_time, broadcast_time, method
+    )
     load = s + 1
     if name in ("g-lag", "g-lag-wk"):
         g = _num_groups(m, s, name)
         n = _check_int("num_units_active", num_units_active, 0, g)
         group_min = _min_distribution(delay, load)
         if name == "g-lag":
-            time = tau_b + (tau + load * expected_order_statistic(
-                group_min, n, n, method=method) if n else 0.0)
-            return {"time": time, "uploads": n, "downloads": n * load,
-                    "computations": n * load * load}
+            time = tau_b + (
+                tau + load * expected_order_statistic(group_min, n, n, method=method) if n else 0.0
+            )
+            return {
+                "time": time,
+                "uploads": n,
+                "downloads": n * load,
+                "computations": n * load * load,
+            }
         time = tau_b + load * _mixed_max(group_min, n, g - n, tau / load, method)
         return {"time": time, "uploads": n, "downloads": m, "computations": m * load}
     if name == "lagc":
         n = _check_int("num_units_active", num_units_active, 0, m - s)
-        time = tau_b + (tau if n else 0.0) + load * expected_order_statistic(
-            delay, m - s, m, method=method)
+        time = (
+            tau_b
+            + (tau if n else 0.0)
+            + load * expected_order_statistic(delay, m - s, m, method=method)
+        )
         return {"time": time, "uploads": n, "downloads": m, "computations": m * load}
     n = _check_int("num_units_active", num_units_active, 0, m)
     if name == "lag-ps":
-        time = tau_b + (tau + expected_order_statistic(delay, n, n, method=method)
-                        if n else 0.0)
+        time = tau_b + (tau + expected_order_statistic(delay, n, n, method=method) if n else 0.0)
         return {"time": time, "uploads": n, "downloads": n, "computations": n}
     if name == "lag-wk":
         time = tau_b + _mixed_max(delay, n, m - n, tau, method)
@@ -636,10 +688,13 @@ def expected_lazy_iteration_costs(name: str, num_workers: int, stragglers: int, 
     # lagc-ps: upper bounds (see docstring)
     if n == 0:
         return {"time": tau_b, "uploads": 0, "downloads": 0, "computations": 0}
-    time = tau_b + tau + min(n, load) * expected_order_statistic(
-        delay, m - s, m, method=method)
-    return {"time": time, "uploads": min(m - s, n * load),
-            "downloads": min(m, n * load), "computations": n * load}
+    time = tau_b + tau + min(n, load) * expected_order_statistic(delay, m - s, m, method=method)
+    return {
+        "time": time,
+        "uploads": min(m - s, n * load),
+        "downloads": min(m, n * load),
+        "computations": n * load,
+    }
 
 
 # ------------------------------------------------ approximate strategies (MODEL.md §10)
@@ -659,8 +714,9 @@ def _check_deadline(deadline) -> float:
     return number
 
 
-def straggle_probability(delay, deadline, *, load=1, upload_time: float = 0.0,
-                         latency: float = 0.0) -> float:
+def straggle_probability(
+    delay, deadline, *, load=1, upload_time: float = 0.0, latency: float = 0.0
+) -> float:
     """p = P(load·X + latency + upload_time > deadline): the probability that a worker's
     message misses the deadline T on a parallel link (MODEL.md §10, ``sgc``).
 
@@ -705,16 +761,20 @@ def _expected_min_order_statistic(delay, k: int, n: int, cap: float) -> float:
 def _covering_subsets(group_size: int, num_groups: int, n: int) -> int:
     """Subsets of n of the G·g workers that contain a member of every group (inclusion–
     exclusion over the groups left out)."""
-    return sum((-1) ** j * math.comb(num_groups, j) * math.comb((num_groups - j) * group_size, n)
-               for j in range(num_groups + 1))
+    return sum(
+        (-1) ** j * math.comb(num_groups, j) * math.comb((num_groups - j) * group_size, n)
+        for j in range(num_groups + 1)
+    )
 
 
 def _erasurehead_compute_time(delay, group_size: int, num_groups: int, k: int) -> float:
     """E min(X_(k:M), max over groups of the group minimum), unit times of load 1:
     P(> x) = Σ_{n<k} (C(M, n) − covering(n)) F^n (1 − F)^(M−n)."""
     M = group_size * num_groups
-    counts = np.array([math.comb(M, n) - _covering_subsets(group_size, num_groups, n)
-                       for n in range(k)], dtype=float)
+    counts = np.array(
+        [math.comb(M, n) - _covering_subsets(group_size, num_groups, n) for n in range(k)],
+        dtype=float,
+    )
     keep = counts > 0
     n = np.arange(k, dtype=float)[keep]
     log_counts = np.log(counts[keep])
@@ -735,15 +795,25 @@ def _erasurehead_compute_time(delay, group_size: int, num_groups: int, k: int) -
     cut = _quantile(delay, _tail_cut(delay), start)
     value = _integrate_tail(surv, start, scale, cut)
     if math.isinf(value):
-        return _infinite("erasurehead's expected iteration time",
-                         "the tail of delay.cdf decays too slowly")
+        return _infinite(
+            "erasurehead's expected iteration time", "the tail of delay.cdf decays too slowly"
+        )
     return value
 
 
-def expected_approximate_iteration_costs(name: str, num_workers: int, stragglers: int, delay, *,
-                                         deadline=None, k=None, degree=None,
-                                         upload_time: float = 0.0, broadcast_time: float = 0.0,
-                                         latency: float = 0.0) -> dict:
+def expected_approximate_iteration_costs(
+    name: str,
+    num_workers: int,
+    stragglers: int,
+    delay,
+    *,
+    deadline=None,
+    k=None,
+    degree=None,
+    upload_time: float = 0.0,
+    broadcast_time: float = 0.0,
+    latency: float = 0.0,
+) -> dict:
     """Expected time and counts of one iteration of an approximate strategy (MODEL.md §10).
 
     Returns ``{"time", "uploads", "downloads", "computations"}`` (expectations; uploads may
@@ -779,27 +849,37 @@ def expected_approximate_iteration_costs(name: str, num_workers: int, stragglers
     tau, lat = _check_time("upload_time", upload_time), _check_time("latency", latency)
     link = tau + lat
     options = {"deadline": deadline, "k": k, "degree": degree}
-    takes = {"deadline": ("deadline",), "sgc": ("deadline",), "erasurehead": ("k",),
-             "graph-gc": ("degree",)}[name]
+    takes = {
+        "deadline": ("deadline",),
+        "sgc": ("deadline",),
+        "erasurehead": ("k",),
+        "graph-gc": ("degree",),
+    }[name]
     for option, value in options.items():
         if value is not None and option not in takes:
-            raise ValueError(f"option {option!r} does not apply to {name!r} "
-                             f"(valid: {', '.join(takes)})")
+            raise ValueError(
+                f"option {option!r} does not apply to {name!r} (valid: {', '.join(takes)})"
+            )
     if name == "graph-gc":
         load = s + 1 if degree is None else _check_int("degree", degree, 1, m - 1)
         if (m * load) % 2:
-            raise ValueError(f"degree: no {load}-regular graph on {m} nodes exists "
-                             f"(num_workers · degree = {m * load} is odd)")
+            raise ValueError(
+                f"degree: no {load}-regular graph on {m} nodes exists "
+                f"(num_workers · degree = {m * load} is odd)"
+            )
         time = tau_b + link + load * expected_order_statistic(delay, m - s, m)
-        return {"time": float(time), "uploads": m - s, "downloads": m,
-                "computations": m * load}
+        return {"time": float(time), "uploads": m - s, "downloads": m, "computations": m * load}
     if name == "erasurehead":
         g = _num_groups(m, s, name)
         k = m - s if k is None else _check_int("k", k, 1, m)
         compute = _erasurehead_compute_time(delay, s + 1, g, k)
         uploads = g * (1.0 - math.comb(m - s - 1, k) / math.comb(m, k))
-        return {"time": float(tau_b + link + (s + 1) * compute), "uploads": uploads,
-                "downloads": m, "computations": m * (s + 1)}
+        return {
+            "time": float(tau_b + link + (s + 1) * compute),
+            "uploads": uploads,
+            "downloads": m,
+            "computations": m * (s + 1),
+        }
     T = math.inf if deadline is None else _check_deadline(deadline)
     load = 1 if name == "deadline" else s + 1
     if math.isinf(T):
@@ -810,13 +890,21 @@ def expected_approximate_iteration_costs(name: str, num_workers: int, stragglers
         time = link + load * _expected_min_order_statistic(delay, m, m, (T - link) / load)
     p = straggle_probability(delay, T, load=load, upload_time=tau, latency=lat)
     if name == "sgc":
-        return {"time": float(tau_b + time), "uploads": m * (1.0 - p), "downloads": m,
-                "computations": m * load}
+        return {
+            "time": float(tau_b + time),
+            "uploads": m * (1.0 - p),
+            "downloads": m,
+            "computations": m * load,
+        }
     if not math.isinf(T):  # E(A_min − T)⁺: the server waits for the first arrival
         first = expected_order_statistic(delay, 1, m)
         if T <= link:
             time += link - T + first
         else:
             time += first - _expected_min_order_statistic(delay, 1, m, T - link)
-    return {"time": float(tau_b + time), "uploads": m * (1.0 - p) + p ** m, "downloads": m,
-            "computations": m}
+    return {
+        "time": float(tau_b + time),
+        "uploads": m * (1.0 - p) + p**m,
+        "downloads": m,
+        "computations": m,
+    }

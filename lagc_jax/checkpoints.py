@@ -40,10 +40,12 @@ MANIFEST = "manifest.json"
 _FORMAT = 3  # 3: records by name ("record:NAME"); 2 held them by position (record0..5)
 _RECORD_PREFIX = "record:"
 _END_PREFIX = "end:"  # the values after the chunk's last iteration (loss, gap)
-_WHAT_DIFFERS = ("program: the code run inside a chunk — a strategy piece, the loss, the "
-                 "optimizer or the delay model; data: the problem or replayed unit times; "
-                 "initial state: what the strategy and optimizer build before iteration 0; "
-                 "configuration: knobs, delays, seed, trials, chunking, dtype")
+_WHAT_DIFFERS = (
+    "program: the code run inside a chunk — a strategy piece, the loss, the "
+    "optimizer or the delay model; data: the problem or replayed unit times; "
+    "initial state: what the strategy and optimizer build before iteration 0; "
+    "configuration: knobs, delays, seed, trials, chunking, dtype"
+)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+|0x[0-9a-fA-F]{6,}")
 
 
@@ -92,11 +94,16 @@ def describe_callable(fn, depth: int = 0):
     if depth > 8:
         return "..."
     if isinstance(fn, types.MethodType):
-        return ["method", describe_callable(fn.__func__, depth + 1), _describe_value(fn.__self__, depth)]
+        return [
+            "method",
+            describe_callable(fn.__func__, depth + 1),
+            _describe_value(fn.__self__, depth),
+        ]
     if isinstance(fn, types.FunctionType):
         code = fn.__code__
-        consts = hashlib.sha256(repr(tuple(
-            c for c in code.co_consts if not isinstance(c, types.CodeType))).encode()).hexdigest()
+        consts = hashlib.sha256(
+            repr(tuple(c for c in code.co_consts if not isinstance(c, types.CodeType))).encode()
+        ).hexdigest()
         cells = []
         for cell in fn.__closure__ or ():
             try:
@@ -104,16 +111,25 @@ def describe_callable(fn, depth: int = 0):
             except ValueError:  # an empty cell
                 cells.append("<empty>")
         defaults = [_describe_value(v, depth + 1) for v in (fn.__defaults__ or ())]
-        return ["function", fn.__module__, fn.__qualname__,
-                hashlib.sha256(code.co_code).hexdigest(), consts, cells, defaults]
+        return [
+            "function",
+            fn.__module__,
+            fn.__qualname__,
+            hashlib.sha256(code.co_code).hexdigest(),
+            consts,
+            cells,
+            defaults,
+        ]
     if isinstance(fn, type):
         return ["class", fn.__module__, fn.__qualname__]
     if hasattr(fn, "func") and hasattr(fn, "args"):  # functools.partial
-        return ["partial", describe_callable(fn.func, depth + 1),
-                [_describe_value(a, depth + 1) for a in fn.args],
-                {k: _describe_value(v, depth + 1) for k, v in sorted(fn.keywords.items())}]
-    return ["callable", type(fn).__module__, type(fn).__qualname__,
-            _ADDRESS.sub("", repr(fn))]
+        return [
+            "partial",
+            describe_callable(fn.func, depth + 1),
+            [_describe_value(a, depth + 1) for a in fn.args],
+            {k: _describe_value(v, depth + 1) for k, v in sorted(fn.keywords.items())},
+        ]
+    return ["callable", type(fn).__module__, type(fn).__qualname__, _ADDRESS.sub("", repr(fn))]
 
 
 def _describe_value(value, depth: int):
@@ -153,8 +169,10 @@ def describe_jaxpr(closed) -> list:
         lines = ["in " + " ".join(name(v) for v in (*jaxpr.constvars, *jaxpr.invars))]
         for eqn in jaxpr.eqns:
             params = ";".join(f"{k}={param(v)}" for k, v in sorted(eqn.params.items()))
-            lines.append(f"{' '.join(name(v) for v in eqn.outvars)} = {eqn.primitive.name}"
-                         f"[{params}] {' '.join(name(v) for v in eqn.invars)}")
+            lines.append(
+                f"{' '.join(name(v) for v in eqn.outvars)} = {eqn.primitive.name}"
+                f"[{params}] {' '.join(name(v) for v in eqn.invars)}"
+            )
         lines.append("out " + " ".join(name(v) for v in jaxpr.outvars))
         return "{" + "\n".join(lines) + "}"
 
@@ -231,8 +249,10 @@ class Checkpoint:
         path = self.dir / MANIFEST
         if not path.exists():
             if (self.dir / "checkpoint.json").exists():
-                raise ValueError(f"checkpoint {self.dir} was written by an older version of "
-                                 "lagc_jax (checkpoint.json); delete it or use another directory")
+                raise ValueError(
+                    f"checkpoint {self.dir} was written by an older version of "
+                    "lagc_jax (checkpoint.json); delete it or use another directory"
+                )
             return
         try:
             manifest = json.loads(path.read_text())
@@ -242,19 +262,23 @@ class Checkpoint:
                 done, chunks = int(manifest["done"]), manifest["chunks"]
                 _ = manifest["key"], manifest["carry"]
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-            raise ValueError(f"checkpoint file {path} is corrupt ({error}); delete the "
-                             "directory to start over") from None
+            raise ValueError(
+                f"checkpoint file {path} is corrupt ({error}); delete the directory to start over"
+            ) from None
         if manifest["format"] == 2:
-            raise ValueError(f"checkpoint {self.dir} was written by an older version of "
-                             "lagc_jax (records by position, record0..5; they are now kept by "
-                             "name); delete it or use another directory")
+            raise ValueError(
+                f"checkpoint {self.dir} was written by an older version of "
+                "lagc_jax (records by position, record0..5; they are now kept by "
+                "name); delete it or use another directory"
+            )
         if manifest["key"] != key:
             stored = manifest.get("parts", {})
             differ = [name for name, value in self.parts.items() if stored.get(name) != value]
             raise ValueError(
                 f"checkpoint {self.dir} belongs to a different run: its {', '.join(differ)} "
                 f"differ{'s' if len(differ) == 1 else ''} ({_WHAT_DIFFERS}); use another "
-                "directory or delete it")
+                "directory or delete it"
+            )
         self.manifest, self.done = manifest, done
         for entry in [manifest["carry"], *chunks]:  # every named file present and unchanged
             self._verify(entry)
@@ -262,12 +286,16 @@ class Checkpoint:
     def _verify(self, entry) -> Path:
         path = self.dir / entry["file"]
         if not path.exists():
-            raise ValueError(f"checkpoint file {path} is missing (named in {self.dir / MANIFEST}); "
-                             "delete the directory to start over")
+            raise ValueError(
+                f"checkpoint file {path} is missing (named in {self.dir / MANIFEST}); "
+                "delete the directory to start over"
+            )
         if _sha256(path) != entry["sha256"]:
-            raise ValueError(f"checkpoint file {path} is stale or corrupt (its sha256 differs "
-                             f"from the one in {self.dir / MANIFEST}); delete the directory to "
-                             "start over")
+            raise ValueError(
+                f"checkpoint file {path} is stale or corrupt (its sha256 differs "
+                f"from the one in {self.dir / MANIFEST}); delete the directory to "
+                "start over"
+            )
         return path
 
     def _read(self, entry) -> dict:
@@ -284,18 +312,28 @@ class Checkpoint:
         records, masks, end_values = [], [], None
         for entry in self.manifest["chunks"]:
             z = self._read(entry)
-            records.append({name[len(_RECORD_PREFIX):]: values for name, values in z.items()
-                            if name.startswith(_RECORD_PREFIX)})
+            records.append(
+                {
+                    name[len(_RECORD_PREFIX) :]: values
+                    for name, values in z.items()
+                    if name.startswith(_RECORD_PREFIX)
+                }
+            )
             if "masks" in z:
                 masks.append(z["masks"])
-            end_values = {name[len(_END_PREFIX):]: values for name, values in z.items()
-                          if name.startswith(_END_PREFIX)}
+            end_values = {
+                name[len(_END_PREFIX) :]: values
+                for name, values in z.items()
+                if name.startswith(_END_PREFIX)
+            }
         z = self._read(self.manifest["carry"])
         leaves = [z[f"leaf{i}"] for i in range(len(z))]
         structure = jax.tree_util.tree_structure(carry_template)
         if len(leaves) != structure.num_leaves or len(trial_axes) != len(leaves):
-            raise ValueError(f"checkpoint file {self.dir / self.manifest['carry']['file']} holds "
-                             f"{len(leaves)} state arrays, this run has {structure.num_leaves}")
+            raise ValueError(
+                f"checkpoint file {self.dir / self.manifest['carry']['file']} holds "
+                f"{len(leaves)} state arrays, this run has {structure.num_leaves}"
+            )
         leaves = [_pad(leaf, axis, padded) for leaf, axis in zip(leaves, trial_axes)]
         return records, masks, end_values, jax.tree_util.tree_unflatten(structure, leaves)
 
@@ -315,12 +353,23 @@ class Checkpoint:
         chunk = self._write(f"chunk_{k0:09d}_{token}.npz", arrays)
         chunk.update(k0=k0, done=done)
         leaves = jax.tree_util.tree_leaves(carry)
-        carry_entry = self._write(f"carry_{done:09d}_{token}.npz", {
-            f"leaf{i}": _trim(np.asarray(a), axis, self.num_trials)
-            for i, (a, axis) in enumerate(zip(leaves, trial_axes))})
+        carry_entry = self._write(
+            f"carry_{done:09d}_{token}.npz",
+            {
+                f"leaf{i}": _trim(np.asarray(a), axis, self.num_trials)
+                for i, (a, axis) in enumerate(zip(leaves, trial_axes))
+            },
+        )
         chunks = [] if self.manifest is None else list(self.manifest["chunks"])
-        manifest = {"format": _FORMAT, "key": self.key, "parts": self.parts, "done": done,
-                    "num_trials": self.num_trials, "carry": carry_entry, "chunks": chunks + [chunk]}
+        manifest = {
+            "format": _FORMAT,
+            "key": self.key,
+            "parts": self.parts,
+            "done": done,
+            "num_trials": self.num_trials,
+            "carry": carry_entry,
+            "chunks": chunks + [chunk],
+        }
         text = json.dumps(manifest, indent=1).encode()
         atomic_write(self.dir / MANIFEST, lambda f: f.write(text))
         self.manifest, self.done = manifest, done

@@ -33,6 +33,7 @@ PROBLEMS = ("breast_cancer", "diabetes", "lag_synthetic")
 
 def int_at_least(low: int):
     """argparse type: an integer >= low."""
+
     def parse(text):
         try:
             value = int(text)
@@ -41,6 +42,7 @@ def int_at_least(low: int):
         if value < low:
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
         return value
+
     return parse
 
 
@@ -54,9 +56,11 @@ def number(low: float = 0.0, *, strict: bool = False):
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or value < low or strict and value == low:
-            raise argparse.ArgumentTypeError(f"must be a finite number {relation} {low:g}, "
-                                             f"got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number {relation} {low:g}, got {text!r}"
+            )
         return value
+
     return parse
 
 
@@ -77,16 +81,19 @@ def probability_below_one(text):
 
 def one_of(choices):
     """argparse type: one of ``choices``."""
+
     def parse(text):
         if text not in choices:
             raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, got {text!r}")
         return text
+
     return parse
 
 
 def delay_spec(text):
     """argparse type: a delay model in one of the forms of :func:`lagc_jax.delays.parse_delay`."""
     from . import delays
+
     try:
         return delays.parse_delay(text)
     except ValueError as error:
@@ -101,8 +108,10 @@ def check_writable(prog: str, flag: str, path) -> None:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as error:
-        print(f"{prog}: {flag}: cannot write to {directory} ({error.strerror or error})",
-              file=sys.stderr)
+        print(
+            f"{prog}: {flag}: cannot write to {directory} ({error.strerror or error})",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
 
 
@@ -120,8 +129,10 @@ def applicable(prog: str, names, workers: int, stragglers: int, build, explicit:
             reasons.append(str(error))
             print(f"{prog}: note: skipping {name}: {error}", file=sys.stderr)
     if not built:
-        print(f"{prog}: no strategy applies to M = {workers}, S = {stragglers}: {reasons[0]}",
-              file=sys.stderr)
+        print(
+            f"{prog}: no strategy applies to M = {workers}, S = {stragglers}: {reasons[0]}",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     return built
 
@@ -129,13 +140,18 @@ def applicable(prog: str, names, workers: int, stragglers: int, build, explicit:
 def check_relations(prog: str, args) -> None:
     """Checks between flags argparse cannot make alone: S < M, the seed's range."""
     if args.stragglers >= args.workers:
-        print(f"{prog}: --stragglers must be an integer in [0, --workers - 1 = "
-              f"{args.workers - 1}], got {args.stragglers}", file=sys.stderr)
+        print(
+            f"{prog}: --stragglers must be an integer in [0, --workers - 1 = "
+            f"{args.workers - 1}], got {args.stragglers}",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
     bits = 32 if getattr(args, "float32", False) else 63
     if args.seed >= 2**bits:
-        print(f"{prog}: --seed must be an integer in [0, 2**{bits} - 1], got {args.seed}",
-              file=sys.stderr)
+        print(
+            f"{prog}: --seed must be an integer in [0, 2**{bits} - 1], got {args.seed}",
+            file=sys.stderr,
+        )
         raise SystemExit(2)
 
 
@@ -152,18 +168,19 @@ def describe_import_error(error: BaseException, path) -> str:
     ``path``: the offending line); where the exception came from elsewhere (a module
     it imports, a function it calls), ``(raised at FILE:LINE)`` follows.
     """
-    message = " ".join(str(getattr(error, "msg", None) if isinstance(error, SyntaxError)
-                           else error).split())
+    message = " ".join(
+        str(getattr(error, "msg", None) if isinstance(error, SyntaxError) else error).split()
+    )
     origin = None  # where it was raised, when that is a real file
     if isinstance(error, SyntaxError) and error.filename:
         origin = (error.filename, error.lineno)
     else:
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if not f.filename.startswith("<")]
+        frames = [
+            f for f in traceback.extract_tb(error.__traceback__) if not f.filename.startswith("<")
+        ]
         if frames:
             origin = (frames[-1].filename, frames[-1].lineno)
-    inside = [f for f in traceback.extract_tb(error.__traceback__)
-              if _same_file(f.filename, path)]
+    inside = [f for f in traceback.extract_tb(error.__traceback__) if _same_file(f.filename, path)]
     if origin is not None and _same_file(origin[0], path):
         where, origin = f"{path}:{origin[1]}", None
     elif inside:
@@ -211,15 +228,17 @@ def import_user_modules(modules) -> None:
         except ImportError as error:  # a parent package that does not exist
             raise ValueError(f"--import: cannot import {module!r} ({error})") from None
         except Exception as error:  # a parent package that fails to import
-            raise ValueError(f"--import: cannot import {module!r} "
-                             f"({describe_import_error(error, None)})") from None
+            raise ValueError(
+                f"--import: cannot import {module!r} ({describe_import_error(error, None)})"
+            ) from None
         if spec is None:
             raise ValueError(f"--import: cannot import {module!r} (No module named {module!r})")
         try:
             importlib.import_module(module)
         except Exception as error:
             raise ValueError(
-                f"--import: {describe_import_error(error, spec.origin or module)}") from None
+                f"--import: {describe_import_error(error, spec.origin or module)}"
+            ) from None
 
 
 def accepts_option(factory, option: str) -> bool:
@@ -230,8 +249,7 @@ def accepts_option(factory, option: str) -> bool:
     except (TypeError, ValueError):
         return False
     named = [p for p in parameters[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return any(p.name == option for p in named) or any(p.kind is p.VAR_KEYWORD
-                                                       for p in parameters)
+    return any(p.name == option for p in named) or any(p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def is_builtin(factory) -> bool:
@@ -247,8 +265,9 @@ def default_k(factory, workers: int, stragglers: int):
     return None
 
 
-def default_straggle_probability(factory, delay, deadline, *, stragglers: int,
-                                 upload_time: float = 0.0, latency: float = 0.0):
+def default_straggle_probability(
+    factory, delay, deadline, *, stragglers: int, upload_time: float = 0.0, latency: float = 0.0
+):
     """The p the command line gives a built-in factory with both a ``deadline`` and a
     ``straggle_probability`` option (sgc) when only ``--deadline`` is given: the
     probability that a worker's message misses the deadline, P((S+1)·X + latency + τ > T)
@@ -262,12 +281,19 @@ def default_straggle_probability(factory, delay, deadline, *, stragglers: int,
     >>> default_straggle_probability(gd, lj.ShiftedExponential(), 3.0, stragglers=2) is None
     True
     """
-    if deadline is None or not (is_builtin(factory) and accepts_option(factory, "deadline")
-                                and accepts_option(factory, "straggle_probability")):
+    if deadline is None or not (
+        is_builtin(factory)
+        and accepts_option(factory, "deadline")
+        and accepts_option(factory, "straggle_probability")
+    ):
         return None
     from .analysis import straggle_probability
-    return float(straggle_probability(delay, deadline, load=stragglers + 1,
-                                      upload_time=upload_time, latency=latency))
+
+    return float(
+        straggle_probability(
+            delay, deadline, load=stragglers + 1, upload_time=upload_time, latency=latency
+        )
+    )
 
 
 def check_options(prog: str, names, explicit: bool, given) -> None:
@@ -290,13 +316,21 @@ def check_options(prog: str, names, explicit: bool, given) -> None:
             continue
         takers = [n for n, f in factories.items() if accepts_option(f, option)]
         if explicit and not takers:
-            print(f"{prog}: {flag} does not apply to strategy {names[0]!r} (it has no "
-                  f"{option} option)", file=sys.stderr)
+            print(
+                f"{prog}: {flag} does not apply to strategy {names[0]!r} (it has no "
+                f"{option} option)",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
         if not takers:
-            print(f"{prog}: {flag} applies to none of the strategies (none has a {option} "
-                  f"option)", file=sys.stderr)
+            print(
+                f"{prog}: {flag} applies to none of the strategies (none has a {option} option)",
+                file=sys.stderr,
+            )
             raise SystemExit(2)
         if len(takers) < len(factories):
-            print(f"{prog}: note: {flag} applies only to {', '.join(takers)} (the others have "
-                  f"no {option} option)", file=sys.stderr)
+            print(
+                f"{prog}: note: {flag} applies only to {', '.join(takers)} (the others have "
+                f"no {option} option)",
+                file=sys.stderr,
+            )

@@ -23,10 +23,23 @@ import threading
 import time
 import warnings
 
-from .checks import (LINKS, PROBLEMS, accepts_option, applicable, check_options,
-                     check_relations, check_writable, default_k,
-                     default_straggle_probability, delay_spec, import_user_modules, int_at_least,
-                     number, one_of, probability_below_one)
+from .checks import (
+    LINKS,
+    PROBLEMS,
+    accepts_option,
+    applicable,
+    check_options,
+    check_relations,
+    check_writable,
+    default_k,
+    default_straggle_probability,
+    delay_spec,
+    import_user_modules,
+    int_at_least,
+    number,
+    one_of,
+    probability_below_one,
+)
 
 DEFAULT_TARGET_GAP = 1e-6
 
@@ -46,6 +59,7 @@ def _quiet_lost_interrupts(previous_hook):
     def hook(unraisable):
         if not isinstance(unraisable.exc_value, KeyboardInterrupt):
             previous_hook(unraisable)
+
     return hook
 
 
@@ -66,64 +80,119 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE",
-                        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
-                             "one that registers strategies with lagc_jax.register; repeatable")
-    parser.add_argument("--strategy", default="all",
-                        help="a strategy name or 'all' (default: all)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a module name, or a path to a .py file) first, e.g. "
+        "one that registers strategies with lagc_jax.register; repeatable",
+    )
+    parser.add_argument("--strategy", default="all", help="a strategy name or 'all' (default: all)")
     parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
     parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
-    parser.add_argument("--delay", type=delay_spec, default="exp:1",
-                        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
-                             "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)")
-    parser.add_argument("--trials", type=int_at_least(1), default=200,
-                        help="Monte Carlo trials (default 200)")
-    parser.add_argument("--iters", type=int_at_least(1), default=400,
-                        help="iterations per trial (default 400)")
+    parser.add_argument(
+        "--delay",
+        type=delay_spec,
+        default="exp:1",
+        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
+        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
+    )
+    parser.add_argument(
+        "--trials", type=int_at_least(1), default=200, help="Monte Carlo trials (default 200)"
+    )
+    parser.add_argument(
+        "--iters", type=int_at_least(1), default=400, help="iterations per trial (default 400)"
+    )
     parser.add_argument("--seed", type=int_at_least(0), default=0)
-    parser.add_argument("--upload-time", type=number(0), default=0.0,
-                        help="τ: link time of a full-precision gradient (default 0)")
-    parser.add_argument("--latency", type=number(0), default=0.0,
-                        help="added to every upload's link time (default 0)")
+    parser.add_argument(
+        "--upload-time",
+        type=number(0),
+        default=0.0,
+        help="τ: link time of a full-precision gradient (default 0)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=number(0),
+        default=0.0,
+        help="added to every upload's link time (default 0)",
+    )
     parser.add_argument("--broadcast-time", type=number(0), default=0.0, help="τ_b per iteration")
     parser.add_argument("--link", type=one_of(LINKS), default="parallel", help="parallel or shared")
-    parser.add_argument("--xi", type=number(0), default=None,
-                        help="LAG threshold ξ of strategies with an xi option (default per "
-                             "rule)")
-    parser.add_argument("--k", type=int_at_least(1), default=None,
-                        help="k of strategies with a k option, e.g. k-async: the gradients per "
-                             "server update (default M − S for k-async; a user strategy keeps "
-                             "its own default)")
-    parser.add_argument("--bits", type=int_at_least(1), default=None,
-                        help="bits per coordinate b of strategies with a bits option (qgd, laq; "
-                             "a message is b·d + 32 bits; default per strategy)")
-    parser.add_argument("--deadline", type=number(0, strict=True), default=None,
-                        help="deadline T, in wall-clock units, of strategies with a deadline "
-                             "option (deadline, sgc)")
-    parser.add_argument("--straggle-probability", type=probability_below_one, default=None,
-                        help="p of strategies with a straggle_probability option (sgc); with "
-                             "--deadline alone, sgc gets p = P((S+1)·X + link time > T) from "
-                             "--delay")
-    parser.add_argument("--target-gap", type=number(0, strict=True), default=DEFAULT_TARGET_GAP,
-                        help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})")
-    parser.add_argument("--grad-error", action="store_true",
-                        help="record the gradient error η = ‖ĝ − ∇f‖²/‖∇f‖² of every round "
-                             "(MODEL.md §10): a column (its mean over the run) and, with "
-                             "--figures, STEM_grad_error.png")
-    parser.add_argument("--figures", action="store_true",
-                        help="also write STEM_bits.png (gap against bits on the wire) and, with "
-                             "--grad-error, STEM_grad_error.png (gradient error against wall "
-                             "clock)")
-    parser.add_argument("--out", default="results/run",
-                        help="output stem: writes STEM_<strategy>.npz/.json (default results/run)")
+    parser.add_argument(
+        "--xi",
+        type=number(0),
+        default=None,
+        help="LAG threshold ξ of strategies with an xi option (default per rule)",
+    )
+    parser.add_argument(
+        "--k",
+        type=int_at_least(1),
+        default=None,
+        help="k of strategies with a k option, e.g. k-async: the gradients per "
+        "server update (default M − S for k-async; a user strategy keeps "
+        "its own default)",
+    )
+    parser.add_argument(
+        "--bits",
+        type=int_at_least(1),
+        default=None,
+        help="bits per coordinate b of strategies with a bits option (qgd, laq; "
+        "a message is b·d + 32 bits; default per strategy)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=number(0, strict=True),
+        default=None,
+        help="deadline T, in wall-clock units, of strategies with a deadline "
+        "option (deadline, sgc)",
+    )
+    parser.add_argument(
+        "--straggle-probability",
+        type=probability_below_one,
+        default=None,
+        help="p of strategies with a straggle_probability option (sgc); with "
+        "--deadline alone, sgc gets p = P((S+1)·X + link time > T) from "
+        "--delay",
+    )
+    parser.add_argument(
+        "--target-gap",
+        type=number(0, strict=True),
+        default=DEFAULT_TARGET_GAP,
+        help=f"f − f* to reach (default {DEFAULT_TARGET_GAP:g})",
+    )
+    parser.add_argument(
+        "--grad-error",
+        action="store_true",
+        help="record the gradient error η = ‖ĝ − ∇f‖²/‖∇f‖² of every round "
+        "(MODEL.md §10): a column (its mean over the run) and, with "
+        "--figures, STEM_grad_error.png",
+    )
+    parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="also write STEM_bits.png (gap against bits on the wire) and, with "
+        "--grad-error, STEM_grad_error.png (gradient error against wall "
+        "clock)",
+    )
+    parser.add_argument(
+        "--out",
+        default="results/run",
+        help="output stem: writes STEM_<strategy>.npz/.json (default results/run)",
+    )
     parser.add_argument("--float32", action="store_true", help="simulate in float32")
-    parser.add_argument("--problem", default="lag_synthetic",
-                        choices=PROBLEMS,
-                        help="learning problem (default lag_synthetic; the others need "
-                             "scikit-learn)")
-    parser.add_argument("--quiet", action="store_true",
-                        help="print only the table, notes and errors: no progress bar or lines")
+    parser.add_argument(
+        "--problem",
+        default="lag_synthetic",
+        choices=PROBLEMS,
+        help="learning problem (default lag_synthetic; the others need scikit-learn)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the table, notes and errors: no progress bar or lines",
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -157,8 +226,16 @@ class Progress:
 
     BAR_WIDTH = 20
 
-    def __init__(self, points: int, iterations: int, *, stream=None, quiet: bool = False,
-                 every: float = 30.0, clock=time.perf_counter):
+    def __init__(
+        self,
+        points: int,
+        iterations: int,
+        *,
+        stream=None,
+        quiet: bool = False,
+        every: float = 30.0,
+        clock=time.perf_counter,
+    ):
         self.points, self.iterations = points, iterations
         self.stream = sys.stderr if stream is None else stream
         self.quiet, self.every, self.clock = quiet, every, clock
@@ -204,9 +281,12 @@ class Progress:
         if self.terminal:
             self._draw(now)
         elif done < total and now - self.last_line >= self.every:
-            self._line(f"  {self.label} ({self.point}/{self.points}): {done}/{total} "
-                       f"iterations, {now - self.point_started:.0f} s; total "
-                       f"{self._overall()}/{self.total}, ETA {self._eta(now)}", now)
+            self._line(
+                f"  {self.label} ({self.point}/{self.points}): {done}/{total} "
+                f"iterations, {now - self.point_started:.0f} s; total "
+                f"{self._overall()}/{self.total}, ETA {self._eta(now)}",
+                now,
+            )
 
     def finish(self, message: str) -> None:
         """The point ended: one line with its duration and ``message`` (on a terminal, above
@@ -214,8 +294,11 @@ class Progress:
         now = self.clock()
         self.done = self.iterations
         if not self.quiet:
-            self._line(f"  {self.label} ({self.point}/{self.points}): {self.iterations} "
-                       f"iterations in {now - self.point_started:.3g} s; {message}", now)
+            self._line(
+                f"  {self.label} ({self.point}/{self.points}): {self.iterations} "
+                f"iterations in {now - self.point_started:.3g} s; {message}",
+                now,
+            )
 
     def clear(self) -> None:
         """Erase the bar, so that what is printed next starts a clean line (the bar comes
@@ -236,10 +319,12 @@ class Progress:
         overall = self._overall()
         filled = self.BAR_WIDTH * overall // max(self.total, 1)
         bar = "█" * filled + "·" * (self.BAR_WIDTH - filled)
-        text = (f"{self.label} ({self.point}/{self.points}) {bar} {overall}/{self.total} "
-                f"iterations, {self._rate(now)}, ETA {self._eta(now)}")
+        text = (
+            f"{self.label} ({self.point}/{self.points}) {bar} {overall}/{self.total} "
+            f"iterations, {self._rate(now)}, ETA {self._eta(now)}"
+        )
         width = shutil.get_terminal_size((80, 24)).columns
-        self.stream.write("\r" + text[:max(width - 1, 10)] + "\x1b[K")
+        self.stream.write("\r" + text[: max(width - 1, 10)] + "\x1b[K")
         self.stream.flush()
         self.bar_shown = True
 
@@ -270,8 +355,10 @@ def format_summary_table(rows, target_gap: float) -> str:
         return "—" if math.isinf(triple[0]) else cell(triple, fmt)
 
     core = (*REACH_FIELDS, "final_gap", "reached", "diverged")
-    metrics = sorted({name for _, s in rows for name in s if name not in core},
-                     key=lambda name: (not name.startswith("bits"), name))
+    metrics = sorted(
+        {name for _, s in rows for name in s if name not in core},
+        key=lambda name: (not name.startswith("bits"), name),
+    )
     metric_header = "".join(f" {name.replace('_', ' ')} |" for name in metrics)
     stalled = any(math.isinf(s["wall_clock"][0]) for _, s in rows)
     lines = [
@@ -279,25 +366,32 @@ def format_summary_table(rows, target_gap: float) -> str:
         + ("; per-round metrics: their mean over the run" if metrics else "")
         + ("; not reached: the gap at the end of the run" if stalled else ""),
         "",
-        "| strategy | wall clock | uploads | computations | iterations |" + metric_header
+        "| strategy | wall clock | uploads | computations | iterations |"
+        + metric_header
         + " reached | diverged |",
         "|---|---|---|---|---|" + "---|" * len(metrics) + "---|---|",
     ]
     for name, s in rows:
-        wall_clock = (format_final_gap(s) if math.isinf(s["wall_clock"][0])
-                      else cell(s["wall_clock"], ".4g"))
-        metric_cells = "".join(f" {reach_cell(s[m], '.3g') if m in s else '—'} |"
-                               for m in metrics)
+        wall_clock = (
+            format_final_gap(s) if math.isinf(s["wall_clock"][0]) else cell(s["wall_clock"], ".4g")
+        )
+        metric_cells = "".join(f" {reach_cell(s[m], '.3g') if m in s else '—'} |" for m in metrics)
         lines.append(
             f"| {name} | {wall_clock} | {reach_cell(s['uploads'], '.0f')} | "
             f"{reach_cell(s['computations'], '.0f')} | {reach_cell(s['iterations'], '.0f')} |"
-            f"{metric_cells} {s['reached']:.0%} | {s['diverged']} |")
+            f"{metric_cells} {s['reached']:.0%} | {s['diverged']} |"
+        )
     return "\n".join(lines)
 
 
 # The flags passed to a strategy's factory as the option of the same name, when it has one.
-OPTION_FLAGS = (("--xi", "xi"), ("--k", "k"), ("--bits", "bits"), ("--deadline", "deadline"),
-                ("--straggle-probability", "straggle_probability"))
+OPTION_FLAGS = (
+    ("--xi", "xi"),
+    ("--k", "k"),
+    ("--bits", "bits"),
+    ("--deadline", "deadline"),
+    ("--straggle-probability", "straggle_probability"),
+)
 
 
 def cmd_run(args) -> int:
@@ -322,43 +416,62 @@ def cmd_run(args) -> int:
         # built-in factory with a k option (k-async) gets k = M − S by default, and sgc
         # given only --deadline the probability of missing it
         factory = strategies.info(name).factory
-        options = {option: value for _, option, value in given
-                   if value is not None and accepts_option(factory, option)}
+        options = {
+            option: value
+            for _, option, value in given
+            if value is not None and accepts_option(factory, option)
+        }
         if "k" not in options and default_k(factory, args.workers, args.stragglers) is not None:
             options["k"] = default_k(factory, args.workers, args.stragglers)
         if "straggle_probability" not in options:
             p = default_straggle_probability(
-                factory, delay, options.get("deadline"), stragglers=args.stragglers,
-                upload_time=args.upload_time, latency=args.latency)
+                factory,
+                delay,
+                options.get("deadline"),
+                stragglers=args.stragglers,
+                upload_time=args.upload_time,
+                latency=args.latency,
+            )
             if p is not None:
                 if not p < 1:
-                    raise ValueError(f"--deadline {args.deadline:g}: every message misses it "
-                                     f"(P({args.stragglers + 1}·X + link time > T) = 1); raise "
-                                     "it or give --straggle-probability")
+                    raise ValueError(
+                        f"--deadline {args.deadline:g}: every message misses it "
+                        f"(P({args.stragglers + 1}·X + link time > T) = 1); raise "
+                        "it or give --straggle-probability"
+                    )
                 options["straggle_probability"] = p
-                print(f"{prog}: note: {name} gets straggle_probability {p:.4g} = "
-                      f"P({args.stragglers + 1}·X + link time > --deadline {args.deadline:g})",
-                      file=sys.stderr)
+                print(
+                    f"{prog}: note: {name} gets straggle_probability {p:.4g} = "
+                    f"P({args.stragglers + 1}·X + link time > --deadline {args.deadline:g})",
+                    file=sys.stderr,
+                )
         strategy = strategies.make(name, args.workers, args.stragglers, **options)
         links = tuple(getattr(strategy, "links", LINKS))
         if args.link not in links:
-            raise ValueError(f"--link {args.link} does not apply to strategy {name!r} "
-                             f"(supported: {', '.join(links)})")
+            raise ValueError(
+                f"--link {args.link} does not apply to strategy {name!r} "
+                f"(supported: {', '.join(links)})"
+            )
         return strategy
 
     built = applicable(prog, names, args.workers, args.stragglers, build, explicit)
     try:
         problem = advise.build_problem(args.problem, args.workers)
     except ValueError as error:  # too many workers for the data, or scikit-learn missing
-        print(f"{prog}: --problem {args.problem} with --workers {args.workers}: {error}",
-              file=sys.stderr)
+        print(
+            f"{prog}: --problem {args.problem} with --workers {args.workers}: {error}",
+            file=sys.stderr,
+        )
         return 2
     check_writable(prog, "--out", f"{args.out}_x.npz")
     if not args.quiet:
-        print(f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
-              f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
-              f"τ={args.upload_time:g} ({args.link}), latency={args.latency:g}, "
-              f"τ_b={args.broadcast_time:g}", file=sys.stderr)
+        print(
+            f"problem {problem.name}, M={args.workers}, S={args.stragglers}, "
+            f"delay {delay.describe()}, {args.trials} trials × {args.iters} iterations, "
+            f"τ={args.upload_time:g} ({args.link}), latency={args.latency:g}, "
+            f"τ_b={args.broadcast_time:g}",
+            file=sys.stderr,
+        )
     progress = Progress(len(built), args.iters, quiet=args.quiet)
     rows, bits_curves, error_curves = [], {}, {}
     try:
@@ -367,11 +480,20 @@ def cmd_run(args) -> int:
             progress.start(strategy.name)
             with warnings.catch_warnings(record=True) as caught:  # shown below, not over the bar
                 result = simulate(
-                    problem, strategy, delay, num_iters=args.iters, num_trials=args.trials,
-                    seed=args.seed, upload_time=args.upload_time,
-                    broadcast_time=args.broadcast_time, latency=args.latency, link=args.link,
+                    problem,
+                    strategy,
+                    delay,
+                    num_iters=args.iters,
+                    num_trials=args.trials,
+                    seed=args.seed,
+                    upload_time=args.upload_time,
+                    broadcast_time=args.broadcast_time,
+                    latency=args.latency,
+                    link=args.link,
                     chunk_size=max(args.iters // 10, 1),
-                    record=("grad_error",) if args.grad_error else (), progress=progress.report)
+                    record=("grad_error",) if args.grad_error else (),
+                    progress=progress.report,
+                )
             path = result.save(f"{args.out}_{strategy.name}")
             progress.finish(f"wrote {path}")
             if caught:
@@ -381,6 +503,7 @@ def cmd_run(args) -> int:
             rows.append((strategy.name, result.summary(args.target_gap)))
             if args.figures:
                 from . import plotting
+
                 bits_curves[strategy.name] = plotting.bits_curves(result)
                 if args.grad_error:
                     error_curves[strategy.name] = plotting.error_curve(result)
@@ -398,16 +521,18 @@ def write_run_figures(args, problem_name: str, bits_curves: dict, error_curves: 
     written (each also printed on stderr unless ``--quiet``)."""
     from . import plotting
 
-    title = (f"{problem_name}, M = {args.workers}, S = {args.stragglers}, "
-             f"{args.delay.describe()}, {args.trials} trials")
+    title = (
+        f"{problem_name}, M = {args.workers}, S = {args.stragglers}, "
+        f"{args.delay.describe()}, {args.trials} trials"
+    )
     written = []
     bits_curves = {name: curves for name, curves in bits_curves.items() if curves}
     if bits_curves:
-        written.append(plotting.bits_figure(bits_curves, args.target_gap, title,
-                                            f"{args.out}_bits.png")[0])
+        written.append(
+            plotting.bits_figure(bits_curves, args.target_gap, title, f"{args.out}_bits.png")[0]
+        )
     if error_curves:
-        written.append(plotting.error_figure(error_curves, title,
-                                             f"{args.out}_grad_error.png")[0])
+        written.append(plotting.error_figure(error_curves, title, f"{args.out}_grad_error.png")[0])
     if not args.quiet:
         for path in written:
             print(f"  wrote {path}", file=sys.stderr)
@@ -420,13 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lagc-jax",
         description="Monte Carlo simulation of GD, gradient coding, grouping, LAG, LAGC and G-LAG "
-                    "in wall-clock time, communication and computation.")
+        "in wall-clock time, communication and computation.",
+    )
     parser.add_argument("--version", action="version", version=f"lagc-jax {__version__}")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="simulate strategies and summarise (default)")
     _add_run_arguments(run)
     run.set_defaults(handler=cmd_run)
     from . import study
+
     table = sub.add_parser("table", help="analytic vs Monte Carlo per-iteration costs")
     study.add_table_arguments(table)
     table.set_defaults(handler=study.cmd_table)
@@ -434,18 +561,25 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_reproduce_arguments(reproduce)
     reproduce.set_defaults(handler=study.cmd_reproduce)
     from . import advise
+
     advise_parser = sub.add_parser(
-        "advise", help="which strategy pays on measured compute times (a CSV or a shipped trace)")
+        "advise", help="which strategy pays on measured compute times (a CSV or a shipped trace)"
+    )
     advise.add_advise_arguments(advise_parser)
     advise_parser.set_defaults(handler=advise.cmd_advise)
 
     def one_line_error(message):  # one line on stderr naming the flag, exit status 2
         print(f"lagc-jax advise: {message}", file=sys.stderr)
         sys.exit(2)
+
     advise_parser.error = one_line_error
     from . import study_files
-    study_parser = sub.add_parser("study", help="run a study file (a grid of simulations in "
-                                                "TOML): resumable, shardable, one tidy table")
+
+    study_parser = sub.add_parser(
+        "study",
+        help="run a study file (a grid of simulations in "
+        "TOML): resumable, shardable, one tidy table",
+    )
     study_files.add_study_arguments(study_parser)
     study_parser.set_defaults(handler=study_files.cmd_study)
     merge_parser = sub.add_parser("study-merge", help="join the folders of a study's shards")
@@ -475,6 +609,7 @@ def main(argv=None) -> int:
         if not getattr(args, "float32", False):
             os.environ.setdefault("JAX_ENABLE_X64", "1")
             import jax
+
             jax.config.update("jax_enable_x64", True)
         if not hasattr(args, "handler"):
             parser.print_usage(sys.stderr)

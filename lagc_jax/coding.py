@@ -92,11 +92,15 @@ def _check_num_workers(num_workers) -> int:
 
 
 def _check_stragglers(stragglers, num_workers: int) -> int:
-    if (isinstance(stragglers, bool) or not isinstance(stragglers, Integral)
-            or not 0 <= stragglers < num_workers):
+    if (
+        isinstance(stragglers, bool)
+        or not isinstance(stragglers, Integral)
+        or not 0 <= stragglers < num_workers
+    ):
         raise ValueError(
             f"stragglers must be an integer in [0, num_workers - 1 = {num_workers - 1}], "
-            f"got {stragglers!r}")
+            f"got {stragglers!r}"
+        )
     return int(stragglers)
 
 
@@ -106,7 +110,8 @@ def _check_groups(num_workers, stragglers) -> tuple[int, int]:
     if M % (S + 1):
         raise ValueError(
             f"fractional repetition needs (stragglers + 1) to divide num_workers: "
-            f"stragglers + 1 = {S + 1} does not divide num_workers = {M}")
+            f"stragglers + 1 = {S + 1} does not divide num_workers = {M}"
+        )
     return M, S
 
 
@@ -116,8 +121,9 @@ def _check_matrix(B, name: str = "B") -> np.ndarray:
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real 2-D array (M, P)") from None
     if B.ndim != 2 or B.shape[0] < 1 or B.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array of shape (M, P) with M, P >= 1, "
-                         f"got shape {B.shape}")
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (M, P) with M, P >= 1, got shape {B.shape}"
+        )
     if not np.all(np.isfinite(B)):
         raise ValueError(f"{name} must contain only finite values")
     return B
@@ -128,17 +134,20 @@ def _finished_mask(finished, num_workers: int) -> np.ndarray:
     arr = np.asarray(finished)
     if arr.dtype == bool:
         if arr.shape != (num_workers,):
-            raise ValueError(f"finished must be a bool mask of shape ({num_workers},) or an "
-                             f"index array, got a bool array of shape {arr.shape}")
+            raise ValueError(
+                f"finished must be a bool mask of shape ({num_workers},) or an "
+                f"index array, got a bool array of shape {arr.shape}"
+            )
         return arr.copy()
     if arr.size == 0:
         arr = arr.astype(np.int64)
     if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"finished must be a bool mask of shape ({num_workers},) or a 1-D "
-                         f"integer index array, got dtype {arr.dtype} and shape {arr.shape}")
+        raise ValueError(
+            f"finished must be a bool mask of shape ({num_workers},) or a 1-D "
+            f"integer index array, got dtype {arr.dtype} and shape {arr.shape}"
+        )
     if arr.size and (arr.min() < 0 or arr.max() >= num_workers):
-        raise ValueError(f"finished indices must lie in [0, {num_workers - 1}], "
-                         f"got {arr.tolist()}")
+        raise ValueError(f"finished indices must lie in [0, {num_workers - 1}], got {arr.tolist()}")
     if np.unique(arr).size != arr.size:
         raise ValueError(f"finished indices must be distinct, got {arr.tolist()}")
     mask = np.zeros(num_workers, dtype=bool)
@@ -149,8 +158,10 @@ def _finished_mask(finished, num_workers: int) -> np.ndarray:
 def _check_jax_mask(finished_mask, num_workers: int, name: str = "finished_mask"):
     mask = jnp.asarray(finished_mask)
     if mask.shape != (num_workers,):
-        raise ValueError(f"{name} must have shape ({num_workers},) (one entry per worker), "
-                         f"got shape {mask.shape}")
+        raise ValueError(
+            f"{name} must have shape ({num_workers},) (one entry per worker), "
+            f"got shape {mask.shape}"
+        )
     return mask if mask.dtype == bool else mask != 0
 
 
@@ -161,7 +172,8 @@ def _check_table_size(num_workers: int, stragglers: int, max_entries) -> int:
             f"stragglers = {stragglers} with num_workers = {num_workers} gives "
             f"C({num_workers}, {stragglers}) = {count} straggler sets, more than "
             f"max_entries = {max_entries} table entries allow; decode per set with "
-            f"decoding_weights / decoding_weights_jax instead")
+            f"decoding_weights / decoding_weights_jax instead"
+        )
     return count
 
 
@@ -196,8 +208,10 @@ def _haar_trig(x: np.ndarray, dim: int, period: int) -> np.ndarray:
             cols += [np.cos(2 * np.pi * j * x / period), np.sin(2 * np.pi * j * x / period)]
     else:
         for j in range(1, dim // 2 + 1):
-            cols += [np.cos((2 * j - 1) * np.pi * x / period),
-                     np.sin((2 * j - 1) * np.pi * x / period)]
+            cols += [
+                np.cos((2 * j - 1) * np.pi * x / period),
+                np.sin((2 * j - 1) * np.pi * x / period),
+            ]
     return np.stack(cols, axis=-1)
 
 
@@ -374,13 +388,16 @@ def random_regular_graph(num_workers, degree, seed=0) -> np.ndarray:
     """
     M = _check_num_workers(num_workers)
     if isinstance(degree, bool) or not isinstance(degree, Integral) or not 1 <= degree <= M - 1:
-        raise ValueError(f"degree must be an integer in [1, num_workers - 1 = {M - 1}], "
-                         f"got {degree!r}")
+        raise ValueError(
+            f"degree must be an integer in [1, num_workers - 1 = {M - 1}], got {degree!r}"
+        )
     s = int(degree)
     if (M * s) % 2:
-        raise ValueError(f"degree: no {s}-regular graph on {M} nodes exists (num_workers · "
-                         f"degree = {M * s} is odd); choose an even degree or an even number "
-                         "of workers")
+        raise ValueError(
+            f"degree: no {s}-regular graph on {M} nodes exists (num_workers · "
+            f"degree = {M * s} is odd); choose an even degree or an even number "
+            "of workers"
+        )
     if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     A = np.zeros((M, M), dtype=bool)
@@ -465,7 +482,8 @@ def decoding_weights(B, finished) -> np.ndarray:
     if not residual[0] <= tol[0]:
         raise ValueError(
             f"finished = {rows.tolist()} cannot decode: the least-squares weights leave "
-            f"max|a·B − 1| = {residual[0]:.3g} (> tolerance {tol[0]:.3g})")
+            f"max|a·B − 1| = {residual[0]:.3g} (> tolerance {tol[0]:.3g})"
+        )
     return a
 
 
@@ -474,11 +492,15 @@ def _straggler_sets_colex(num_workers: int, stragglers: int) -> np.ndarray:
     count = math.comb(num_workers, stragglers)
     if stragglers == 0:
         return np.zeros((1, 0), dtype=np.int64)
-    sets = np.fromiter(itertools.chain.from_iterable(
-        itertools.combinations(range(num_workers), stragglers)),
-        dtype=np.int64, count=count * stragglers).reshape(count, stragglers)
-    binom = np.array([[math.comb(m, k) for k in range(stragglers + 1)]
-                      for m in range(num_workers)], dtype=np.int64)
+    sets = np.fromiter(
+        itertools.chain.from_iterable(itertools.combinations(range(num_workers), stragglers)),
+        dtype=np.int64,
+        count=count * stragglers,
+    ).reshape(count, stragglers)
+    binom = np.array(
+        [[math.comb(m, k) for k in range(stragglers + 1)] for m in range(num_workers)],
+        dtype=np.int64,
+    )
     ranks = binom[sets, np.arange(1, stragglers + 1)].sum(axis=1)
     out = np.empty_like(sets)
     out[ranks] = sets
@@ -531,8 +553,11 @@ def _all_sets(B: np.ndarray, stragglers: int, max_entries, sets=None):
         if fast is not None:
             a0, K = fast
             try:
-                coeffs = (np.linalg.solve(K[chunk], a0[chunk][..., None])[..., 0]
-                          if stragglers else np.zeros((len(chunk), 0)))
+                coeffs = (
+                    np.linalg.solve(K[chunk], a0[chunk][..., None])[..., 0]
+                    if stragglers
+                    else np.zeros((len(chunk), 0))
+                )
             except np.linalg.LinAlgError:
                 coeffs = None
             if coeffs is not None:
@@ -556,8 +581,10 @@ def _require_decodable(sets, residual, tol, what: str) -> None:
     bad = np.flatnonzero(~(residual <= tol))
     if bad.size:
         i = bad[0]
-        raise ValueError(f"{what}: straggler set {sets[i].tolist()} leaves max|a·B − 1| = "
-                         f"{residual[i]:.3g} (> {tol[i]:.3g})")
+        raise ValueError(
+            f"{what}: straggler set {sets[i].tolist()} leaves max|a·B − 1| = "
+            f"{residual[i]:.3g} (> {tol[i]:.3g})"
+        )
 
 
 def decoding_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarray:
@@ -580,7 +607,7 @@ def decoding_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.ndarr
     row = 0
     for chunk, _, A, residual, tol in _all_sets(B, S, max_entries):
         _require_decodable(chunk, residual, tol, f"B cannot decode every set of stragglers = {S}")
-        table[row:row + len(chunk)] = A
+        table[row : row + len(chunk)] = A
         row += len(chunk)
     return table
 
@@ -607,7 +634,7 @@ def least_squares_table(B, stragglers, *, max_entries=_MAX_TABLE_ENTRIES) -> np.
     table = np.zeros((_check_table_size(M, S, max_entries), M))
     row = 0
     for chunk, _, A, _, _ in _all_sets(B, S, max_entries):
-        table[row:row + len(chunk)] = A
+        table[row : row + len(chunk)] = A
         row += len(chunk)
     return table
 
@@ -648,7 +675,8 @@ def decoding_stats(B, stragglers, *, seed=0, dim=50, max_entries=_MAX_TABLE_ENTR
             i = np.flatnonzero(~(residual <= tol))[0]
             raise ValueError(
                 f"B cannot decode every set of stragglers = {S}: straggler set "
-                f"{chunk[i].tolist()} leaves max|a·B − 1| = {residual[i]:.3g}")
+                f"{chunk[i].tolist()} leaves max|a·B − 1| = {residual[i]:.3g}"
+            )
         worst_a = max(worst_a, float(np.abs(A).max()))
         sv = np.linalg.svd(B[fin], compute_uv=False)
         nonzero = sv > max(fin.shape[1], P) * _EPS * sv[:, :1]
@@ -658,16 +686,24 @@ def decoding_stats(B, stragglers, *, seed=0, dim=50, max_entries=_MAX_TABLE_ENTR
         err = np.linalg.norm(decoded.astype(np.float64) - truth, axis=1) / norm
         worst_err = max(worst_err, float(err.max()))
         count += len(chunk)
-    return {"max_abs_weight": worst_a, "max_condition": worst_cond,
-            "max_float32_error": worst_err, "num_sets": count}
+    return {
+        "max_abs_weight": worst_a,
+        "max_condition": worst_cond,
+        "max_float32_error": worst_err,
+        "num_sets": count,
+    }
 
 
 def _sample_straggler_sets(num_workers: int, stragglers: int, count: int, seed) -> np.ndarray:
     """(count, S) sorted straggler sets: uniform random ones plus every window of S
     adjacent workers (the worst case of cyclic codes)."""
     rng = np.random.default_rng(seed)
-    random_sets = np.sort(np.argsort(rng.random((count, num_workers)), axis=1)[:, :stragglers], axis=1)
-    windows = np.sort((np.arange(num_workers)[:, None] + np.arange(stragglers)) % num_workers, axis=1)
+    random_sets = np.sort(
+        np.argsort(rng.random((count, num_workers)), axis=1)[:, :stragglers], axis=1
+    )
+    windows = np.sort(
+        (np.arange(num_workers)[:, None] + np.arange(stragglers)) % num_workers, axis=1
+    )
     return np.unique(np.concatenate([windows, random_sets]), axis=0)
 
 
@@ -717,15 +753,24 @@ def check_decodable(encoding, stragglers, *, samples: int = 20_000, seed: int = 
     if exhaustive:
         note = f"all {total} straggler sets decode"
     else:
-        note = (f"{checked} of {total} straggler sets checked (every adjacent window and a "
-                f"random sample): all decode; the others are checked at run time, where the "
-                f"decoding residual is measured in every step")
-    return {"exhaustive": exhaustive, "sets_checked": checked, "num_sets": total,
-            "max_residual": worst_residual, "max_abs_weight": worst_a, "note": note}
+        note = (
+            f"{checked} of {total} straggler sets checked (every adjacent window and a "
+            f"random sample): all decode; the others are checked at run time, where the "
+            f"decoding residual is measured in every step"
+        )
+    return {
+        "exhaustive": exhaustive,
+        "sets_checked": checked,
+        "num_sets": total,
+        "max_residual": worst_residual,
+        "max_abs_weight": worst_a,
+        "note": note,
+    }
 
 
-def float32_decoding_check(encoding, stragglers, *, tol: float = 1e-3, samples: int = 20_000,
-                           seed: int = 0) -> dict:
+def float32_decoding_check(
+    encoding, stragglers, *, tol: float = 1e-3, samples: int = 20_000, seed: int = 0
+) -> dict:
     """Whether float32 can represent ``encoding``'s decoding.
 
     Decoding multiplies the workers' messages by weights a; in float32 each message
@@ -753,13 +798,23 @@ def float32_decoding_check(encoding, stragglers, *, tol: float = 1e-3, samples: 
     worst_a = max(float(np.abs(A).max()) for _, _, A, _, _ in _all_sets(B, S, None, sets))
     bound = worst_a * _EPS32
     ok = bound <= tol
-    reason = (f"decoding weights up to max|a| = {worst_a:.3g} amplify float32 rounding "
-              f"(eps = {_EPS32:.2g}) to a relative gradient error of ~{bound:.2g}, "
-              + (f"within tol = {tol:g}" if ok else
-                 f"above tol = {tol:g}: float32 cannot represent this code's decoding; "
-                 "simulate in float64 (jax_enable_x64) or use fewer stragglers"))
-    return {"ok": ok, "max_abs_weight": worst_a, "error_bound": bound,
-            "exhaustive": exhaustive, "reason": reason}
+    reason = (
+        f"decoding weights up to max|a| = {worst_a:.3g} amplify float32 rounding "
+        f"(eps = {_EPS32:.2g}) to a relative gradient error of ~{bound:.2g}, "
+        + (
+            f"within tol = {tol:g}"
+            if ok
+            else f"above tol = {tol:g}: float32 cannot represent this code's decoding; "
+            "simulate in float64 (jax_enable_x64) or use fewer stragglers"
+        )
+    )
+    return {
+        "ok": ok,
+        "max_abs_weight": worst_a,
+        "error_bound": bound,
+        "exhaustive": exhaustive,
+        "reason": reason,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -803,15 +858,19 @@ def straggler_rank(finished_mask, stragglers) -> jnp.ndarray:
     """
     mask = jnp.asarray(finished_mask)
     if mask.ndim != 1:
-        raise ValueError(f"finished_mask must be 1-D (one entry per worker), got shape {mask.shape}")
+        raise ValueError(
+            f"finished_mask must be 1-D (one entry per worker), got shape {mask.shape}"
+        )
     M = int(mask.shape[0])
     _check_num_workers(M)
     S = _check_stragglers(stragglers, M)
     mask = _check_jax_mask(mask, M)
     total = math.comb(M, S)
     if total > np.iinfo(np.int32).max and not jax.config.jax_enable_x64:
-        raise ValueError(f"C(num_workers = {M}, stragglers = {S}) = {total} does not fit int32; "
-                         "enable jax_enable_x64")
+        raise ValueError(
+            f"C(num_workers = {M}, stragglers = {S}) = {total} does not fit int32; "
+            "enable jax_enable_x64"
+        )
     itype = np.int32 if total <= np.iinfo(np.int32).max else np.int64
     binom = np.array([[math.comb(m, k) for k in range(S + 1)] for m in range(M)], dtype=itype)
     late = ~mask
@@ -841,8 +900,10 @@ def lookup_decoding_weights(table, finished_mask, stragglers) -> jnp.ndarray:
     _check_num_workers(M)
     S = _check_stragglers(stragglers, M)
     if table.shape[0] != math.comb(M, S):
-        raise ValueError(f"table must have C({M}, {S}) = {math.comb(M, S)} rows for "
-                         f"stragglers = {S}, got {table.shape[0]}")
+        raise ValueError(
+            f"table must have C({M}, {S}) = {math.comb(M, S)} rows for "
+            f"stragglers = {S}, got {table.shape[0]}"
+        )
     rank = straggler_rank(_check_jax_mask(finished_mask, M), S)
     row = table[jnp.maximum(rank, 0)]
     return jnp.where(rank >= 0, row, jnp.full_like(row, jnp.nan))

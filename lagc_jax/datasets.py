@@ -39,12 +39,19 @@ import numpy as np
 
 from .problems import Problem, linear_regression, logistic_regression
 
-__all__ = ["diabetes", "breast_cancer", "load_sklearn", "load_times_csv", "standardize",
-           "straggler_trace", "STRAGGLER_TRACES"]
+__all__ = [
+    "diabetes",
+    "breast_cancer",
+    "load_sklearn",
+    "load_times_csv",
+    "standardize",
+    "straggler_trace",
+    "STRAGGLER_TRACES",
+]
 
 _INSTALL_HINT = (
     "lagc_jax.datasets needs scikit-learn, an optional dependency: install it with "
-    "`pip install -e \".[data]\"` (from the repository) or `pip install scikit-learn`"
+    '`pip install -e ".[data]"` (from the repository) or `pip install scikit-learn`'
 )
 
 
@@ -86,13 +93,19 @@ def diabetes(num_partitions: int, partitioning: str = "contiguous", seed: int = 
     data = load_sklearn("diabetes")(scaled=False)
     target = np.asarray(data.target, dtype=np.float64)
     y = (target - target.mean()) / target.std()
-    return linear_regression(standardize(data.data), y, num_partitions=num_partitions,
-                             partitioning=partitioning, seed=seed,
-                             name=f"diabetes(P={num_partitions}, {partitioning})")
+    return linear_regression(
+        standardize(data.data),
+        y,
+        num_partitions=num_partitions,
+        partitioning=partitioning,
+        seed=seed,
+        name=f"diabetes(P={num_partitions}, {partitioning})",
+    )
 
 
-def breast_cancer(num_partitions: int, l2: float = 1.0, partitioning: str = "contiguous",
-                  seed: int = 0) -> Problem:
+def breast_cancer(
+    num_partitions: int, l2: float = 1.0, partitioning: str = "contiguous", seed: int = 0
+) -> Problem:
     """L2-regularised logistic regression on scikit-learn's breast-cancer data.
 
     569 tumours, 30 standardised features plus an intercept column (d = 31);
@@ -105,9 +118,15 @@ def breast_cancer(num_partitions: int, l2: float = 1.0, partitioning: str = "con
     """
     data = load_sklearn("breast_cancer")()
     y = np.where(np.asarray(data.target) == 1, 1.0, -1.0)
-    return logistic_regression(standardize(data.data), y, l2=l2, num_partitions=num_partitions,
-                               partitioning=partitioning, seed=seed,
-                               name=f"breast_cancer(P={num_partitions}, {partitioning}, l2={l2:g})")
+    return logistic_regression(
+        standardize(data.data),
+        y,
+        l2=l2,
+        num_partitions=num_partitions,
+        partitioning=partitioning,
+        seed=seed,
+        name=f"breast_cancer(P={num_partitions}, {partitioning}, l2={l2:g})",
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -185,40 +204,62 @@ def _read_times(text: str, source: str, num_workers, step_column):
         rows.append(fields)
         lines.append(line_number)
     if not rows:
-        raise ValueError(f"{source}: no rows of times " + (
-            "(empty file?)" if header is None else
-            f"after the header on line {header_line} (fields separated by commas?)"))
+        raise ValueError(
+            f"{source}: no rows of times "
+            + (
+                "(empty file?)"
+                if header is None
+                else f"after the header on line {header_line} (fields separated by commas?)"
+            )
+        )
     width = len(rows[0])
     for fields, line_number in zip(rows, lines):
         if len(fields) != width:
-            raise ValueError(f"{source}: ragged rows: line {line_number} has {len(fields)} "
-                             f"fields, the first row has {width}")
+            raise ValueError(
+                f"{source}: ragged rows: line {line_number} has {len(fields)} "
+                f"fields, the first row has {width}"
+            )
     if header is None:  # a "# name,name,..." comment naming every column (the shipped traces)
         header_line, header = next(
-            ((n, names) for n, names in comments
-             if len(names) == width and not any(_is_number(f) for f in names)), (None, None))
+            (
+                (n, names)
+                for n, names in comments
+                if len(names) == width and not any(_is_number(f) for f in names)
+            ),
+            (None, None),
+        )
         if header is None and step_column is None:
             for n, names in comments:  # "# step,..." meant as a header, of another width
                 if names and names[0].lower() in STEP_NAMES:
-                    raise ValueError(f"{source}: line {n} looks like a commented header (its "
-                                     f"first name is {names[0]!r}) but names {len(names)} "
-                                     f"columns, the rows have {width}")
+                    raise ValueError(
+                        f"{source}: line {n} looks like a commented header (its "
+                        f"first name is {names[0]!r}) but names {len(names)} "
+                        f"columns, the rows have {width}"
+                    )
     elif len(header) != width:
-        raise ValueError(f"{source}: the header (line {header_line}) names {len(header)} "
-                         f"columns, the rows have {width}")
+        raise ValueError(
+            f"{source}: the header (line {header_line}) names {len(header)} "
+            f"columns, the rows have {width}"
+        )
     names = header if header is not None else [""] * width
     if step_column is None:
         steps = [j for j, name in enumerate(names) if name.lower() in STEP_NAMES]
         if len(steps) > 1:
-            raise ValueError(f"{source}: two step index columns in the header (line "
-                             f"{header_line}): " + ", ".join(repr(names[j]) for j in steps)
-                             + "; keep one")
-        if not steps and not names[0] and width > 1 and \
-                _looks_like_index([fields[0] for fields in rows]):
+            raise ValueError(
+                f"{source}: two step index columns in the header (line "
+                f"{header_line}): " + ", ".join(repr(names[j]) for j in steps) + "; keep one"
+            )
+        if (
+            not steps
+            and not names[0]
+            and width > 1
+            and _looks_like_index([fields[0] for fields in rows])
+        ):
             raise ValueError(
                 f"{source}: column 1 looks like a step index ({rows[0][0]}, {rows[1][0]}, ...) "
                 f"and has no name: name it 'step' in a header row (e.g. step,w0,w1,...), or "
-                f"pass step_column=True to drop it (False to keep it as a worker)")
+                f"pass step_column=True to drop it (False to keep it as a worker)"
+            )
     else:
         steps = [0] if step_column else []
     dropped = steps[0] if steps else None
@@ -227,8 +268,11 @@ def _read_times(text: str, source: str, num_workers, step_column):
     else:
         how = f"header on line {header_line}"
     if dropped is not None:
-        how += (f"; column {dropped + 1} {names[dropped]!r} dropped as the step index"
-                if step_column is None else f"; column {dropped + 1} dropped: step_column=True")
+        how += (
+            f"; column {dropped + 1} {names[dropped]!r} dropped as the step index"
+            if step_column is None
+            else f"; column {dropped + 1} dropped: step_column=True"
+        )
     keep = [j for j in range(width) if j != dropped]
     times = np.empty((len(rows), len(keep)))
     for i, (fields, line_number) in enumerate(zip(rows, lines)):
@@ -237,20 +281,28 @@ def _read_times(text: str, source: str, num_workers, step_column):
             try:
                 value = float(field)
             except ValueError:
-                hint = (" (a header row names every column, none with a number)"
-                        if i == 0 and header is None else "")
-                raise ValueError(f"{source}: line {line_number}, column {j + 1}: "
-                                 f"{field!r} is not a number{hint}") from None
+                hint = (
+                    " (a header row names every column, none with a number)"
+                    if i == 0 and header is None
+                    else ""
+                )
+                raise ValueError(
+                    f"{source}: line {line_number}, column {j + 1}: {field!r} is not a number{hint}"
+                ) from None
             if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{source}: line {line_number}, column {j + 1}: "
-                                 f"times must be finite and > 0, got {field!r}")
+                raise ValueError(
+                    f"{source}: line {line_number}, column {j + 1}: "
+                    f"times must be finite and > 0, got {field!r}"
+                )
             times[i, out] = value
     if times.shape[1] < 1:
         raise ValueError(f"{source}: no time columns (only the step column)")
     if num_workers is not None:
         if times.shape[1] < num_workers:
-            raise ValueError(f"{source}: {times.shape[1]} columns of times, fewer than "
-                             f"num_workers={num_workers} (one column per worker)")
+            raise ValueError(
+                f"{source}: {times.shape[1]} columns of times, fewer than "
+                f"num_workers={num_workers} (one column per worker)"
+            )
     layout = f"{source}: {times.shape[0]} steps × {times.shape[1]} workers ({how})"
     return times, layout
 
@@ -296,8 +348,11 @@ def _load_times(path, *, num_workers=None, step_column=None):
     that ``lagc-jax advise`` prints."""
     if step_column is not None and not isinstance(step_column, bool):
         raise ValueError(f"step_column must be True, False or None, got {step_column!r}")
-    if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(
-            num_workers, (int, np.integer)) or num_workers < 1):
+    if num_workers is not None and (
+        isinstance(num_workers, bool)
+        or not isinstance(num_workers, (int, np.integer))
+        or num_workers < 1
+    ):
         raise ValueError(f"num_workers must be an integer >= 1, got {num_workers!r}")
     try:
         text = open(os.fspath(path), encoding="utf-8").read()
@@ -319,8 +374,10 @@ def straggler_trace(name: str) -> np.ndarray:
     """
     key = name.upper() if isinstance(name, str) else None
     if key not in STRAGGLER_TRACES:
-        raise ValueError(f"name must be one of {', '.join(STRAGGLER_TRACES)} (any case), "
-                         f"got {name!r}")
+        raise ValueError(
+            f"name must be one of {', '.join(STRAGGLER_TRACES)} (any case), got {name!r}"
+        )
     resource = importlib.resources.files("lagc_jax").joinpath(
-        "data", "straggler_traces", f"compute_{key}.csv")
+        "data", "straggler_traces", f"compute_{key}.csv"
+    )
     return _read_times(resource.read_text(encoding="utf-8"), f"compute_{key}.csv", None, None)[0]

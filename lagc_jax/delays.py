@@ -112,8 +112,9 @@ def _check_unit_interval(name: str, value) -> float:
 
 
 def _is_python_number(value) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)))
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
 def _check_at_construction(name: str, value, *, positive) -> None:
@@ -134,6 +135,7 @@ def _check_at_construction(name: str, value, *, positive) -> None:
 
 def _register(cls, fields):
     """Register a NamedTuple model with jax: unflatten skips the constructor's checks."""
+
     def flatten_with_keys(model):
         return tuple((jax.tree_util.GetAttrKey(f), getattr(model, f)) for f in fields), None
 
@@ -253,7 +255,8 @@ class DelayModel:
             return self.from_standard(jax.random.exponential(key, (num_workers,), dtype=dtype))
         raise NotImplementedError(
             f"{type(self).__name__} must define sample(key, num_workers, dtype=None) (or "
-            "from_standard(e) and standard_exponential = True)")
+            "from_standard(e) and standard_exponential = True)"
+        )
 
     def apply_state(self, state, unit_times):
         """The unit times after the state (default: unchanged)."""
@@ -262,7 +265,8 @@ class DelayModel:
     def from_standard(self, e):
         """X from standard exponential draws E (laws with ``standard_exponential`` only)."""
         raise NotImplementedError(
-            f"{type(self).__name__} is not a transform of standard exponential draws")
+            f"{type(self).__name__} is not a transform of standard exponential draws"
+        )
 
     @property
     def standard_exponential(self) -> bool:
@@ -276,8 +280,11 @@ class DelayModel:
 
     def parameters(self) -> dict:
         """JSON-able parameters: ``{type name: [leaves as floats]}`` (lists for arrays)."""
-        return {type(self).__name__: [np.asarray(v, dtype=float).tolist()
-                                      for v in jax.tree_util.tree_leaves(self)]}
+        return {
+            type(self).__name__: [
+                np.asarray(v, dtype=float).tolist() for v in jax.tree_util.tree_leaves(self)
+            ]
+        }
 
     def describe(self) -> str:
         """A short label, e.g. ``Uniform(lo=0.5, hi=2)``."""
@@ -294,9 +301,12 @@ class DelayModel:
     def mean(self) -> float:
         """E[X]; the default integrates the survival 1 − ``cdf`` (needs a ``cdf``)."""
         if not callable(getattr(self, "cdf", None)):
-            raise AttributeError(f"{type(self).__name__} has no mean: define the property "
-                                 "mean, or a numpy cdf(x) to integrate")
+            raise AttributeError(
+                f"{type(self).__name__} has no mean: define the property "
+                "mean, or a numpy cdf(x) to integrate"
+            )
         from . import analysis
+
         return analysis.expected_order_statistic(self, 1, 1)
 
 
@@ -307,8 +317,9 @@ def is_delay_model(obj) -> bool:
     >>> is_delay_model(Pareto()), is_delay_model("exp:1")
     (True, False)
     """
-    if isinstance(obj, type) or not (callable(getattr(obj, "validate", None))
-                                     and callable(getattr(obj, "sample", None))):
+    if isinstance(obj, type) or not (
+        callable(getattr(obj, "validate", None)) and callable(getattr(obj, "sample", None))
+    ):
         return False
     leaves = jax.tree_util.tree_leaves(obj)
     return not (len(leaves) == 1 and leaves[0] is obj)
@@ -356,8 +367,12 @@ class ShiftedExponential(_ShiftedExponentialFields, DelayModel):
 
     def validate(self, num_workers=None) -> "ShiftedExponential":
         """Check the parameters (also traced-in ones); return them as floats."""
-        return self._make((_check_number("shift", self.shift, positive=False),
-                           _check_number("rate", self.rate, positive=True)))
+        return self._make(
+            (
+                _check_number("shift", self.shift, positive=False),
+                _check_number("rate", self.rate, positive=True),
+            )
+        )
 
     def from_standard(self, e):
         return self.shift + e / self.rate
@@ -394,7 +409,9 @@ def _warn_infinite_mean(shape) -> None:
         warnings.warn(
             f"Pareto shape={float(shape):g} <= 1: the mean unit time is infinite, so mean "
             "iteration times and wall clocks diverge (lagc_jax.analysis returns inf)",
-            InfiniteMeanWarning, stacklevel=3)
+            InfiniteMeanWarning,
+            stacklevel=3,
+        )
 
 
 class _ParetoFields(NamedTuple):
@@ -419,8 +436,12 @@ class Pareto(_ParetoFields, DelayModel):
 
     def validate(self, num_workers=None) -> "Pareto":
         """Check the parameters (also traced-in ones); return them as floats."""
-        return self._make((_check_number("scale", self.scale, positive=True),
-                           _check_number("shape", self.shape, positive=True)))
+        return self._make(
+            (
+                _check_number("scale", self.scale, positive=True),
+                _check_number("shape", self.shape, positive=True),
+            )
+        )
 
     def from_standard(self, e):
         return self.scale * jnp.exp(e / self.shape)
@@ -446,9 +467,13 @@ class Pareto(_ParetoFields, DelayModel):
         InfiniteMeanWarning) when n − k + 1 <= 1/β."""
         m, a = n - k + 1, 1.0 / self.shape
         if m <= a:
-            warnings.warn(f"E X_({k}:{n}) is infinite: Pareto shape {self.shape:g} <= "
-                          f"1/(n - k + 1) = {1 / m:g} (the {k}-th smallest of {n} has no "
-                          "finite mean)", InfiniteMeanWarning, stacklevel=3)
+            warnings.warn(
+                f"E X_({k}:{n}) is infinite: Pareto shape {self.shape:g} <= "
+                f"1/(n - k + 1) = {1 / m:g} (the {k}-th smallest of {n} has no "
+                "finite mean)",
+                InfiniteMeanWarning,
+                stacklevel=3,
+            )
             return math.inf
         return self.scale * math.exp(
             math.lgamma(n + 1) + math.lgamma(m - a) - math.lgamma(m) - math.lgamma(n + 1 - a)
@@ -497,9 +522,13 @@ class Weibull(_WeibullFields, DelayModel):
 
     def validate(self, num_workers=None) -> "Weibull":
         """Check the parameters (also traced-in ones); return them as floats."""
-        return self._make((_check_number("scale", self.scale, positive=True),
-                           _check_number("shape", self.shape, positive=True),
-                           _check_number("shift", self.shift, positive=False)))
+        return self._make(
+            (
+                _check_number("scale", self.scale, positive=True),
+                _check_number("shape", self.shape, positive=True),
+                _check_number("shift", self.shift, positive=False),
+            )
+        )
 
     def from_standard(self, e):
         return self.shift + self.scale * e ** (1.0 / self.shape)
@@ -507,7 +536,7 @@ class Weibull(_WeibullFields, DelayModel):
     def _power(self, x):
         x = np.asarray(x, dtype=float)
         z = np.maximum(x - self.shift, 0.0) / self.scale
-        return x, z ** self.shape
+        return x, z**self.shape
 
     def cdf(self, x):
         """P(X <= x) = 1 − exp(−((x − shift)/scale)^shape) (numpy)."""
@@ -578,8 +607,9 @@ class LogNormal(_LogNormalFields, DelayModel):
 
     def validate(self, num_workers=None) -> "LogNormal":
         """Check the parameters (also traced-in ones); return them as floats."""
-        return self._make((_check_real("mu", self.mu),
-                           _check_number("sigma", self.sigma, positive=True)))
+        return self._make(
+            (_check_real("mu", self.mu), _check_number("sigma", self.sigma, positive=True))
+        )
 
     def sample(self, key, num_workers: int, dtype=None):
         return jnp.exp(self.mu + self.sigma * jax.random.normal(key, (num_workers,), dtype=dtype))
@@ -626,9 +656,12 @@ class LogNormal(_LogNormalFields, DelayModel):
 def _stateless(base) -> bool:
     """A delay model without per-trial state (the state methods are the protocol's)."""
     cls = type(base)
-    return (is_delay_model(base) and cls.init_state is DelayModel.init_state
-            and cls.advance_state is DelayModel.advance_state
-            and cls.apply_state is DelayModel.apply_state)
+    return (
+        is_delay_model(base)
+        and cls.init_state is DelayModel.init_state
+        and cls.advance_state is DelayModel.advance_state
+        and cls.apply_state is DelayModel.apply_state
+    )
 
 
 class _MarkovFields(NamedTuple):
@@ -647,8 +680,10 @@ def _check_probability(name: str, value) -> None:
 
 def _check_markov_base(base) -> None:
     if not _stateless(base):
-        raise ValueError("base must be ShiftedExponential or Pareto (or another delay model "
-                         f"without per-trial state, such as Weibull or LogNormal), got {base!r}")
+        raise ValueError(
+            "base must be ShiftedExponential or Pareto (or another delay model "
+            f"without per-trial state, such as Weibull or LogNormal), got {base!r}"
+        )
 
 
 class MarkovStragglers(_MarkovFields, DelayModel):
@@ -738,8 +773,10 @@ class MarkovStragglers(_MarkovFields, DelayModel):
         return self.base.mean * (1.0 - pi + pi * float(self.slow_factor))
 
     def describe(self) -> str:
-        return (f"markov({self.base.describe()}, ×{self.slow_factor:g}, "
-                f"p_slow={self.p_slow:g}, p_recover={self.p_recover:g})")
+        return (
+            f"markov({self.base.describe()}, ×{self.slow_factor:g}, "
+            f"p_slow={self.p_slow:g}, p_recover={self.p_recover:g})"
+        )
 
 
 _BIMODAL_TAG = 0x5B0D  # folded into an iteration's key for the slow coins
@@ -753,8 +790,10 @@ class _BimodalFields(NamedTuple):
 
 def _check_bimodal_base(base) -> None:
     if not is_delay_model(base):
-        raise ValueError(f"base must be a delay model (ShiftedExponential, Pareto, Weibull, "
-                         f"LogNormal, Empirical, ...), got {base!r}")
+        raise ValueError(
+            f"base must be a delay model (ShiftedExponential, Pareto, Weibull, "
+            f"LogNormal, Empirical, ...), got {base!r}"
+        )
 
 
 class Bimodal(_BimodalFields, DelayModel):
@@ -791,9 +830,13 @@ class Bimodal(_BimodalFields, DelayModel):
 
     def validate(self, num_workers=None) -> "Bimodal":
         _check_bimodal_base(self.base)
-        return self._make((self.base.validate(num_workers),
-                           _check_number("slow_factor", self.slow_factor, positive=True),
-                           _check_unit_interval("p_slow", self.p_slow)))
+        return self._make(
+            (
+                self.base.validate(num_workers),
+                _check_number("slow_factor", self.slow_factor, positive=True),
+                _check_unit_interval("p_slow", self.p_slow),
+            )
+        )
 
     @property
     def job_indexable(self) -> bool:
@@ -807,8 +850,7 @@ class Bimodal(_BimodalFields, DelayModel):
 
     def sample(self, key, num_workers: int, dtype=None):
         x = self.base.sample(key, num_workers, dtype)
-        u = jax.random.uniform(jax.random.fold_in(key, _BIMODAL_TAG), (num_workers,),
-                               dtype=x.dtype)
+        u = jax.random.uniform(jax.random.fold_in(key, _BIMODAL_TAG), (num_workers,), dtype=x.dtype)
         return x * jnp.where(u < self.p_slow, self.slow_factor, 1.0).astype(x.dtype)
 
     def apply_state(self, state, unit_times):
@@ -817,18 +859,22 @@ class Bimodal(_BimodalFields, DelayModel):
     def cdf(self, x):
         """(1 − p_slow)·F(x) + p_slow·F(x / slow_factor), F the base's cdf (numpy)."""
         x = np.asarray(x, dtype=float)
-        return ((1 - self.p_slow) * np.asarray(self.base.cdf(x), dtype=float)
-                + self.p_slow * np.asarray(self.base.cdf(x / self.slow_factor), dtype=float))
+        return (1 - self.p_slow) * np.asarray(
+            self.base.cdf(x), dtype=float
+        ) + self.p_slow * np.asarray(self.base.cdf(x / self.slow_factor), dtype=float)
 
     def sf(self, x):
         """P(X > x), from the base's ``sf`` when it has one (numpy)."""
         x = np.asarray(x, dtype=float)
         base_sf = getattr(self.base, "sf", None)
         if not callable(base_sf):
+
             def base_sf(v):
                 return 1.0 - np.asarray(self.base.cdf(v), dtype=float)
-        return ((1 - self.p_slow) * np.asarray(base_sf(x), dtype=float)
-                + self.p_slow * np.asarray(base_sf(x / self.slow_factor), dtype=float))
+
+        return (1 - self.p_slow) * np.asarray(base_sf(x), dtype=float) + self.p_slow * np.asarray(
+            base_sf(x / self.slow_factor), dtype=float
+        )
 
     def quantile(self, q):
         """The x with P(X <= x) = q (bisection; needs ``base.quantile``)."""
@@ -853,9 +899,13 @@ class Bimodal(_BimodalFields, DelayModel):
 
     def parameters(self) -> dict:
         """``{'Bimodal': {'base': base.parameters(), 'slow_factor': f, 'p_slow': p}}``."""
-        return {"Bimodal": {"base": self.base.parameters(),
-                            "slow_factor": float(self.slow_factor),
-                            "p_slow": float(self.p_slow)}}
+        return {
+            "Bimodal": {
+                "base": self.base.parameters(),
+                "slow_factor": float(self.slow_factor),
+                "p_slow": float(self.p_slow),
+            }
+        }
 
     def describe(self) -> str:
         return f"bimodal({self.base.describe()}, ×{self.slow_factor:g} w.p. {self.p_slow:g})"
@@ -880,13 +930,16 @@ def _check_samples(samples, name: str = "samples") -> np.ndarray:
     if array.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape (N,) or (N, M), got shape {array.shape}")
     if array.shape[0] < 1 or (array.ndim == 2 and array.shape[1] < 1):
-        raise ValueError(f"{name} must hold at least one time (N >= 1, M >= 1), "
-                         f"got shape {array.shape}")
+        raise ValueError(
+            f"{name} must hold at least one time (N >= 1, M >= 1), got shape {array.shape}"
+        )
     bad = ~np.isfinite(array) | (array <= 0)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite and > 0, got {float(array[where])!r} at index "
-                         f"{where if len(where) > 1 else where[0]}")
+        raise ValueError(
+            f"{name} must be finite and > 0, got {float(array[where])!r} at index "
+            f"{where if len(where) > 1 else where[0]}"
+        )
     return array
 
 
@@ -910,14 +963,16 @@ def normalize_samples(samples, by: str = "mean") -> np.ndarray:
 
 
 def _row_bootstrap_message() -> str:
-    return ("Empirical with (N, M) samples is a row bootstrap: the M unit times of an "
-            "iteration are one measured step, neither independent nor identically "
-            "distributed, so the i.i.d. order-statistic formulas (E X_(k:n), the min-then-max "
-            "of grouping, the lazy costs built on them) and a marginal cdf do not describe "
-            "it. Exact instead (iterations are i.i.d.): the mean over rows of the row's "
-            "statistic, which analysis.expected_iteration_time computes for gd, fastest-k, "
-            "gc, and grouping without column shuffle. Pool the samples (samples.ravel()) for "
-            "the i.i.d. model.")
+    return (
+        "Empirical with (N, M) samples is a row bootstrap: the M unit times of an "
+        "iteration are one measured step, neither independent nor identically "
+        "distributed, so the i.i.d. order-statistic formulas (E X_(k:n), the min-then-max "
+        "of grouping, the lazy costs built on them) and a marginal cdf do not describe "
+        "it. Exact instead (iterations are i.i.d.): the mean over rows of the row's "
+        "statistic, which analysis.expected_iteration_time computes for gd, fastest-k, "
+        "gc, and grouping without column shuffle. Pool the samples (samples.ravel()) for "
+        "the i.i.d. model."
+    )
 
 
 class Empirical(DelayModel):
@@ -952,8 +1007,10 @@ class Empirical(DelayModel):
             samples = _check_samples(samples)
             samples.setflags(write=False)
             if shuffle_columns and samples.ndim != 2:
-                raise ValueError("shuffle_columns=True needs samples of shape (N, M) "
-                                 f"(a row bootstrap), got shape {samples.shape}")
+                raise ValueError(
+                    "shuffle_columns=True needs samples of shape (N, M) "
+                    f"(a row bootstrap), got shape {samples.shape}"
+                )
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "shuffle_columns", bool(shuffle_columns))
 
@@ -1007,7 +1064,8 @@ class Empirical(DelayModel):
                 f"samples have {columns} columns (one per worker) but the strategy has "
                 f"num_workers={num_workers}; a row bootstrap needs exactly one column per "
                 "worker: pick num_workers columns (samples[:, cols]) or pool the times "
-                "(samples.ravel())")
+                "(samples.ravel())"
+            )
 
     def _check_columns(self, num_workers: int) -> None:
         if np.ndim(self.samples) == 2:
@@ -1038,9 +1096,13 @@ class Empirical(DelayModel):
     def parameters(self) -> dict:
         """Shape, SHA-256 and column-shuffle flag of the samples (they can be large)."""
         samples = np.ascontiguousarray(np.asarray(self.samples, dtype=np.float64))
-        return {"Empirical": {"shape": list(samples.shape),
-                              "sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
-                              "shuffle_columns": self.shuffle_columns}}
+        return {
+            "Empirical": {
+                "shape": list(samples.shape),
+                "sha256": hashlib.sha256(samples.tobytes()).hexdigest(),
+                "shuffle_columns": self.shuffle_columns,
+            }
+        }
 
     def normalized(self, by: str = "mean") -> "Empirical":
         """The same model with times divided by their mean (or median): E[X] = 1."""
@@ -1082,8 +1144,15 @@ jax.tree_util.register_pytree_node(Empirical, Empirical.tree_flatten, Empirical.
 
 
 Delay = DelayModel
-DISTRIBUTIONS = (ShiftedExponential, Pareto, Weibull, LogNormal, Bimodal, MarkovStragglers,
-                 Empirical)
+DISTRIBUTIONS = (
+    ShiftedExponential,
+    Pareto,
+    Weibull,
+    LogNormal,
+    Bimodal,
+    MarkovStragglers,
+    Empirical,
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -1162,8 +1231,10 @@ def unit_times_from_bits(delay: Delay, bits, dtype):
 # --------------------------------------------------------------------------- #
 # the command line's forms
 # --------------------------------------------------------------------------- #
-_FORMS = ("'exp:RATE[,SHIFT]', 'pareto:SCALE,SHAPE', 'weibull:SCALE,SHAPE[,SHIFT]', "
-          "'lognormal:MU,SIGMA' or 'bimodal:RATE,SLOW_FACTOR,P_SLOW'")
+_FORMS = (
+    "'exp:RATE[,SHIFT]', 'pareto:SCALE,SHAPE', 'weibull:SCALE,SHAPE[,SHIFT]', "
+    "'lognormal:MU,SIGMA' or 'bimodal:RATE,SLOW_FACTOR,P_SLOW'"
+)
 
 
 def parse_delay(text: str) -> Delay:
@@ -1192,6 +1263,7 @@ def parse_delay(text: str) -> Delay:
     if kind == "lognormal" and len(values) == 2:
         return LogNormal(mu=values[0], sigma=values[1]).validate()
     if kind == "bimodal" and len(values) == 3:
-        return Bimodal(ShiftedExponential(rate=values[0]), slow_factor=values[1],
-                       p_slow=values[2]).validate()
+        return Bimodal(
+            ShiftedExponential(rate=values[0]), slow_factor=values[1], p_slow=values[2]
+        ).validate()
     raise ValueError(f"delay must be {_FORMS}, got {text!r}")

@@ -133,9 +133,10 @@ class _UnitTimes:
         """The carried random bits of iteration k0 (None unless drawn ahead)."""
         if not self.ahead:
             return None
-        return (random_words.random_bits(random_words.fold_in(self.trial_key, k0), self.M,
-                                         self.dtype),
-                random_words.fold_in(self.trial_key, k0 + 1))
+        return (
+            random_words.random_bits(random_words.fold_in(self.trial_key, k0), self.M, self.dtype),
+            random_words.fold_in(self.trial_key, k0 + 1),
+        )
 
     def at(self, k, key, delay_state, ahead):
         """(X_k (M,), the delay state at k, the bits carried to k + 1)."""
@@ -143,15 +144,19 @@ class _UnitTimes:
             return self.replayed[k] * self.slowdown, delay_state, ahead
         delay, M = self.delay, self.M
         initial = delay.init_state(
-            jax.random.fold_in(jax.random.fold_in(self.trial_key, 0), _MARKOV_INIT_TAG), M)
+            jax.random.fold_in(jax.random.fold_in(self.trial_key, 0), _MARKOV_INIT_TAG), M
+        )
         advanced = delay.advance_state(delay_state, jax.random.fold_in(key, _MARKOV_TAG))
-        delay_state = jax.tree_util.tree_map(lambda a, b: jnp.where(k == 0, a, b),
-                                             initial, advanced)
+        delay_state = jax.tree_util.tree_map(
+            lambda a, b: jnp.where(k == 0, a, b), initial, advanced
+        )
         if self.ahead:
             bits, next_key = ahead
             x = delay.from_standard(random_words.exponential(bits, self.dtype))
-            ahead = (random_words.random_bits(next_key, M, self.dtype),
-                     random_words.fold_in(self.trial_key, k + 2))
+            ahead = (
+                random_words.random_bits(next_key, M, self.dtype),
+                random_words.fold_in(self.trial_key, k + 2),
+            )
         else:
             x = delay.sample(key, M, dtype=self.dtype)
         x = delay.apply_state(delay_state, x)
@@ -164,24 +169,31 @@ class _UnitTimes:
         row jobs[m] (an index past the run is never used: clamped)."""
         M = self.M
         if self.static.replay:
+
             def draw(jobs):
                 rows = jnp.minimum(jobs, self.replayed.shape[0] - 1)
                 return self.replayed[rows, jnp.arange(M)] * self.slowdown
+
             return draw
         if not self.delay.job_indexable:
+
             def refuse(jobs):
                 raise ValueError(
                     f"delay: {type(self.delay).__name__} cannot be indexed by job (its state "
                     "evolves per iteration), which this strategy needs (its workers run "
                     "different iterations' jobs at once); use ShiftedExponential, Pareto or "
-                    "replayed unit_times")
+                    "replayed unit_times"
+                )
+
             return refuse
 
         def draw(jobs):
             def one(job, m):
                 x = self.delay.sample(jax.random.fold_in(self.trial_key, job), M, dtype=self.dtype)
                 return self.delay.apply_state(delay_state, x)[m]
+
             return jax.vmap(one)(jobs, jnp.arange(M)) * self.slowdown
+
         return draw
 
 
@@ -210,6 +222,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             return {"loss": loss}, grads
         gap, grads = oracle.gap_and_grads(theta)
         return {"loss": optimal_value + gap, "gap": gap}, grads
+
     source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
     summed = [m.name for m in static.metrics if m.accumulate == "sum"]
     per_round = [m.name for m in static.metrics if m.accumulate == "round"]
@@ -223,16 +236,32 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         values, grads = evaluate(theta)
         full_grads = grads
         if static.batch_size is not None:
-            grads = minibatch_partition_grads(static.weighted_loss, theta, data,
-                                              jax.random.fold_in(key, _MINIBATCH_TAG),
-                                              static.batch_size)
+            grads = minibatch_partition_grads(
+                static.weighted_loss,
+                theta,
+                data,
+                jax.random.fold_in(key, _MINIBATCH_TAG),
+                static.batch_size,
+            )
         x, delay_state, ahead = source.at(k, key, delay_state, ahead)
-        combine = None if oracle.combine is None or static.batch_size is not None else partial(
-            oracle.combine, theta)
+        combine = (
+            None
+            if oracle.combine is None or static.batch_size is not None
+            else partial(oracle.combine, theta)
+        )
         aggregate, strat_state, stats = strategy.step(
-            strat_state, Round(theta, grads, x, k, jax.random.fold_in(key, _STRATEGY_TAG),
-                               source.by_job(delay_state), combine),
-            traced.knobs)
+            strat_state,
+            Round(
+                theta,
+                grads,
+                x,
+                k,
+                jax.random.fold_in(key, _STRATEGY_TAG),
+                source.by_job(delay_state),
+                combine,
+            ),
+            traced.knobs,
+        )
         updates, opt_state = optimizer.update(aggregate, opt_state, theta)
         new_theta = optax.apply_updates(theta, updates)
         reported = dict(stats.metrics)
@@ -241,14 +270,18 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             raise ValueError(
                 f"strategy {strategy.name!r}: its step reports the metrics "
                 f"{sorted(reported) or 'none'} but it declares {sorted(declared) or 'none'} "
-                "(strategy.metrics: a Metric for each name in Stats.metrics)")
+                "(strategy.metrics: a Metric for each name in Stats.metrics)"
+            )
         if "grad_error" in static.record:
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
         acc = dict(
             acc,
-            **{f"first_{name}": jnp.where(i % static.record_every == 0, value,
-                                          acc[f"first_{name}"])
-               for name, value in values.items()},
+            **{
+                f"first_{name}": jnp.where(
+                    i % static.record_every == 0, value, acc[f"first_{name}"]
+                )
+                for name, value in values.items()
+            },
             duration=acc["duration"] + stats.duration,
             uploads=acc["uploads"] + stats.uploads,
             downloads=acc["downloads"] + stats.downloads,
@@ -258,21 +291,29 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             **{name: jnp.asarray(reported[name], dtype) for name in per_round},
         )
         return ((new_theta, opt_state, strat_state, delay_state), acc, ahead), (
-            stats.upload_mask if "masks" in static.record else None)
+            stats.upload_mask if "masks" in static.record else None
+        )
 
     def block(state, b):
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
-        acc = dict(first_loss=zero, **({"first_gap": zero} if optimal_value is not None else {}),
-                   duration=zero, uploads=izero, downloads=izero,
-                   computations=izero, residual=zero,
-                   **{name: zero for name in (*summed, *per_round)})
+        acc = dict(
+            first_loss=zero,
+            **({"first_gap": zero} if optimal_value is not None else {}),
+            duration=zero,
+            uploads=izero,
+            downloads=izero,
+            computations=izero,
+            residual=zero,
+            **{name: zero for name in (*summed, *per_round)},
+        )
         steps = b * static.record_every + jnp.arange(static.record_every)
         (carry, acc, ahead), masks = jax.lax.scan(iteration, (carry, acc, ahead), steps)
         return (carry, ahead), (acc, masks)
 
-    (carry, _), (records, masks) = jax.lax.scan(block, (carry, source.start(k0)),
-                                                jnp.arange(static.num_blocks))
+    (carry, _), (records, masks) = jax.lax.scan(
+        block, (carry, source.start(k0)), jnp.arange(static.num_blocks)
+    )
     if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
     end_values, _ = evaluate(carry[0])
@@ -327,7 +368,9 @@ def _in_trial_blocks(run, num_trials, traced, carry, trial_keys, replayed, k0):
         return run(traced, block_carry, keys, times, k0)
 
     per_trial = (trial_keys, replayed, carry)
-    return jax.tree_util.tree_map(join, jax.lax.map(one_block, jax.tree_util.tree_map(split, per_trial)))
+    return jax.tree_util.tree_map(
+        join, jax.lax.map(one_block, jax.tree_util.tree_map(split, per_trial))
+    )
 
 
 @partial(jax.jit, static_argnums=1)
@@ -340,28 +383,45 @@ def _delay_state_shape(delay, num_workers):
     """Shapes and dtypes of a delay model's per-trial state (traced, not run: no program
     compiles), cached by the model's structure."""
     leaves, structure = jax.tree_util.tree_flatten(delay)
-    signature = (structure, num_workers,
-                 tuple((np.shape(leaf), np.result_type(leaf).str) for leaf in leaves))
+    signature = (
+        structure,
+        num_workers,
+        tuple((np.shape(leaf), np.result_type(leaf).str) for leaf in leaves),
+    )
     if signature not in _DELAY_STATE_SHAPES:
         _DELAY_STATE_SHAPES[signature] = jax.eval_shape(
-            lambda key: delay.init_state(key, num_workers), jax.eval_shape(jax.random.key, 0))
+            lambda key: delay.init_state(key, num_workers), jax.eval_shape(jax.random.key, 0)
+        )
     return _DELAY_STATE_SHAPES[signature]
 
 
 _DELAY_STATE_SHAPES: dict = {}
 
 
-def _initial_carry(static: _Static, strategy, theta0, step_size, optimizer_args, delay,
-                   union_smoothness, num_trials):
+def _initial_carry(
+    static: _Static,
+    strategy,
+    theta0,
+    step_size,
+    optimizer_args,
+    delay,
+    union_smoothness,
+    num_trials,
+):
     """The state before iteration 0, with the trial axes of :func:`_carry_axes`."""
     optimizer = _optimizer(static, step_size, optimizer_args)
-    delay_state = jax.tree_util.tree_map(lambda a: np.zeros(a.shape, a.dtype),
-                                         _delay_state_shape(delay, strategy.num_workers))
+    delay_state = jax.tree_util.tree_map(
+        lambda a: np.zeros(a.shape, a.dtype), _delay_state_shape(delay, strategy.num_workers)
+    )
     carry = (theta0, optimizer.init(theta0), strategy.init(theta0, union_smoothness), delay_state)
     return tuple(  # on the host: no small eager programs to compile
-        part if axis is None else jax.tree_util.tree_map(
-            lambda a: np.broadcast_to(np.asarray(a), (num_trials,) + np.shape(a)), part)
-        for part, axis in zip(carry, _carry_axes(static)))
+        part
+        if axis is None
+        else jax.tree_util.tree_map(
+            lambda a: np.broadcast_to(np.asarray(a), (num_trials,) + np.shape(a)), part
+        )
+        for part, axis in zip(carry, _carry_axes(static))
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -393,13 +453,20 @@ def _positive(name, value):
 def _check_delay(delay, num_workers: int):
     if not delays_lib.is_delay_model(delay):
         names = ", ".join(d.__name__ for d in delays_lib.DISTRIBUTIONS)
-        raise ValueError(f"delay must be a delay model (a pytree with validate and sample: "
-                         f"{names} or your own DelayModel), got {type(delay).__name__}")
-    if (isinstance(delay, delays_lib.DelayModel) and not delay.standard_exponential
-            and type(delay).sample is delays_lib.DelayModel.sample):
-        raise ValueError(f"delay: {type(delay).__name__} defines neither sample(key, "
-                         "num_workers, dtype) nor from_standard(e) with standard_exponential "
-                         "= True, so it has no draws")
+        raise ValueError(
+            f"delay must be a delay model (a pytree with validate and sample: "
+            f"{names} or your own DelayModel), got {type(delay).__name__}"
+        )
+    if (
+        isinstance(delay, delays_lib.DelayModel)
+        and not delay.standard_exponential
+        and type(delay).sample is delays_lib.DelayModel.sample
+    ):
+        raise ValueError(
+            f"delay: {type(delay).__name__} defines neither sample(key, "
+            "num_workers, dtype) nor from_standard(e) with standard_exponential "
+            "= True, so it has no draws"
+        )
     return delay.validate(num_workers=num_workers)
 
 
@@ -433,8 +500,10 @@ def _to_host(tree):
     """Fetch (all shards of) outputs to numpy, across processes when running multi-host."""
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
+
         return jax.tree_util.tree_map(
-            lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
+            lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree
+        )
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
@@ -448,21 +517,32 @@ def _check_optimizer(optimizer, optimizer_args) -> dict:
             raise ValueError("optimizer_args need an optimizer factory (e.g. optimizer=optax.adam)")
         return {}
     if not callable(optimizer):
-        raise ValueError("optimizer must be an optax.GradientTransformation or a factory "
-                         f"returning one (e.g. optax.adam), got {type(optimizer).__name__}")
+        raise ValueError(
+            "optimizer must be an optax.GradientTransformation or a factory "
+            f"returning one (e.g. optax.adam), got {type(optimizer).__name__}"
+        )
     args = dict(optimizer_args or {})
     for name, value in args.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-                or not math.isfinite(value):
-            raise ValueError(f"optimizer_args[{name!r}] must be a finite real number (traced; "
-                             f"pass other settings through a factory), got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.floating, np.integer))
+            or not math.isfinite(value)
+        ):
+            raise ValueError(
+                f"optimizer_args[{name!r}] must be a finite real number (traced; "
+                f"pass other settings through a factory), got {value!r}"
+            )
     try:
         built = optimizer(**args)
     except TypeError as error:
-        raise ValueError(f"optimizer factory rejected optimizer_args {sorted(args)}: {error}") from None
+        raise ValueError(
+            f"optimizer factory rejected optimizer_args {sorted(args)}: {error}"
+        ) from None
     if not isinstance(built, optax.GradientTransformation):
-        raise ValueError(f"optimizer factory must return an optax.GradientTransformation, "
-                         f"got {type(built).__name__}")
+        raise ValueError(
+            f"optimizer factory must return an optax.GradientTransformation, "
+            f"got {type(built).__name__}"
+        )
     return {name: float(value) for name, value in args.items()}
 
 
@@ -492,8 +572,9 @@ def _check_factors(name, value, num_workers):
         return None
     factors = np.asarray(value, dtype=np.float64)
     if factors.shape != (num_workers,) or not np.all(np.isfinite(factors)) or np.any(factors <= 0):
-        raise ValueError(f"{name} must be {num_workers} finite factors > 0 (one per worker), "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name} must be {num_workers} finite factors > 0 (one per worker), got {value!r}"
+        )
     return factors
 
 
@@ -502,8 +583,9 @@ def _factor_points(value, num_workers):
     if value is None:
         return [None]
     array = np.asarray(value, dtype=object if isinstance(value, (list, tuple)) else None)
-    if array.ndim == 2 or (isinstance(value, (list, tuple)) and len(value) and
-                           np.ndim(value[0]) == 1):
+    if array.ndim == 2 or (
+        isinstance(value, (list, tuple)) and len(value) and np.ndim(value[0]) == 1
+    ):
         return [_check_factors("upload_factors", v, num_workers) for v in value]
     return [_check_factors("upload_factors", value, num_workers)]
 
@@ -519,10 +601,13 @@ def _with_xi(strategy, xi):
             found.append(path)
             return xi
         return leaf
+
     new = jax.tree_util.tree_map_with_path(replace, strategy)
     if not found:
-        raise ValueError(f"xi: strategy {strategy.name!r} has no pytree leaf named xi to set; "
-                         "pass strategies with the values instead")
+        raise ValueError(
+            f"xi: strategy {strategy.name!r} has no pytree leaf named xi to set; "
+            "pass strategies with the values instead"
+        )
     return new
 
 
@@ -532,20 +617,30 @@ def _check_metrics(strategy) -> tuple:
     names = set()
     for metric in declared:
         if not isinstance(metric, Metric):
-            raise ValueError(f"strategy {strategy.name!r}: metrics must be Metric(name, "
-                             f"accumulate) entries, got {metric!r}")
+            raise ValueError(
+                f"strategy {strategy.name!r}: metrics must be Metric(name, "
+                f"accumulate) entries, got {metric!r}"
+            )
         if not isinstance(metric.name, str) or not metric.name.isidentifier():
-            raise ValueError(f"strategy {strategy.name!r}: metric name {metric.name!r} must be "
-                             "a Python identifier")
+            raise ValueError(
+                f"strategy {strategy.name!r}: metric name {metric.name!r} must be "
+                "a Python identifier"
+            )
         if metric.name in CORE_NAMES:
-            raise ValueError(f"strategy {strategy.name!r}: metric name {metric.name!r} collides "
-                             f"with a core record ({', '.join(sorted(CORE_NAMES))})")
+            raise ValueError(
+                f"strategy {strategy.name!r}: metric name {metric.name!r} collides "
+                f"with a core record ({', '.join(sorted(CORE_NAMES))})"
+            )
         if metric.accumulate not in ACCUMULATIONS:
-            raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} accumulate must "
-                             f"be one of {ACCUMULATIONS}, got {metric.accumulate!r}")
+            raise ValueError(
+                f"strategy {strategy.name!r}: metric {metric.name!r} accumulate must "
+                f"be one of {ACCUMULATIONS}, got {metric.accumulate!r}"
+            )
         if metric.name in BUILTIN_METRICS and metric.accumulate != "sum":
-            raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} (bits on the "
-                             "wire) must accumulate by 'sum'")
+            raise ValueError(
+                f"strategy {strategy.name!r}: metric {metric.name!r} (bits on the "
+                "wire) must accumulate by 'sum'"
+            )
         if metric.name in names:
             raise ValueError(f"strategy {strategy.name!r}: metric {metric.name!r} declared twice")
         names.add(metric.name)
@@ -594,24 +689,50 @@ class _RunSpec(NamedTuple):
         return len(self.strategies)
 
 
-def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_size=None,
-             optimizer=None, optimizer_args=None, upload_time=0.0, broadcast_time=0.0,
-             latency=0.0, upload_factors=None, xi=None, link="parallel", unit_times=None,
-             slowdown=None, record_every=1, record=(), record_masks=False, chunk_size=None,
-             batch_size=None) -> _RunSpec:
+def _prepare(
+    problem,
+    strategy,
+    delay,
+    *,
+    num_iters,
+    num_trials,
+    seed=0,
+    step_size=None,
+    optimizer=None,
+    optimizer_args=None,
+    upload_time=0.0,
+    broadcast_time=0.0,
+    latency=0.0,
+    upload_factors=None,
+    xi=None,
+    link="parallel",
+    unit_times=None,
+    slowdown=None,
+    record_every=1,
+    record=(),
+    record_masks=False,
+    chunk_size=None,
+    batch_size=None,
+) -> _RunSpec:
     """Validate every argument before anything compiles; return the run's description."""
     if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}")
+        raise ValueError(
+            f"problem must be a lagc_jax.problems.Problem, got {type(problem).__name__}"
+        )
     strategies = list(strategy) if isinstance(strategy, (list, tuple)) else [strategy]
     if not strategies:
         raise ValueError("strategy must not be an empty sequence")
     for s in strategies:
         if not is_strategy(s):
-            raise ValueError(f"strategy must follow the strategy protocol (lagc_jax.make or "
-                             f"lagc_jax.strategies.Strategy), got {type(s).__name__}")
+            raise ValueError(
+                f"strategy must follow the strategy protocol (lagc_jax.make or "
+                f"lagc_jax.strategies.Strategy), got {type(s).__name__}"
+            )
         if jax.tree_util.all_leaves([s]):  # not a registered pytree node
-            raise ValueError(f"strategy: {type(s).__name__} is not a registered pytree; "
-                             "declare it with lagc_jax.strategies.pytree_dataclass")
+            raise ValueError(
+                f"strategy: {type(s).__name__} is not a registered pytree; "
+                "declare it with lagc_jax.strategies.pytree_dataclass"
+            )
     first = strategies[0]
     structure = jax.tree_util.tree_structure(first)
     for i, s in enumerate(strategies[1:], 1):
@@ -619,11 +740,13 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
             raise ValueError(
                 f"strategy: a sweep takes strategies of one pytree structure (same pieces and "
                 f"static fields, numbers may differ); point {i} ({s.name!r}) differs from point "
-                f"0 ({first.name!r})")
+                f"0 ({first.name!r})"
+            )
     if problem.num_partitions != first.num_partitions:
         raise ValueError(
             f"problem has {problem.num_partitions} partitions but strategy {first.name!r} "
-            f"places {first.num_partitions} (num_partitions must equal the encoding's columns)")
+            f"places {first.num_partitions} (num_partitions must equal the encoding's columns)"
+        )
     num_iters = _positive_int("num_iters", num_iters)
     num_trials = _positive_int("num_trials", num_trials)
     record_every = _positive_int("record_every", record_every)
@@ -631,30 +754,44 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
         raise ValueError(f"record_every={record_every} must divide num_iters={num_iters}")
     chunk_size = num_iters if chunk_size is None else _positive_int("chunk_size", chunk_size)
     if chunk_size % record_every:
-        raise ValueError(f"chunk_size={chunk_size} must be a multiple of record_every={record_every}")
+        raise ValueError(
+            f"chunk_size={chunk_size} must be a multiple of record_every={record_every}"
+        )
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}, got {link!r}")
     supported = tuple(getattr(first, "links", LINKS))
     if link not in supported:
-        raise ValueError(f"link={link!r} does not apply to strategy {first.name!r} "
-                         f"(supported: {', '.join(supported)})")
+        raise ValueError(
+            f"link={link!r} does not apply to strategy {first.name!r} "
+            f"(supported: {', '.join(supported)})"
+        )
     record = _check_record(record, record_masks)
     metrics = _check_metrics(first)
     # jax.random.key keeps 32 bits of the seed without x64 (seed and seed + 2**32 would
     # give the same run) and 63 with it (larger seeds overflow)
     seed_bits = 63 if jax.config.jax_enable_x64 else 32
-    if (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)
-            or not 0 <= seed < 2**seed_bits):
-        raise ValueError(f"seed must be an integer in [0, 2**{seed_bits} - 1] (the range "
-                         f"jax.random.key distinguishes with jax_enable_x64 "
-                         f"{'on' if seed_bits == 63 else 'off'}), got {seed!r}")
+    if (
+        not isinstance(seed, (int, np.integer))
+        or isinstance(seed, bool)
+        or not 0 <= seed < 2**seed_bits
+    ):
+        raise ValueError(
+            f"seed must be an integer in [0, 2**{seed_bits} - 1] (the range "
+            f"jax.random.key distinguishes with jax_enable_x64 "
+            f"{'on' if seed_bits == 63 else 'off'}), got {seed!r}"
+        )
     optimizer_args = _check_optimizer(optimizer, optimizer_args)
     if batch_size is not None:
         smallest = int(problem.partition_sizes.min())
-        if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
-                or not 1 <= batch_size <= smallest):
-            raise ValueError(f"batch_size must be an integer in [1, {smallest}] (the smallest "
-                             f"partition), got {batch_size!r}")
+        if (
+            not isinstance(batch_size, (int, np.integer))
+            or isinstance(batch_size, bool)
+            or not 1 <= batch_size <= smallest
+        ):
+            raise ValueError(
+                f"batch_size must be an integer in [1, {smallest}] (the smallest "
+                f"partition), got {batch_size!r}"
+            )
         batch_size = int(batch_size)
     M = first.num_workers
     if unit_times is not None:
@@ -662,7 +799,8 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
         if unit_times.shape != (num_trials, num_iters, M):
             raise ValueError(
                 f"unit_times must have shape (num_trials, num_iters, M) = "
-                f"{(num_trials, num_iters, M)}, got {unit_times.shape}")
+                f"{(num_trials, num_iters, M)}, got {unit_times.shape}"
+            )
         if not np.all(np.isfinite(unit_times)) or np.any(unit_times < 0):
             raise ValueError("unit_times must be finite and >= 0")
         delays = [None]
@@ -685,8 +823,9 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
     points = dict(
         strategy=strategies,
         delay=delays,
-        step_size=_point_values("step_size", 1.0 / problem.smoothness if step_size is None
-                                else step_size, _positive),
+        step_size=_point_values(
+            "step_size", 1.0 / problem.smoothness if step_size is None else step_size, _positive
+        ),
         upload_time=_point_values("upload_time", upload_time, _nonnegative),
         broadcast_time=_point_values("broadcast_time", broadcast_time, _nonnegative),
         latency=_point_values("latency", latency, _nonnegative),
@@ -697,8 +836,9 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
     if len(set(lengths.values())) > 1:
         raise ValueError(f"swept values must share one length, got {lengths}")
     num_points = max(lengths.values(), default=1)
-    points = {name: values * num_points if len(values) == 1 else values
-              for name, values in points.items()}
+    points = {
+        name: values * num_points if len(values) == 1 else values for name, values in points.items()
+    }
     if points["xi"][0] is not None:
         points["strategy"] = [_with_xi(s, v) for s, v in zip(points["strategy"], points["xi"])]
     if len({f is None for f in points["upload_factors"]}) > 1:
@@ -712,20 +852,46 @@ def _prepare(problem, strategy, delay, *, num_iters, num_trials, seed=0, step_si
             _nonnegative("xi", s.xi)
         if hasattr(s, "validate"):
             s.validate(dtype=compute_dtype(), link=link)
-    links = [Link(t, b, lat, f, kind=link) for t, b, lat, f in zip(
-        points["upload_time"], points["broadcast_time"], points["latency"],
-        points["upload_factors"])]
+    links = [
+        Link(t, b, lat, f, kind=link)
+        for t, b, lat, f in zip(
+            points["upload_time"],
+            points["broadcast_time"],
+            points["latency"],
+            points["upload_factors"],
+        )
+    ]
     theta0 = np.asarray(problem.initial_params(), np.float64).astype(
-        jnp.dtype(compute_dtype()).name)
+        jnp.dtype(compute_dtype()).name
+    )
     for s, step, point_link in zip(points["strategy"], points["step_size"], links):
-        check_strategy(s, theta0=theta0, num_partitions=problem.num_partitions,
-                       knobs=Knobs(step, point_link), dtype=compute_dtype())
+        check_strategy(
+            s,
+            theta0=theta0,
+            num_partitions=problem.num_partitions,
+            knobs=Knobs(step, point_link),
+            dtype=compute_dtype(),
+        )
     spec = _RunSpec(
-        strategies=points["strategy"], delays=points["delay"], step_sizes=points["step_size"],
-        links=links, num_iters=num_iters, num_trials=num_trials, seed=int(seed),
-        optimizer=optimizer, optimizer_args=optimizer_args, link=link, unit_times=unit_times,
-        slowdown=slowdown, record_every=record_every, chunk_size=chunk_size,
-        batch_size=batch_size, record=record, metrics=metrics, configs=[])
+        strategies=points["strategy"],
+        delays=points["delay"],
+        step_sizes=points["step_size"],
+        links=links,
+        num_iters=num_iters,
+        num_trials=num_trials,
+        seed=int(seed),
+        optimizer=optimizer,
+        optimizer_args=optimizer_args,
+        link=link,
+        unit_times=unit_times,
+        slowdown=slowdown,
+        record_every=record_every,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        record=record,
+        metrics=metrics,
+        configs=[],
+    )
     return spec._replace(configs=[_config(problem, spec, i) for i in range(num_points)])
 
 
@@ -746,6 +912,7 @@ def _delay_models(spec: _RunSpec) -> list:
 
 def _traced(spec: _RunSpec, dtype) -> _Traced:
     """The numbers of every point, stacked on a leading point axis when there are several."""
+
     def stacked(trees):
         if len(trees) == 1:
             return jax.tree_util.tree_map(lambda v: _stack(v, dtype), trees[0])
@@ -758,14 +925,18 @@ def _traced(spec: _RunSpec, dtype) -> _Traced:
         knobs=stacked([Knobs(step, link) for step, link in zip(spec.step_sizes, spec.links)]),
         delay=stacked(_delay_models(spec)),
         slowdown=spec.slowdown.astype(dtype),
-        optimizer_args={name: np.asarray(value, dtype)
-                        for name, value in spec.optimizer_args.items()},
+        optimizer_args={
+            name: np.asarray(value, dtype) for name, value in spec.optimizer_args.items()
+        },
     )
     if num_points > 1:
         traced = traced._replace(
             slowdown=np.broadcast_to(traced.slowdown, (num_points, M)),
-            optimizer_args={name: np.broadcast_to(value, (num_points,) + value.shape)
-                            for name, value in traced.optimizer_args.items()})
+            optimizer_args={
+                name: np.broadcast_to(value, (num_points,) + value.shape)
+                for name, value in traced.optimizer_args.items()
+            },
+        )
     return jax.device_put(traced)  # one transfer of every leaf
 
 
@@ -785,16 +956,31 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         replayed = _place(times.astype(dtype), trial_sharding)
 
     def static_for(num_blocks):
-        return _Static(bool(strategy.delay_dependent), problem.weighted_loss, spec.optimizer,
-                       spec.record_every, num_blocks, spec.record, spec.metrics,
-                       spec.unit_times is not None, spec.batch_size, swept)
+        return _Static(
+            bool(strategy.delay_dependent),
+            problem.weighted_loss,
+            spec.optimizer,
+            spec.record_every,
+            num_blocks,
+            spec.record,
+            spec.metrics,
+            spec.unit_times is not None,
+            spec.batch_size,
+            swept,
+        )
 
     theta0 = jnp.asarray(problem.initial_params(), dtype)
-    carries = [_initial_carry(static_for(0), s, theta0, step, spec.optimizer_args, d,
-                              problem.union_smoothness, padded)
-               for s, step, d in zip(spec.strategies, spec.step_sizes, _delay_models(spec))]
-    carry = carries[0] if not swept else jax.tree_util.tree_map(
-        lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
+    carries = [
+        _initial_carry(
+            static_for(0), s, theta0, step, spec.optimizer_args, d, problem.union_smoothness, padded
+        )
+        for s, step, d in zip(spec.strategies, spec.step_sizes, _delay_models(spec))
+    ]
+    carry = (
+        carries[0]
+        if not swept
+        else jax.tree_util.tree_map(lambda *a: np.stack([np.asarray(x) for x in a]), *carries)
+    )
     carry = jax.device_put(carry)  # arrays like the chunks' outputs: one jit cache entry
     if not all(model.job_indexable for model in _delay_models(spec)):
         # a strategy that reads unit times by job refuses such a model while tracing:
@@ -805,53 +991,79 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         # one global array over the devices of every process; each process places the
         # shards of its own devices (identical key data everywhere: positional keys)
         trial_keys = jax.random.wrap_key_data(
-            _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding))
+            _place(np.asarray(jax.random.key_data(trial_keys)), trial_sharding)
+        )
     records, masks, end_values, start = [], [], None, 0
     trial_axis = 1 if swept else 0
     checkpoint = None
     if checkpoint_dir is not None:
-        lengths = sorted({min(spec.chunk_size, spec.num_iters - k0)
-                          for k0 in range(0, spec.num_iters, spec.chunk_size)})
-        programs = [_program_description(static_for(n // spec.record_every), data, traced, carry,
-                                         replayed, swept) for n in lengths]
-        checkpoint = _checkpoint(checkpoint_dir, problem, spec, programs, carry,
-                                 _carry_trial_axes(static_for(0), carry))
+        lengths = sorted(
+            {
+                min(spec.chunk_size, spec.num_iters - k0)
+                for k0 in range(0, spec.num_iters, spec.chunk_size)
+            }
+        )
+        programs = [
+            _program_description(
+                static_for(n // spec.record_every), data, traced, carry, replayed, swept
+            )
+            for n in lengths
+        ]
+        checkpoint = _checkpoint(
+            checkpoint_dir, problem, spec, programs, carry, _carry_trial_axes(static_for(0), carry)
+        )
     if checkpoint is not None and checkpoint.done:
         # the carry keeps its pytree structure and leaf shapes across chunks
         records, masks, end_values, carry = checkpoint.load(
-            carry, _carry_trial_axes(static_for(0), carry), padded)
+            carry, _carry_trial_axes(static_for(0), carry), padded
+        )
         start = checkpoint.done
     for k0 in range(start, spec.num_iters, spec.chunk_size):
         length = min(spec.chunk_size, spec.num_iters - k0)
         static = static_for(length // spec.record_every)
         carry, chunk_records, chunk_masks, chunk_end = _run_chunk(
-            static, data, traced, carry, trial_keys, replayed, jnp.int32(k0))
+            static, data, traced, carry, trial_keys, replayed, jnp.int32(k0)
+        )
         chunk_records, chunk_masks, end_values = _to_host((chunk_records, chunk_masks, chunk_end))
         if padded > spec.num_trials:  # padding trials dropped
             chunk_records, chunk_masks, end_values = jax.tree_util.tree_map(
                 lambda a: np.take(a, np.arange(spec.num_trials), axis=trial_axis),
-                (chunk_records, chunk_masks, end_values))
+                (chunk_records, chunk_masks, end_values),
+            )
         records.append(chunk_records)
         if "masks" in spec.record:
             masks.append(chunk_masks)
         if checkpoint is not None:
-            checkpoint.save(k0, k0 + length, chunk_records,
-                            chunk_masks if "masks" in spec.record else None,
-                            end_values, _to_host(carry), _carry_trial_axes(static, carry))
+            checkpoint.save(
+                k0,
+                k0 + length,
+                chunk_records,
+                chunk_masks if "masks" in spec.record else None,
+                end_values,
+                _to_host(carry),
+                _carry_trial_axes(static, carry),
+            )
         if progress is not None:
             progress(k0 + length, spec.num_iters)
 
-    joined = {name: np.concatenate([r[name] for r in records], axis=trial_axis + 1)
-              for name in records[0]}
-    mask = (np.concatenate(masks, axis=trial_axis + 1).astype(bool)
-            if "masks" in spec.record else None)
+    joined = {
+        name: np.concatenate([r[name] for r in records], axis=trial_axis + 1) for name in records[0]
+    }
+    mask = (
+        np.concatenate(masks, axis=trial_axis + 1).astype(bool) if "masks" in spec.record else None
+    )
     if not swept:  # a leading point axis of length 1
         joined = {name: a[None] for name, a in joined.items()}
         end_values = {name: a[None] for name, a in end_values.items()}
         mask = None if mask is None else mask[None]
-    return [({name: a[i] for name, a in joined.items()},
-             {name: a[i] for name, a in end_values.items()},
-             None if mask is None else mask[i]) for i in range(spec.num_points)]
+    return [
+        (
+            {name: a[i] for name, a in joined.items()},
+            {name: a[i] for name, a in end_values.items()},
+            None if mask is None else mask[i],
+        )
+        for i in range(spec.num_points)
+    ]
 
 
 def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) -> Result:
@@ -888,12 +1100,15 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
         return rounds
 
     diverged = ~np.all(np.isfinite(loss), axis=1) | np.any(
-        gap > DIVERGENCE_FACTOR * (np.abs(gap[:, :1]) + abs(f_star)), axis=1)
+        gap > DIVERGENCE_FACTOR * (np.abs(gap[:, :1]) + abs(f_star)), axis=1
+    )
     if diverged.any():
         warnings.warn(
             f"{name}: {int(diverged.sum())} of {num_trials} trials diverged "
             f"(loss non-finite or gap > {DIVERGENCE_FACTOR:g}× the initial); see Result.diverged",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning,
+            stacklevel=4,
+        )
     residual = records["residual"].max(axis=-1)  # worst decoding of each trial
     tolerance = DECODING_TOLERANCE[config["dtype"]]
     undecoded = ~(residual <= tolerance)
@@ -902,7 +1117,10 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
             f"{name}: {int(undecoded.sum())} of {num_trials} trials used a "
             f"decoding with max|a_F B - 1| = {float(np.max(residual)):.3g} > {tolerance:g} "
             "(the encoding cannot decode the straggler sets met, or the dtype cannot represent "
-            "its decoding); see Result.decoding_residual", RuntimeWarning, stacklevel=4)
+            "its decoding); see Result.decoding_residual",
+            RuntimeWarning,
+            stacklevel=4,
+        )
     wall_clock = cumulative(records["duration"], np.float64)
     clock_broken = ~np.all(np.isfinite(wall_clock), axis=1)
     if clock_broken.any():
@@ -911,23 +1129,35 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
             "trials is not finite (a unit time overflowed the compute dtype, the delay has "
             "an infinite mean, e.g. Pareto shape <= 1, or a wait rule returned a negative or "
             "NaN time); they are flagged in Result.diverged",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning,
+            stacklevel=4,
+        )
         diverged = diverged | clock_broken
     counts = {k: cumulative(records[k], np.int64) for k in ("uploads", "downloads", "computations")}
     bits_per_vector = BITS_PER_COORDINATE * problem.dim
-    metrics = {"bits_up": bits_per_vector * counts["uploads"],
-               "bits_down": bits_per_vector * counts["downloads"]}
+    metrics = {
+        "bits_up": bits_per_vector * counts["uploads"],
+        "bits_down": bits_per_vector * counts["downloads"],
+    }
     for metric in spec.metrics:
         values = records[metric.name]
-        metrics[metric.name] = (cumulative(values, np.float64) if metric.accumulate == "sum"
-                                else per_round(values))
+        metrics[metric.name] = (
+            cumulative(values, np.float64) if metric.accumulate == "sum" else per_round(values)
+        )
     if "grad_error" in spec.record:
         metrics["grad_error"] = per_round(records["grad_error"])
     return Result(
         iterations=np.arange(0, config["num_iters"] + 1, spec.record_every),
-        loss=loss, gap=gap, wall_clock=wall_clock, **counts,
-        diverged=diverged, optimal_value=f_star, upload_mask=mask,
-        decoding_residual=residual.astype(np.float64), config=config, metrics=metrics,
+        loss=loss,
+        gap=gap,
+        wall_clock=wall_clock,
+        **counts,
+        diverged=diverged,
+        optimal_value=f_star,
+        upload_mask=mask,
+        decoding_residual=residual.astype(np.float64),
+        config=config,
+        metrics=metrics,
     )
 
 
@@ -935,9 +1165,11 @@ def _carry_trial_axes(static: _Static, carry) -> list:
     """Per leaf of the carry, its axis of trials, or None when the leaf is shared by all
     trials (iterates that do not depend on the delays)."""
     offset = 1 if static.swept else 0  # sweep points come first
-    return [None if axis is None else axis + offset
-            for part, axis in zip(carry, _carry_axes(static))
-            for _ in jax.tree_util.tree_leaves(part)]
+    return [
+        None if axis is None else axis + offset
+        for part, axis in zip(carry, _carry_axes(static))
+        for _ in jax.tree_util.tree_leaves(part)
+    ]
 
 
 def _gap_resolution(problem) -> float:
@@ -956,10 +1188,12 @@ def _check_representable(name, values) -> None:
     lost = (values > 0) & ((rounded == 0) | ~np.isfinite(rounded))
     if lost.any():
         value = float(values[lost].flat[0])
-        raise ValueError(f"{name}: {value!r} is not representable in {dtype.name} (it rounds to "
-                         f"{float(rounded[lost].flat[0])!r}; smallest normal "
-                         f"{np.finfo(dtype).tiny:.3g}, largest {np.finfo(dtype).max:.3g}); "
-                         "rescale the times or enable float64 (JAX_ENABLE_X64=1)")
+        raise ValueError(
+            f"{name}: {value!r} is not representable in {dtype.name} (it rounds to "
+            f"{float(rounded[lost].flat[0])!r}; smallest normal "
+            f"{np.finfo(dtype).tiny:.3g}, largest {np.finfo(dtype).max:.3g}); "
+            "rescale the times or enable float64 (JAX_ENABLE_X64=1)"
+        )
 
 
 def _config(problem, spec: _RunSpec, point: int) -> dict:
@@ -967,24 +1201,36 @@ def _config(problem, spec: _RunSpec, point: int) -> dict:
     strategy, link, delay = spec.strategies[point], spec.links[point], spec.delays[point]
     factors = link.upload_factors
     return dict(
-        problem=problem.name, num_partitions=problem.num_partitions, dim=problem.dim,
+        problem=problem.name,
+        num_partitions=problem.num_partitions,
+        dim=problem.dim,
         optimum_estimated=problem.estimated,
-        strategy=strategy.name, num_workers=strategy.num_workers,
+        strategy=strategy.name,
+        num_workers=strategy.num_workers,
         stragglers=getattr(strategy, "stragglers", None),
         xi=getattr(strategy, "xi", None),
-        history=getattr(strategy, "history", None), start=getattr(strategy, "start", None),
+        history=getattr(strategy, "history", None),
+        start=getattr(strategy, "start", None),
         delay=None if delay is None else delays_lib.describe_parameters(delay),
-        num_iters=spec.num_iters, num_trials=spec.num_trials, seed=spec.seed,
+        num_iters=spec.num_iters,
+        num_trials=spec.num_trials,
+        seed=spec.seed,
         step_size=spec.step_sizes[point],
         optimizer=_describe_optimizer(spec.optimizer, spec.optimizer_args),
-        upload_time=link.upload_time, broadcast_time=link.broadcast_time,
-        latency=link.latency, upload_factors=None if factors is None else factors.tolist(),
-        link=spec.link, replayed_unit_times=spec.unit_times is not None,
-        slowdown=spec.slowdown.tolist(), batch_size=spec.batch_size,
-        record_every=spec.record_every, record=list(spec.record),
+        upload_time=link.upload_time,
+        broadcast_time=link.broadcast_time,
+        latency=link.latency,
+        upload_factors=None if factors is None else factors.tolist(),
+        link=spec.link,
+        replayed_unit_times=spec.unit_times is not None,
+        slowdown=spec.slowdown.tolist(),
+        batch_size=spec.batch_size,
+        record_every=spec.record_every,
+        record=list(spec.record),
         gap_resolution=_gap_resolution(problem),
         metrics=[list(m) for m in spec.metrics],
-        dtype=jnp.dtype(compute_dtype()).name, versions=package_versions(),
+        dtype=jnp.dtype(compute_dtype()).name,
+        versions=package_versions(),
     )
 
 
@@ -996,6 +1242,7 @@ def _program_description(static: _Static, data, traced, carry, replayed, swept):
     closure value or another optax transformation changes it, while the device count
     and the number of trials do not (one trial of the first point is traced).
     """
+
     def first(tree, axes: int):
         """Entry 0 along the ``axes`` leading axes (points, then trials), on the host
         (indexing a device array would compile a small program)."""
@@ -1003,13 +1250,16 @@ def _program_description(static: _Static, data, traced, carry, replayed, swept):
 
     point = 1 if swept else 0
     one_traced = first(traced, point)
-    one_carry = tuple(first(part, point + (axis is not None))
-                      for part, axis in zip(carry, _carry_axes(static)))
+    one_carry = tuple(
+        first(part, point + (axis is not None)) for part, axis in zip(carry, _carry_axes(static))
+    )
     # inputs without the trials' sharding (it would show in the jaxpr), values unused
-    one_replayed = None if replayed is None else jax.ShapeDtypeStruct(replayed.shape[1:],
-                                                                      replayed.dtype)
+    one_replayed = (
+        None if replayed is None else jax.ShapeDtypeStruct(replayed.shape[1:], replayed.dtype)
+    )
     closed = jax.make_jaxpr(partial(_trial_chunk, static._replace(swept=False), data))(
-        one_traced, one_carry, jax.eval_shape(jax.random.key, 0), one_replayed, jnp.int32(0))
+        one_traced, one_carry, jax.eval_shape(jax.random.key, 0), one_replayed, jnp.int32(0)
+    )
     return checkpoints_lib.describe_jaxpr(closed)
 
 
@@ -1021,17 +1271,26 @@ def _checkpoint(directory, problem, spec: _RunSpec, programs, initial_carry, tri
     parts = {
         "program": checkpoints_lib.fingerprint(programs=programs),
         "data": checkpoints_lib.fingerprint(
-            problem_data=problem.device_data(dtype), smoothness=problem.smoothness,
+            problem_data=problem.device_data(dtype),
+            smoothness=problem.smoothness,
             partition_smoothness=problem.partition_smoothness,
             optimal_value=problem.optimal_value,
-            theta0=np.asarray(problem.initial_params(), dtype), unit_times=spec.unit_times),
+            theta0=np.asarray(problem.initial_params(), dtype),
+            unit_times=spec.unit_times,
+        ),
         "initial state": checkpoints_lib.fingerprint(  # the padding trials left out
-            carry=[np.asarray(leaf) if axis is None else
-                   np.take(np.asarray(leaf), np.arange(spec.num_trials), axis=axis)
-                   for leaf, axis in zip(jax.tree_util.tree_leaves(initial_carry), trial_axes)]),
+            carry=[
+                np.asarray(leaf)
+                if axis is None
+                else np.take(np.asarray(leaf), np.arange(spec.num_trials), axis=axis)
+                for leaf, axis in zip(jax.tree_util.tree_leaves(initial_carry), trial_axes)
+            ]
+        ),
         "configuration": checkpoints_lib.fingerprint(
-            strategies=spec.strategies, chunk_size=spec.chunk_size,
-            configs=[{k: v for k, v in c.items() if k != "versions"} for c in spec.configs]),
+            strategies=spec.strategies,
+            chunk_size=spec.chunk_size,
+            configs=[{k: v for k, v in c.items() if k != "versions"} for c in spec.configs],
+        ),
     }
     return checkpoints_lib.Checkpoint(directory, parts, spec.num_trials)
 
@@ -1048,13 +1307,32 @@ def _execute(problem, spec: _RunSpec, *, progress, checkpoint_dir) -> list[Resul
 # --------------------------------------------------------------------------- #
 # public entry points
 # --------------------------------------------------------------------------- #
-def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
-             seed: int = 0, step_size=None, optimizer=None, optimizer_args=None, upload_time=0.0,
-             broadcast_time=0.0, latency=0.0, upload_factors=None, link: str = "parallel",
-             unit_times=None, slowdown=None, record_every: int = 1, record=(),
-             record_masks: bool = False, chunk_size: int | None = None,
-             batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
-             checkpoint_dir=None) -> Result:
+def simulate(
+    problem: Problem,
+    strategy,
+    delay=None,
+    *,
+    num_iters: int,
+    num_trials: int,
+    seed: int = 0,
+    step_size=None,
+    optimizer=None,
+    optimizer_args=None,
+    upload_time=0.0,
+    broadcast_time=0.0,
+    latency=0.0,
+    upload_factors=None,
+    link: str = "parallel",
+    unit_times=None,
+    slowdown=None,
+    record_every: int = 1,
+    record=(),
+    record_masks: bool = False,
+    chunk_size: int | None = None,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    checkpoint_dir=None,
+) -> Result:
     """Simulate ``num_trials`` independent runs of ``strategy`` on ``problem``
     (a one-point :func:`sweep`).
 
@@ -1099,27 +1377,65 @@ def simulate(problem: Problem, strategy, delay=None, *, num_iters: int, num_tria
       (num_trials, num_iters // record_every + 1), with the metrics ``bits_up``,
       ``bits_down``, the strategy's own and those recorded on request.
     """
-    scalars = dict(step_size=step_size, upload_time=upload_time, broadcast_time=broadcast_time,
-                   latency=latency)
-    swept = [name for name, value in scalars.items()
-             if isinstance(value, (list, tuple)) or np.ndim(value) > 0]
-    if (swept or isinstance(strategy, (list, tuple)) or isinstance(delay, list)
-            or np.ndim(upload_factors) > 1):
-        raise ValueError(f"simulate takes scalar knobs (got sequences for "
-                         f"{', '.join(swept) or 'strategy, delay or upload_factors'}); use "
-                         "lagc_jax.sweep for several values")
-    spec = _prepare(problem, strategy, delay, num_iters=num_iters, num_trials=num_trials,
-                    seed=seed, optimizer=optimizer, optimizer_args=optimizer_args,
-                    upload_factors=upload_factors, link=link, unit_times=unit_times,
-                    slowdown=slowdown, record_every=record_every, record=record,
-                    record_masks=record_masks, chunk_size=chunk_size, batch_size=batch_size,
-                    **scalars)
+    scalars = dict(
+        step_size=step_size, upload_time=upload_time, broadcast_time=broadcast_time, latency=latency
+    )
+    swept = [
+        name
+        for name, value in scalars.items()
+        if isinstance(value, (list, tuple)) or np.ndim(value) > 0
+    ]
+    if (
+        swept
+        or isinstance(strategy, (list, tuple))
+        or isinstance(delay, list)
+        or np.ndim(upload_factors) > 1
+    ):
+        raise ValueError(
+            f"simulate takes scalar knobs (got sequences for "
+            f"{', '.join(swept) or 'strategy, delay or upload_factors'}); use "
+            "lagc_jax.sweep for several values"
+        )
+    spec = _prepare(
+        problem,
+        strategy,
+        delay,
+        num_iters=num_iters,
+        num_trials=num_trials,
+        seed=seed,
+        optimizer=optimizer,
+        optimizer_args=optimizer_args,
+        upload_factors=upload_factors,
+        link=link,
+        unit_times=unit_times,
+        slowdown=slowdown,
+        record_every=record_every,
+        record=record,
+        record_masks=record_masks,
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        **scalars,
+    )
     return _execute(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)[0]
 
 
-def sweep(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials: int,
-          step_size=None, xi=None, upload_time=0.0, broadcast_time=0.0, latency=0.0,
-          upload_factors=None, progress=None, checkpoint_dir=None, **kwargs) -> list[Result]:
+def sweep(
+    problem: Problem,
+    strategy,
+    delay=None,
+    *,
+    num_iters: int,
+    num_trials: int,
+    step_size=None,
+    xi=None,
+    upload_time=0.0,
+    broadcast_time=0.0,
+    latency=0.0,
+    upload_factors=None,
+    progress=None,
+    checkpoint_dir=None,
+    **kwargs,
+) -> list[Result]:
     """Simulate several points in one vmapped, compiled program.
 
     Any of ``strategy`` (strategies of one pytree structure: other ξ, B, deadlines,
@@ -1140,17 +1456,41 @@ def sweep(problem: Problem, strategy, delay=None, *, num_iters: int, num_trials:
     """
     unknown = sorted(set(kwargs) - _SWEEP_KEYWORDS)
     if unknown:
-        raise TypeError(f"sweep() got an unexpected keyword argument {unknown[0]!r}; valid "
-                        f"keywords: strategy, delay, step_size, xi, upload_time, broadcast_time, "
-                        f"latency, upload_factors (swept) and {', '.join(sorted(_SWEEP_KEYWORDS))}")
-    spec = _prepare(problem, strategy, delay, num_iters=num_iters, num_trials=num_trials,
-                    step_size=step_size, xi=xi, upload_time=upload_time,
-                    broadcast_time=broadcast_time, latency=latency,
-                    upload_factors=upload_factors, **kwargs)
+        raise TypeError(
+            f"sweep() got an unexpected keyword argument {unknown[0]!r}; valid "
+            f"keywords: strategy, delay, step_size, xi, upload_time, broadcast_time, "
+            f"latency, upload_factors (swept) and {', '.join(sorted(_SWEEP_KEYWORDS))}"
+        )
+    spec = _prepare(
+        problem,
+        strategy,
+        delay,
+        num_iters=num_iters,
+        num_trials=num_trials,
+        step_size=step_size,
+        xi=xi,
+        upload_time=upload_time,
+        broadcast_time=broadcast_time,
+        latency=latency,
+        upload_factors=upload_factors,
+        **kwargs,
+    )
     return _execute(problem, spec, progress=progress, checkpoint_dir=checkpoint_dir)
 
 
 # Keyword arguments of sweep that are not swept (those of simulate).
-_SWEEP_KEYWORDS = frozenset({"seed", "optimizer", "optimizer_args", "link", "unit_times",
-                             "slowdown", "record_every", "record", "record_masks", "chunk_size",
-                             "batch_size"})
+_SWEEP_KEYWORDS = frozenset(
+    {
+        "seed",
+        "optimizer",
+        "optimizer_args",
+        "link",
+        "unit_times",
+        "slowdown",
+        "record_every",
+        "record",
+        "record_masks",
+        "chunk_size",
+        "batch_size",
+    }
+)

@@ -30,8 +30,18 @@ from . import strategies  # noqa: E402
 DPI = 150
 
 # Colours for strategies registered without a style (none of them used by the ten).
-_SPARE_COLORS = ("#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
-                 "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+_SPARE_COLORS = (
+    "#7f7f7f",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#dbdb8d",
+    "#9edae5",
+)
 _SPARE_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*")
 
 DISTRIBUTION_LABELS = {
@@ -48,13 +58,15 @@ ERROR_LABEL = "gradient error η = ‖ĝ − ∇f‖² / ‖∇f‖²"
 ROUNDING_ERROR = 1e-12  # η below it is an exact strategy's rounding (MODEL.md §10: 0)
 GAP_LABEL = "optimality gap f(θ) − f*"
 
-plt.rcParams.update({
-    "font.size": 10,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.fontsize": 9,
-    "legend.frameon": False,
-})
+plt.rcParams.update(
+    {
+        "font.size": 10,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "legend.fontsize": 9,
+        "legend.frameon": False,
+    }
+)
 
 
 def strategy_style(name: str) -> dict:
@@ -63,9 +75,13 @@ def strategy_style(name: str) -> dict:
     unregistered or style-less strategy still plots, consistently across figures)."""
     registered = strategies.info(name).style if name in strategies.names() else {}
     index = zlib.crc32(name.encode())
-    return {"color": _SPARE_COLORS[index % len(_SPARE_COLORS)], "linestyle": "-",
-            "marker": _SPARE_MARKERS[index % len(_SPARE_MARKERS)], "linewidth": 1.5,
-            **registered}
+    return {
+        "color": _SPARE_COLORS[index % len(_SPARE_COLORS)],
+        "linestyle": "-",
+        "marker": _SPARE_MARKERS[index % len(_SPARE_MARKERS)],
+        "linewidth": 1.5,
+        **registered,
+    }
 
 
 def color(name: str) -> str:
@@ -115,8 +131,7 @@ def _finish(fig, title: str, path, note: str = "", colors=None) -> tuple[Path, d
 
 def _legend_right(fig, names, extra=()):
     handles = [Line2D([], [], **style(n)) for n in names] + list(extra)
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
-               title="strategy")
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="strategy")
 
 
 def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path, dict]:
@@ -128,14 +143,21 @@ def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tup
     grid. Returns (path, line colours).
     """
     names = list(curves)
-    panels = [("time", TIME_LABEL, "median and 10–90 % band over trials"),
-              ("uploads", UPLOADS_LABEL, "median over trials"),
-              ("computations", COMPUTATIONS_LABEL, "median over trials"),
-              ("bits_up", BITS_LABEL, "median over trials")]
+    panels = [
+        ("time", TIME_LABEL, "median and 10–90 % band over trials"),
+        ("uploads", UPLOADS_LABEL, "median over trials"),
+        ("computations", COMPUTATIONS_LABEL, "median over trials"),
+        ("bits_up", BITS_LABEL, "median over trials"),
+    ]
     panels = [p for p in panels if all(p[0] in c for c in curves.values())]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), sharey=True)
-    ymax = max(float(np.nanmax(np.where(np.isfinite(c["time"][2]), c["time"][2], np.nan)))
-               for c in curves.values()) * 3
+    ymax = (
+        max(
+            float(np.nanmax(np.where(np.isfinite(c["time"][2]), c["time"][2], np.nan)))
+            for c in curves.values()
+        )
+        * 3
+    )
     ymin = target_gap * 1e-4
     for ax, (key, xlabel, subtitle) in zip(axes, panels):
         for name in names:
@@ -159,8 +181,9 @@ def convergence_figure(curves: dict, target_gap: float, title: str, path) -> tup
             ax.set_xlim(0, xmax)
         ax.set_title(subtitle, fontsize=10)
     axes[0].set_ylabel(GAP_LABEL)
-    target = Line2D([], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)),
-                    label=f"target {target_gap:g}")
+    target = Line2D(
+        [], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), label=f"target {target_gap:g}"
+    )
     _legend_right(fig, names, [target])
     return _finish(fig, title, path)
 
@@ -179,30 +202,67 @@ def iteration_time_figure(data: dict, path, title: str = "", note: str = "") -> 
             if name not in names:
                 names.append(name)
             s = np.asarray(d["S"])
-            ax.plot(s, d["analytic"], color=color(name), linestyle=strategy_style(name)["linestyle"],
-                    linewidth=1.3, label=name)
+            ax.plot(
+                s,
+                d["analytic"],
+                color=color(name),
+                linestyle=strategy_style(name)["linestyle"],
+                linewidth=1.3,
+                label=name,
+            )
             mc = np.asarray(d["mc"])
             ci = np.asarray(d["ci"]).T
-            ax.errorbar(s, mc, yerr=[mc - ci[0], ci[1] - mc], fmt=strategy_style(name)["marker"],
-                        color=color(name), markersize=5, capsize=3, linestyle="none",
-                        label="_mc_" + name)
+            ax.errorbar(
+                s,
+                mc,
+                yerr=[mc - ci[0], ci[1] - mc],
+                fmt=strategy_style(name)["marker"],
+                color=color(name),
+                markersize=5,
+                capsize=3,
+                linestyle="none",
+                label="_mc_" + name,
+            )
         ax.set_xlabel("stragglers tolerated S")
         ax.set_ylabel("mean iteration time (units of E[X])")
         ax.set_xticks(sorted({int(v) for d in data[dist].values() for v in d["S"]}))
         ax.set_title(DISTRIBUTION_LABELS.get(dist, dist), fontsize=10)
-    extra = [Line2D([], [], color="0.3", linewidth=1.3, label="analytic (MODEL.md §7)"),
-             Line2D([], [], color="0.3", marker="o", linestyle="none",
-                    label="Monte Carlo, 95 % CI\n(bars hidden by the\nmarker when smaller)")]
-    handles = [Line2D([], [], color=color(n), linestyle=strategy_style(n)["linestyle"],
-                      marker=strategy_style(n)["marker"],
-                      label=n) for n in names] + extra
+    extra = [
+        Line2D([], [], color="0.3", linewidth=1.3, label="analytic (MODEL.md §7)"),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="o",
+            linestyle="none",
+            label="Monte Carlo, 95 % CI\n(bars hidden by the\nmarker when smaller)",
+        ),
+    ]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=color(n),
+            linestyle=strategy_style(n)["linestyle"],
+            marker=strategy_style(n)["marker"],
+            label=n,
+        )
+        for n in names
+    ] + extra
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return _finish(fig, title, path, note=note)
 
 
-def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear",
-                 ylabel="time to reach the target gap\n(median, units of E[X])",
-                 xticks=None) -> tuple[Path, dict]:
+def sweep_figure(
+    panels: dict,
+    xlabel: str,
+    title: str,
+    path,
+    *,
+    xscale="linear",
+    ylabel="time to reach the target gap\n(median, units of E[X])",
+    xticks=None,
+) -> tuple[Path, dict]:
     """Median time to target (with 95 % interval of the median) vs a swept parameter.
 
     ``panels[panel title][name] = (x, median, lo, hi)``; panels laid out in a row
@@ -218,27 +278,49 @@ def sweep_figure(panels: dict, xlabel: str, title: str, path, *, xscale="linear"
             if name not in names:
                 names.append(name)
             x, med, lo, hi = (np.asarray(v, float) for v in (x, med, lo, hi))
-            ax.plot(x, np.where(np.isfinite(med), med, np.nan), marker=strategy_style(name)["marker"],
-                    markersize=4, **style(name))
+            ax.plot(
+                x,
+                np.where(np.isfinite(med), med, np.nan),
+                marker=strategy_style(name)["marker"],
+                markersize=4,
+                **style(name),
+            )
             finite = np.isfinite(hi)
-            ax.fill_between(x[finite], lo[finite], hi[finite], color=color(name),
-                            alpha=0.15, linewidth=0)
+            ax.fill_between(
+                x[finite], lo[finite], hi[finite], color=color(name), alpha=0.15, linewidth=0
+            )
             missing = ~np.isfinite(med)
             if missing.any():  # target not reached by the median trial: × at the top
                 low, high = ax.get_ylim()
                 ax.set_ylim(low, high * 2.0)  # headroom for the mark
                 top = blended_transform_factory(ax.transData, ax.transAxes)
-                ax.plot(x[missing], np.full(missing.sum(), 0.96), marker="x", markersize=8,
-                        markeredgewidth=2, color=color(name), linestyle="none",
-                        transform=top, clip_on=False, label="_missing_" + name)
+                ax.plot(
+                    x[missing],
+                    np.full(missing.sum(), 0.96),
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color=color(name),
+                    linestyle="none",
+                    transform=top,
+                    clip_on=False,
+                    label="_missing_" + name,
+                )
                 # one label per line, inside the axes, one row per line
                 xm = x[missing][0]
                 left_half = xm <= (np.nanmin(x) + np.nanmax(x)) / 2
                 where = ", ".join(f"{v:g}" for v in x[missing])
-                ax.annotate(f"{name}: not reached at {where}", (xm, 0.96), xycoords=top,
-                            xytext=(6 if left_half else -6, -4 - 10 * line),
-                            textcoords="offset points", ha="left" if left_half else "right",
-                            va="top", fontsize=8, color=color(name))
+                ax.annotate(
+                    f"{name}: not reached at {where}",
+                    (xm, 0.96),
+                    xycoords=top,
+                    xytext=(6 if left_half else -6, -4 - 10 * line),
+                    textcoords="offset points",
+                    ha="left" if left_half else "right",
+                    va="top",
+                    fontsize=8,
+                    color=color(name),
+                )
         if xscale == "symlog":
             positive = [v for v in (xticks or []) if v > 0]
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.6)
@@ -266,8 +348,12 @@ def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
     keys = list(points)
     fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.3), squeeze=False)
     names = []
-    all_comp = [p["computations"][0] for pts in points.values() for p in pts.values()
-                if np.isfinite(p["computations"][0])]
+    all_comp = [
+        p["computations"][0]
+        for pts in points.values()
+        for p in pts.values()
+        if np.isfinite(p["computations"][0])
+    ]
     cmax = max(all_comp) if all_comp else 1.0
     for ax, key in zip(axes[0], keys):
         for name, p in points[key].items():
@@ -278,20 +364,52 @@ def tradeoff_figure(points: dict, title: str, path) -> tuple[Path, dict]:
                 names.append(name)
             xerr = [[u[0] - u[1]], [u[2] - u[0] if np.isfinite(u[2]) else 0]]
             yerr = [[t[0] - t[1]], [t[2] - t[0] if np.isfinite(t[2]) else 0]]
-            ax.errorbar([u[0]], [t[0]], xerr=xerr, yerr=yerr, color=color(name),
-                        fmt="none", capsize=2, linewidth=1, label="_err_" + name)
-            ax.scatter([u[0]], [t[0]], s=60 + 240 * c[0] / cmax, color=color(name),
-                       marker=strategy_style(name)["marker"], label=name, edgecolor="k", linewidth=0.4,
-                       zorder=3)
+            ax.errorbar(
+                [u[0]],
+                [t[0]],
+                xerr=xerr,
+                yerr=yerr,
+                color=color(name),
+                fmt="none",
+                capsize=2,
+                linewidth=1,
+                label="_err_" + name,
+            )
+            ax.scatter(
+                [u[0]],
+                [t[0]],
+                s=60 + 240 * c[0] / cmax,
+                color=color(name),
+                marker=strategy_style(name)["marker"],
+                label=name,
+                edgecolor="k",
+                linewidth=0.4,
+                zorder=3,
+            )
         ax.set_xscale("log")
         ax.set_xlabel(f"{UPLOADS_LABEL} to target")
         ax.set_ylabel(f"{TIME_LABEL}\nto target")
         ax.set_title(DISTRIBUTION_LABELS.get(key, key), fontsize=10)
-    handles = [Line2D([], [], color=color(n), marker=strategy_style(n)["marker"], linestyle="none",
-                      markeredgecolor="k", markeredgewidth=0.4, markersize=8, label=n)
-               for n in names]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
-               title="strategy\n(marker area ∝\ncomputations)")
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=color(n),
+            marker=strategy_style(n)["marker"],
+            linestyle="none",
+            markeredgecolor="k",
+            markeredgewidth=0.4,
+            markersize=8,
+            label=n,
+        )
+        for n in names
+    ]
+    fig.legend(
+        handles=handles,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        title="strategy\n(marker area ∝\ncomputations)",
+    )
     colors = {}
     for ax in fig.axes:
         for coll in ax.collections:
@@ -380,11 +498,14 @@ def bits_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path
     (True, True)
     """
     names = list(curves)
-    panels = [(key, label) for key, label in (("bits_up", BITS_LABEL),
-                                              ("bits_down", BITS_DOWN_LABEL))
-              if any(key in c for c in curves.values())]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), sharey=True,
-                             squeeze=False)
+    panels = [
+        (key, label)
+        for key, label in (("bits_up", BITS_LABEL), ("bits_down", BITS_DOWN_LABEL))
+        if any(key in c for c in curves.values())
+    ]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4.6), sharey=True, squeeze=False
+    )
     for ax, (key, xlabel) in zip(axes[0], panels):
         for name in names:
             if key not in curves[name]:
@@ -398,14 +519,16 @@ def bits_figure(curves: dict, target_gap: float, title: str, path) -> tuple[Path
         ax.set_xlabel(xlabel)
         ax.set_title("median and 10–90 % band over trials", fontsize=10)
     axes[0][0].set_ylabel(GAP_LABEL)
-    target = Line2D([], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)),
-                    label=f"target {target_gap:g}")
+    target = Line2D(
+        [], [], color="0.5", linewidth=0.8, linestyle=(0, (4, 3)), label=f"target {target_gap:g}"
+    )
     _legend_right(fig, names, [target])
     return _finish(fig, title, path)
 
 
-def error_figure(curves: dict, title: str, path, xlabel: str = "wall-clock time"
-                 ) -> tuple[Path, dict]:
+def error_figure(
+    curves: dict, title: str, path, xlabel: str = "wall-clock time"
+) -> tuple[Path, dict]:
     """Gradient error η (MODEL.md §10) against wall clock: the mean over trials and a
     10–90 % band per strategy. The y axis is logarithmic down to the decade of the smallest
     η above rounding (ROUNDING_ERROR) and linear below it, so that exact strategies
@@ -432,7 +555,6 @@ def error_figure(curves: dict, title: str, path, xlabel: str = "wall-clock time"
     ax.set_ylim(bottom=-0.05 * linear_below)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ERROR_LABEL)
-    ax.set_title(f"mean and 10–90 % band over trials (linear below {linear_below:g})",
-                 fontsize=10)
+    ax.set_title(f"mean and 10–90 % band over trials (linear below {linear_below:g})", fontsize=10)
     _legend_right(fig, list(curves))
     return _finish(fig, title, path)

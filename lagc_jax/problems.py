@@ -92,7 +92,8 @@ class Problem:
             raise ValueError(
                 f"problem {self.name!r}: its smoothness L = {smoothness!r} must be finite and > 0 "
                 "(L = 0 means f has no curvature at all — e.g. every feature is zero — so there "
-                "is nothing to learn and the default step 1/L is undefined)")
+                "is nothing to learn and the default step 1/L is undefined)"
+            )
 
     @property
     def num_partitions(self) -> int:
@@ -114,13 +115,20 @@ class Problem:
 
     def device_data(self, dtype) -> ProblemData:
         """The problem's arrays in the compute dtype, for the compiled program."""
+
         def cast(a):
             a = np.asarray(a)
             return jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
-        quadratic = (jax.tree_util.tree_map(cast, self.quadratic) if self.uses_quadratic_form
-                     else None)
-        return ProblemData(jax.tree_util.tree_map(cast, self.examples),
-                           jnp.asarray(self.weights, dtype), jnp.asarray(self.l2, dtype), quadratic)
+
+        quadratic = (
+            jax.tree_util.tree_map(cast, self.quadratic) if self.uses_quadratic_form else None
+        )
+        return ProblemData(
+            jax.tree_util.tree_map(cast, self.examples),
+            jnp.asarray(self.weights, dtype),
+            jnp.asarray(self.l2, dtype),
+            quadratic,
+        )
 
     def loss(self, theta) -> float:
         """f(θ) at jax's default precision (float64 when x64 is enabled)."""
@@ -130,8 +138,10 @@ class Problem:
 
 def weighted_sum(example_loss):
     """Turn a per-example loss ``(theta, example) -> scalar`` into a ``weighted_loss``."""
+
     def weighted_loss(theta, examples, weights):
         return jnp.dot(weights, jax.vmap(example_loss, in_axes=(None, 0))(theta, examples))
+
     return weighted_loss
 
 
@@ -190,9 +200,12 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
             # of the GEMM's right operand directly: XLA hoists it out of the loop over
             # iterations (an einsum's transpose to that layout stayed inside, as a copy)
             coded = jax.lax.dot_general(
-                jnp.broadcast_to(matrix, (d + 1,) + matrix.shape), blocks,
-                (((2,), (1,)), ((0,), (0,)))).reshape(d + 1, -1)
+                jnp.broadcast_to(matrix, (d + 1,) + matrix.shape),
+                blocks,
+                (((2,), (1,)), ((0,), (0,))),
+            ).reshape(d + 1, -1)
             return (extended(theta) @ coded).reshape(matrix.shape[0], d)
+
         return GradientOracle(loss_and_grads, combine, gap_and_grads)
 
     def partition_loss(theta, examples, weights):
@@ -200,8 +213,10 @@ def gradient_oracle(weighted_loss, data: ProblemData) -> GradientOracle:
 
     def generic(theta):
         values, grads = jax.vmap(jax.value_and_grad(partition_loss), in_axes=(None, 0, 0))(
-            theta, data.examples, data.weights)
+            theta, data.examples, data.weights
+        )
         return jnp.sum(values), grads
+
     return GradientOracle(generic)
 
 
@@ -222,6 +237,7 @@ def minibatch_partition_grads(weighted_loss, theta, data: ProblemData, key, batc
 
         def batch_loss(theta):
             return weighted_loss(theta, batch, scale) + 0.5 * data.l2 * jnp.dot(theta, theta)
+
         return jax.grad(batch_loss)(theta)
 
     return jax.vmap(one)(keys, data.examples, data.weights)
@@ -249,8 +265,9 @@ def _check_partitions(num_partitions, num_rows: int) -> int:
 PARTITIONINGS = ("contiguous", "random", "sorted")
 
 
-def partition_rows(num_rows: int, num_partitions: int, partitioning: str = "contiguous",
-                   labels=None, seed: int = 0):
+def partition_rows(
+    num_rows: int, num_partitions: int, partitioning: str = "contiguous", labels=None, seed: int = 0
+):
     """Split row indices into ``num_partitions`` near-equal parts (sizes differ by at most one).
 
     ``partitioning``: "contiguous" (in order), "random" (a seeded permutation) or
@@ -287,13 +304,16 @@ def _partitioned(X, y, num_partitions, partitioning, seed):
     if X.ndim == 3:
         if num_partitions is not None and num_partitions != X.shape[0]:
             raise ValueError(
-                f"num_partitions={num_partitions} disagrees with X.shape[0]={X.shape[0]}")
+                f"num_partitions={num_partitions} disagrees with X.shape[0]={X.shape[0]}"
+            )
         if y.shape != X.shape[:2]:
             raise ValueError(f"y must have shape {X.shape[:2]} to match X {X.shape}, got {y.shape}")
         return X, y, np.ones(y.shape)
     if X.ndim == 2:
         if y.shape != (X.shape[0],):
-            raise ValueError(f"y must have shape ({X.shape[0]},) to match X {X.shape}, got {y.shape}")
+            raise ValueError(
+                f"y must have shape ({X.shape[0]},) to match X {X.shape}, got {y.shape}"
+            )
         if num_partitions is None:
             raise ValueError("num_partitions is required when X is 2-D (N, d)")
         index, weights = partition_rows(len(y), num_partitions, partitioning, y, seed)
@@ -318,8 +338,9 @@ def _squared_error(theta, examples, weights):
     return 0.5 * jnp.dot(weights * residual, residual)
 
 
-def linear_regression(X, y, *, num_partitions=None, partitioning="contiguous", seed=0,
-                      name="linear_regression") -> Problem:
+def linear_regression(
+    X, y, *, num_partitions=None, partitioning="contiguous", seed=0, name="linear_regression"
+) -> Problem:
     """f(θ) = Σ_p ½‖X_p θ − y_p‖².
 
     X (P, n, d) with y (P, n); or X (N, d) with y (N,), ``num_partitions`` and a
@@ -352,8 +373,9 @@ def linear_regression(X, y, *, num_partitions=None, partitioning="contiguous", s
         partition_smoothness=np.array([_lambda_max(g) for g in grams]),
         optimal_value=optimal_value,
         union_smoothness=union_smoothness,
-        quadratic=QuadraticForm(grams, np.einsum("pni,pn,pn->pi", Xp, wp, yp), theta_star,
-                                np.float64(optimal_value)),
+        quadratic=QuadraticForm(
+            grams, np.einsum("pni,pn,pn->pi", Xp, wp, yp), theta_star, np.float64(optimal_value)
+        ),
     )
 
 
@@ -373,12 +395,16 @@ def lag_synthetic(num_partitions: int, dim: int = 50, seed: int = 0) -> Problem:
     if not isinstance(dim, (int, np.integer)) or dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
     if not isinstance(num_partitions, (int, np.integer)) or not 1 <= num_partitions <= dim:
-        raise ValueError(f"num_partitions must be an integer in [1, dim={dim}], got {num_partitions!r}")
+        raise ValueError(
+            f"num_partitions must be an integer in [1, dim={dim}], got {num_partitions!r}"
+        )
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((dim, 14)), mode="complete")
     y = rng.standard_normal(dim)
     X = np.stack([np.eye(dim) + 1.3**p * np.outer(q[:, p], q[:, p]) for p in range(num_partitions)])
-    return linear_regression(X, np.tile(y, (num_partitions, 1)), name=f"lag_synthetic(P={num_partitions})")
+    return linear_regression(
+        X, np.tile(y, (num_partitions, 1)), name=f"lag_synthetic(P={num_partitions})"
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -405,8 +431,16 @@ def _logistic_optimum(X, y, w, l2, num_partitions) -> np.ndarray:
     return theta
 
 
-def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, partitioning="contiguous", seed=0,
-                        name="logistic_regression") -> Problem:
+def logistic_regression(
+    X,
+    y,
+    *,
+    l2=1e-3,
+    num_partitions=None,
+    partitioning="contiguous",
+    seed=0,
+    name="logistic_regression",
+) -> Problem:
     """f(θ) = Σ_p [Σ_{i∈p} log(1 + exp(−y_i x_iᵀθ)) + (l2/2)‖θ‖²], labels y ∈ {−1, +1}.
 
     Each partition carries its own ridge term, so L_u = λ_max(Σ_{p∈u} X_pᵀX_p)/4 + |u|·l2
@@ -429,7 +463,9 @@ def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, partitioning="con
     grams = _weighted_grams(Xp, wp)
     theta_star = _logistic_optimum(Xp, yp, wp, l2, P)
     margins = yp * (Xp @ theta_star)
-    f_star = float(np.sum(wp * np.logaddexp(0.0, -margins)) + 0.5 * P * l2 * theta_star @ theta_star)
+    f_star = float(
+        np.sum(wp * np.logaddexp(0.0, -margins)) + 0.5 * P * l2 * theta_star @ theta_star
+    )
 
     def union_smoothness(mask):
         mask = np.asarray(mask, bool)
@@ -456,8 +492,9 @@ def logistic_regression(X, y, *, l2=1e-3, num_partitions=None, partitioning="con
 _DENSE_HESSIAN_MAX_DIM = 2000
 
 
-def _power_iteration(hvp, dim: int, max_iters: int = 5000, rtol: float = 1e-12,
-                     seed: int = 0) -> float:
+def _power_iteration(
+    hvp, dim: int, max_iters: int = 5000, rtol: float = 1e-12, seed: int = 0
+) -> float:
     """Largest |eigenvalue| of a symmetric operator given as a Hessian-vector product,
     iterated until the estimate changes by less than ``rtol`` (relative)."""
     v = np.random.default_rng(seed).standard_normal(dim)
@@ -472,9 +509,19 @@ def _power_iteration(hvp, dim: int, max_iters: int = 5000, rtol: float = 1e-12,
     return value
 
 
-def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float = 0.0,
-              partitioning: str = "contiguous", labels=None, seed: int = 0,
-              optimum_steps: int = 3000, name: str = "model") -> Problem:
+def from_loss(
+    per_example_loss,
+    params,
+    data,
+    num_partitions: int,
+    *,
+    l2: float = 0.0,
+    partitioning: str = "contiguous",
+    labels=None,
+    seed: int = 0,
+    optimum_steps: int = 3000,
+    name: str = "model",
+) -> Problem:
     """A problem from any per-example loss written in JAX and any pytree of parameters.
 
     Args:
@@ -526,13 +573,16 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
     one = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], data)
     value = jax.eval_shape(per_example_loss, params, one)
     if not hasattr(value, "shape") or value.shape != ():
-        raise ValueError("per_example_loss must return a scalar for one example, got "
-                         f"{getattr(value, 'shape', type(value).__name__)!r}")
+        raise ValueError(
+            "per_example_loss must return a scalar for one example, got "
+            f"{getattr(value, 'shape', type(value).__name__)!r}"
+        )
     weighted_loss = weighted_sum(example_loss)
     dtype = jnp.asarray(0.0).dtype
     device_examples = jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a),
-        examples)
+        examples,
+    )
     device_weights = jnp.asarray(weights, dtype)
 
     def union_loss(theta, mask):
@@ -542,25 +592,32 @@ def from_loss(per_example_loss, params, data, num_partitions: int, *, l2: float 
 
     start = jnp.asarray(theta0, dtype)
     hessian = jax.jit(jax.hessian(union_loss))
-    hvp = jax.jit(lambda v, mask: jax.jvp(lambda t: jax.grad(union_loss)(t, mask), (start,), (v,))[1])
+    hvp = jax.jit(
+        lambda v, mask: jax.jvp(lambda t: jax.grad(union_loss)(t, mask), (start,), (v,))[1]
+    )
 
     def union_smoothness(mask):
         """Largest |eigenvalue| of the union's Hessian at θ⁰ (dense when d is small)."""
         mask = jnp.asarray(mask, dtype)
         if len(theta0) <= _DENSE_HESSIAN_MAX_DIM:
-            return float(np.max(np.abs(np.linalg.eigvalsh(np.asarray(hessian(start, mask), np.float64)))))
+            return float(
+                np.max(np.abs(np.linalg.eigvalsh(np.asarray(hessian(start, mask), np.float64))))
+            )
         return _power_iteration(lambda v: hvp(v, mask), len(theta0))
 
     P = index.shape[0]
     initial = float(union_loss(start, jnp.ones(P, dtype)))
     if not np.isfinite(initial):
-        raise ValueError(f"per_example_loss must be finite: the loss at the initial params is "
-                         f"{initial!r}")
+        raise ValueError(
+            f"per_example_loss must be finite: the loss at the initial params is {initial!r}"
+        )
     smoothness = union_smoothness(np.ones(P))
     if not np.isfinite(smoothness) or smoothness <= 0:
-        raise ValueError(f"problem {name!r}: the Hessian at the initial params has largest "
-                         f"|eigenvalue| L = {smoothness!r}; L must be finite and > 0 (L = 0: "
-                         "the loss has no curvature there, so the step 1/L is undefined)")
+        raise ValueError(
+            f"problem {name!r}: the Hessian at the initial params has largest "
+            f"|eigenvalue| L = {smoothness!r}; L must be finite and > 0 (L = 0: "
+            "the loss has no curvature there, so the step 1/L is undefined)"
+        )
     loss_and_grad = jax.jit(jax.value_and_grad(lambda t: union_loss(t, np.ones(P))))
     theta, best = jnp.asarray(theta0, dtype), np.inf
     for _ in range(optimum_steps):

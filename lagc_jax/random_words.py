@@ -35,8 +35,9 @@ _PARITY = np.uint32(0x1BD11BDA)
 
 def matches_jax() -> bool:
     """Whether these functions give jax's bits: threefry keys, partitionable bit layout."""
-    return (jax.config.jax_default_prng_impl == "threefry2x32"
-            and bool(jax.config.jax_threefry_partitionable))
+    return jax.config.jax_default_prng_impl == "threefry2x32" and bool(
+        jax.config.jax_threefry_partitionable
+    )
 
 
 @jax.jit

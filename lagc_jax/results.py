@@ -39,15 +39,33 @@ from statistics import NormalDist
 
 import numpy as np
 
-_ARRAYS = ("iterations", "loss", "gap", "wall_clock", "uploads", "downloads", "computations",
-           "diverged")
+_ARRAYS = (
+    "iterations",
+    "loss",
+    "gap",
+    "wall_clock",
+    "uploads",
+    "downloads",
+    "computations",
+    "diverged",
+)
 # Quantities reported when a target gap is reached (and every cumulative metric present).
 REACH_FIELDS = ("iterations", "wall_clock", "uploads", "downloads", "computations")
 # Names a strategy's own metric may not take: the core arrays, the engine's own records and
 # the other keys of Result.summary.
-CORE_NAMES = frozenset(_ARRAYS) | {"upload_mask", "decoding_residual", "masks", "grad_error",
-                                   "optimal_value", "config", "metrics", "duration", "loss",
-                                   "final_gap", "reached"}
+CORE_NAMES = frozenset(_ARRAYS) | {
+    "upload_mask",
+    "decoding_residual",
+    "masks",
+    "grad_error",
+    "optimal_value",
+    "config",
+    "metrics",
+    "duration",
+    "loss",
+    "final_gap",
+    "reached",
+}
 # Metrics the engine records for every strategy (a strategy may report its own sizes).
 BUILTIN_METRICS = ("bits_up", "bits_down")
 _METRIC_PREFIX = "metric:"
@@ -95,8 +113,9 @@ def _check_confidence(confidence) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if isinstance(confidence, bool) or not 0 < value < 1:
-        raise ValueError(f"confidence must be a number in (0, 1) (e.g. 0.9, 0.95, 0.99), "
-                         f"got {confidence!r}")
+        raise ValueError(
+            f"confidence must be a number in (0, 1) (e.g. 0.9, 0.95, 0.99), got {confidence!r}"
+        )
     return value
 
 
@@ -158,8 +177,9 @@ class Result:
         metrics = self.__dict__.get("metrics")
         if metrics is not None and name in metrics:
             return metrics[name]
-        raise AttributeError(f"Result has no field or metric {name!r} (metrics: "
-                             f"{sorted(metrics or ())})")
+        raise AttributeError(
+            f"Result has no field or metric {name!r} (metrics: {sorted(metrics or ())})"
+        )
 
     @property
     def num_trials(self) -> int:
@@ -173,8 +193,7 @@ class Result:
 
     def cumulative_metrics(self) -> list[str]:
         """Names of the metrics that accumulate (0 at entry 0, like uploads)."""
-        return [name for name, values in self.metrics.items()
-                if not np.isnan(values[:, 0]).any()]
+        return [name for name, values in self.metrics.items() if not np.isnan(values[:, 0]).any()]
 
     # -- persistence
     def save(self, path) -> Path:
@@ -227,16 +246,24 @@ class Result:
                 config = json.loads(config_path.read_text())
             except ValueError as error:
                 raise ValueError(f"{config_path} is not a Result's JSON record: {error}") from None
-        metrics = {name[len(_METRIC_PREFIX):]: arrays.pop(name) for name in list(arrays)
-                   if name.startswith(_METRIC_PREFIX)}
-        unknown = sorted(set(arrays) - set(_ARRAYS) - {"optimal_value", "upload_mask",
-                                                       "decoding_residual"})
+        metrics = {
+            name[len(_METRIC_PREFIX) :]: arrays.pop(name)
+            for name in list(arrays)
+            if name.startswith(_METRIC_PREFIX)
+        }
+        unknown = sorted(
+            set(arrays) - set(_ARRAYS) - {"optimal_value", "upload_mask", "decoding_residual"}
+        )
         if unknown:
             raise ValueError(f"{npz} is not a saved lagc_jax Result: unknown arrays {unknown}")
-        return cls(optimal_value=float(arrays.pop("optimal_value")), config=config,
-                   upload_mask=arrays.pop("upload_mask", None),
-                   decoding_residual=arrays.pop("decoding_residual", None), metrics=metrics,
-                   **arrays)
+        return cls(
+            optimal_value=float(arrays.pop("optimal_value")),
+            config=config,
+            upload_mask=arrays.pop("upload_mask", None),
+            decoding_residual=arrays.pop("decoding_residual", None),
+            metrics=metrics,
+            **arrays,
+        )
 
     # -- summaries
     def quantiles(self, name: str, q=(0.1, 0.5, 0.9)) -> np.ndarray:
@@ -269,15 +296,21 @@ class Result:
                 f"target_gap={target_gap:g} is below the resolution of f − f* in this run's "
                 f"{self.config.get('dtype', 'dtype')} ({resolution:.2g} = eps·|f*|): whether it "
                 "is reached cannot be told, so no trial is counted as reaching it; run in "
-                "float64 (JAX_ENABLE_X64=1) or use a larger target", RuntimeWarning, stacklevel=2)
+                "float64 (JAX_ENABLE_X64=1) or use a larger target",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             reached = np.zeros_like(reached)
         hit = reached.any(axis=1)
         first = np.argmax(reached, axis=1)
         rows = np.arange(self.num_trials)
         out = {}
         for name in (*REACH_FIELDS, *self.cumulative_metrics()):
-            values = (np.broadcast_to(self.iterations, self.gap.shape) if name == "iterations"
-                      else getattr(self, name))
+            values = (
+                np.broadcast_to(self.iterations, self.gap.shape)
+                if name == "iterations"
+                else getattr(self, name)
+            )
             out[name] = np.where(hit, values[rows, first].astype(float), np.nan)
         return out
 
@@ -292,10 +325,12 @@ class Result:
         out = {name: median_interval(values, confidence) for name, values in reach.items()}
         for name in self.metrics:
             if name not in reach:
-                out[name] = median_interval(np.nanmean(self.metrics[name][:, 1:], axis=1),
-                                            confidence)
-        out["final_gap"] = median_interval(np.where(self.diverged, np.inf, self.gap[:, -1]),
-                                           confidence)
+                out[name] = median_interval(
+                    np.nanmean(self.metrics[name][:, 1:], axis=1), confidence
+                )
+        out["final_gap"] = median_interval(
+            np.where(self.diverged, np.inf, self.gap[:, -1]), confidence
+        )
         out["reached"] = float(np.mean(~np.isnan(reach["wall_clock"])))
         out["diverged"] = int(self.diverged.sum())
         return out

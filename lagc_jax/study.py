@@ -100,9 +100,17 @@ class StudyConfig:
 
     @classmethod
     def quick(cls, **overrides) -> "StudyConfig":
-        base = dict(trials=100, iters=300, sweep_trials=None, s_values=(0, 2, 5),
-                    s_sweep_iters=400, taus=(0.0, 0.5, 2.0), tau_distributions=("exponential",),
-                    k_values=(1, 10, 12), async_step_grid=(0.25, 1.0))
+        base = dict(
+            trials=100,
+            iters=300,
+            sweep_trials=None,
+            s_values=(0, 2, 5),
+            s_sweep_iters=400,
+            taus=(0.0, 0.5, 2.0),
+            tau_distributions=("exponential",),
+            k_values=(1, 10, 12),
+            async_step_grid=(0.25, 1.0),
+        )
         base.update(overrides)
         return cls(**base)
 
@@ -138,25 +146,48 @@ def study_updates(name, workers, stragglers, iters) -> int:
     >>> study_updates("gd", 12, 2, 400), study_updates("async", 12, 2, 400)
     (400, 4800)
     """
-    strategy = strategies.make(name, workers, stragglers,
-                               **strategy_options(name, workers, stragglers))
+    strategy = strategies.make(
+        name, workers, stragglers, **strategy_options(name, workers, stragglers)
+    )
     if isinstance(strategy, strategies.KAsync):
         return -(-iters * workers // strategy.k)
     return iters
 
 
-def _run(problem, name, workers, stragglers, delay, *, trials, iters, seed, upload_time=0.0,
-         link="parallel", record_every=1) -> Result:
+def _run(
+    problem,
+    name,
+    workers,
+    stragglers,
+    delay,
+    *,
+    trials,
+    iters,
+    seed,
+    upload_time=0.0,
+    link="parallel",
+    record_every=1,
+) -> Result:
     """One simulate() call; divergence warnings are recorded in the Result, not printed."""
-    strategy = strategies.make(name, workers, stragglers,
-                               **strategy_options(name, workers, stragglers))
+    strategy = strategies.make(
+        name, workers, stragglers, **strategy_options(name, workers, stragglers)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         # One compiled call per run: chunking compiles a second program (batched
         # carry) and memory is already small (records are (trials, iters+1) scalars).
-        return simulate(problem, strategy, delay, num_iters=iters, num_trials=trials,
-                        seed=seed, upload_time=upload_time, link=link,
-                        record_every=record_every, chunk_size=iters)
+        return simulate(
+            problem,
+            strategy,
+            delay,
+            num_iters=iters,
+            num_trials=trials,
+            seed=seed,
+            upload_time=upload_time,
+            link=link,
+            record_every=record_every,
+            chunk_size=iters,
+        )
 
 
 def _applicable(name, workers, stragglers) -> bool:
@@ -239,8 +270,10 @@ def conclusion_line(dist: str, rows: dict) -> str:
     if c["fastest"] is None:
         return f"- **{dist}**: no strategy reached the target."
     f, u = c["fastest"], c["fewest_uploads"]
-    return (f"- **{dist}**: fastest: **{f}** (median {rows[f]['wall_clock'][0]:.4g} E[X]); "
-            f"fewest uploads: **{u}** (median {rows[u]['uploads'][0]:.0f}).")
+    return (
+        f"- **{dist}**: fastest: **{f}** (median {rows[f]['wall_clock'][0]:.4g} E[X]); "
+        f"fewest uploads: **{u}** (median {rows[u]['uploads'][0]:.0f})."
+    )
 
 
 def format_table(tables: dict, config: StudyConfig) -> str:
@@ -254,16 +287,21 @@ def format_table(tables: dict, config: StudyConfig) -> str:
         "(mean unit time). Common random numbers across strategies.",
     ]
     for dist, rows in tables.items():
-        lines += ["", f"## {dist}: {DISTRIBUTIONS[dist].describe()}, E[X] = "
-                  f"{mean_unit_time(DISTRIBUTIONS[dist]):g}", "",
-                  "| strategy | wall clock (E[X]) | uploads | computations | iterations "
-                  "| reached | diverged |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {dist}: {DISTRIBUTIONS[dist].describe()}, E[X] = "
+            f"{mean_unit_time(DISTRIBUTIONS[dist]):g}",
+            "",
+            "| strategy | wall clock (E[X]) | uploads | computations | iterations "
+            "| reached | diverged |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, s in rows.items():
             lines.append(
                 f"| {name} | {_cell(s['wall_clock'], '.4g')} | {_cell(s['uploads'], '.0f')} | "
                 f"{_cell(s['computations'], '.0f')} | {_cell(s['iterations'], '.0f')} | "
-                f"{s['reached']:.0%} | {s['diverged']} |")
+                f"{s['reached']:.0%} | {s['diverged']} |"
+            )
     lines += ["", "## Conclusions", ""]
     lines += [conclusion_line(dist, rows) for dist, rows in tables.items()]
     return "\n".join(lines) + "\n"
@@ -330,8 +368,14 @@ class _Memo(dict):
 
     @staticmethod
     def key(dist, name, S, tau, link, trials):
-        return (dist, name, None if name in S_INDEPENDENT else S, float(tau),
-                link if tau else "parallel", trials)
+        return (
+            dist,
+            name,
+            None if name in S_INDEPENDENT else S,
+            float(tau),
+            link if tau else "parallel",
+            trials,
+        )
 
 
 def _main_study(config, problem, runs_dir, timer, memo):
@@ -345,22 +389,32 @@ def _main_study(config, problem, runs_dir, timer, memo):
             if not _applicable(name, config.workers, config.stragglers):
                 continue
             t0 = time.perf_counter()
-            r = _run(problem, name, config.workers, config.stragglers, delay,
-                     trials=config.trials, seed=config.seed,
-                     iters=study_updates(name, config.workers, config.stragglers, config.iters))
+            r = _run(
+                problem,
+                name,
+                config.workers,
+                config.stragglers,
+                delay,
+                trials=config.trials,
+                seed=config.seed,
+                iters=study_updates(name, config.workers, config.stragglers, config.iters),
+            )
             r.save(Path(runs_dir) / f"main_{dist}_{name}.npz")
             results[name] = r
             rows[name] = summarize(r, config.target_gap, unit)
             memo[_Memo.key(dist, name, config.stragglers, 0.0, "parallel", config.trials)] = (
-                rows[name], _mean_iteration_time(r))
+                rows[name],
+                _mean_iteration_time(r),
+            )
             timer(f"main {dist} {name}", t0)
         tables[dist] = rows
         curves[dist] = _curves(results, rows, unit, config.target_gap)
     return tables, curves
 
 
-def _sweep_point(config, problem, memo, timer, dist, name, S, *, tau=0.0, link="parallel",
-                 iters=None):
+def _sweep_point(
+    config, problem, memo, timer, dist, name, S, *, tau=0.0, link="parallel", iters=None
+):
     """Summary and iteration-time stats of one sweep point (from memo, or simulated)."""
     trials = config.sweep_trial_count
     key = _Memo.key(dist, name, S, tau, link, trials)
@@ -369,9 +423,18 @@ def _sweep_point(config, problem, memo, timer, dist, name, S, *, tau=0.0, link="
     delay = DISTRIBUTIONS[dist]
     unit = mean_unit_time(delay)
     t0 = time.perf_counter()
-    r = _run(problem, name, config.workers, config.stragglers if key[2] is None else S, delay,
-             trials=trials, iters=iters or config.iters, seed=config.seed,
-             upload_time=tau * unit, link=link)
+    r = _run(
+        problem,
+        name,
+        config.workers,
+        config.stragglers if key[2] is None else S,
+        delay,
+        trials=trials,
+        iters=iters or config.iters,
+        seed=config.seed,
+        upload_time=tau * unit,
+        link=link,
+    )
     memo[key] = (summarize(r, config.target_gap, unit), _mean_iteration_time(r))
     timer(f"sweep {dist} S={S} τ={tau:g} {link} {name}", t0)
     return (*memo[key], False)
@@ -396,8 +459,12 @@ def _curves(results: dict, rows: dict, unit: float, target_gap: float) -> dict:
         "computations": np.linspace(0, limit("computations"), 400),
         "bits_up": np.concatenate([[0.0], np.geomspace(1.0, limit("bits_up"), 400)]),
     }
-    fields = {"time": "wall_clock", "uploads": "uploads", "computations": "computations",
-              "bits_up": "bits_up"}
+    fields = {
+        "time": "wall_clock",
+        "uploads": "uploads",
+        "computations": "computations",
+        "bits_up": "bits_up",
+    }
     out = {}
     for name, r in results.items():
         out[name] = {}
@@ -429,16 +496,20 @@ def _s_sweep(config, problem, memo, timer):
             for name in dict.fromkeys((*NON_LAZY, *config.s_sweep_strategies)):
                 if not _applicable(name, config.workers, S):
                     continue
-                summary, stats, reused = _sweep_point(config, problem, memo, timer, dist, name,
-                                                      S, iters=config.s_sweep_iters)
+                summary, stats, reused = _sweep_point(
+                    config, problem, memo, timer, dist, name, S, iters=config.s_sweep_iters
+                )
                 row = dict(distribution=dist, S=S, strategy=name, reused_run=reused)
                 row.update(_reach_row(summary))
-                row.update(mc_iteration_time=stats["mean"] / unit,
-                           mc_iteration_time_se=stats["se"] / unit)
+                row.update(
+                    mc_iteration_time=stats["mean"] / unit, mc_iteration_time_se=stats["se"] / unit
+                )
                 row["analytic_iteration_time"] = (
-                    analysis.expected_iteration_time(name, config.workers, S,
-                                                     DISTRIBUTIONS[dist]) / unit
-                    if name in NON_LAZY else float("nan"))
+                    analysis.expected_iteration_time(name, config.workers, S, DISTRIBUTIONS[dist])
+                    / unit
+                    if name in NON_LAZY
+                    else float("nan")
+                )
                 row["trials"] = summary["trials"]
                 rows.append(row)
     return rows
@@ -452,10 +523,24 @@ def _tau_sweep(config, problem, memo, timer):
                 for name in config.tau_strategies:
                     if not _applicable(name, config.workers, config.stragglers):
                         continue
-                    summary, _, reused = _sweep_point(config, problem, memo, timer, dist, name,
-                                                      config.stragglers, tau=tau, link=link)
-                    row = dict(distribution=dist, link=link, tau=float(tau), strategy=name,
-                               reused_run=reused)
+                    summary, _, reused = _sweep_point(
+                        config,
+                        problem,
+                        memo,
+                        timer,
+                        dist,
+                        name,
+                        config.stragglers,
+                        tau=tau,
+                        link=link,
+                    )
+                    row = dict(
+                        distribution=dist,
+                        link=link,
+                        tau=float(tau),
+                        strategy=name,
+                        reused_run=reused,
+                    )
                     row.update(_reach_row(summary))
                     row["trials"] = summary["trials"]
                     rows.append(row)
@@ -481,20 +566,27 @@ def _k_sweep(config, problem, timer):
             updates = -(-config.iters * config.workers // k)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                results = sweep(problem, strategies.make("k-async", config.workers, k=k), delay,
-                                step_size=[c / problem.smoothness for c in config.async_step_grid],
-                                num_iters=updates, num_trials=trials, seed=config.seed,
-                                chunk_size=updates)
+                results = sweep(
+                    problem,
+                    strategies.make("k-async", config.workers, k=k),
+                    delay,
+                    step_size=[c / problem.smoothness for c in config.async_step_grid],
+                    num_iters=updates,
+                    num_trials=trials,
+                    seed=config.seed,
+                    chunk_size=updates,
+                )
             for factor, r in zip(config.async_step_grid, results):
-                row = dict(distribution=dist, k=k, step_size_times_L=float(factor),
-                           updates=updates)
+                row = dict(distribution=dist, k=k, step_size_times_L=float(factor), updates=updates)
                 row.update(_reach_row(summarize(r, config.async_target_gap, unit)))
                 final = median_interval(r.gap[:, -1])
-                row.update(final_gap_median=final[0], final_gap_lo=final[1],
-                           final_gap_hi=final[2],
-                           reached_target=float(np.mean(r.to_reach(config.target_gap)
-                                                        ["wall_clock"] >= 0)),
-                           trials=trials)
+                row.update(
+                    final_gap_median=final[0],
+                    final_gap_lo=final[1],
+                    final_gap_hi=final[2],
+                    reached_target=float(np.mean(r.to_reach(config.target_gap)["wall_clock"] >= 0)),
+                    trials=trials,
+                )
                 rows.append(row)
             timer(f"k sweep {dist} k={k} ({len(config.async_step_grid)} step sizes)", t0)
     return rows
@@ -523,19 +615,28 @@ def format_async_table(k_rows: list[dict], config: StudyConfig) -> str:
     """Markdown: k-async per k at α = 1/L and at the best α of the grid."""
     best = {(r["distribution"], r["k"]): r for r in best_step_rows(k_rows)}
     grid = ", ".join(f"{c:g}" for c in config.async_step_grid)
-    lines = ["", "## Asynchronous baselines (MODEL.md §8): k-async, k = 1 … M (k = 1 is async, "
-             "k = M is gd)", "",
-             f"{config.sweep_trial_count} trials, ⌈{config.iters}·M/k⌉ updates (the partition "
-             f"gradients of {config.iters} gd iterations). With a constant step size k < M does "
-             f"not converge to f*: time to f − f* ≤ {config.async_target_gap:g} (median, 95 % "
-             f"interval, units of E[X]), the fraction of trials reaching "
-             f"{config.target_gap:g}, and the gap at the end (median [95 % interval]). "
-             f"Step size α = 1/L and the best of α·L ∈ {{{grid}}} (lowest median time).", ""]
+    lines = [
+        "",
+        "## Asynchronous baselines (MODEL.md §8): k-async, k = 1 … M (k = 1 is async, k = M is gd)",
+        "",
+        f"{config.sweep_trial_count} trials, ⌈{config.iters}·M/k⌉ updates (the partition "
+        f"gradients of {config.iters} gd iterations). With a constant step size k < M does "
+        f"not converge to f*: time to f − f* ≤ {config.async_target_gap:g} (median, 95 % "
+        f"interval, units of E[X]), the fraction of trials reaching "
+        f"{config.target_gap:g}, and the gap at the end (median [95 % interval]). "
+        f"Step size α = 1/L and the best of α·L ∈ {{{grid}}} (lowest median time).",
+        "",
+    ]
     for dist in config.distributions:
-        lines += [f"### {dist}", "",
-                  "| k | α·L | wall clock to " f"{config.async_target_gap:g} | uploads | "
-                  f"reached {config.async_target_gap:g} | reached {config.target_gap:g} | "
-                  "final gap |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {dist}",
+            "",
+            "| k | α·L | wall clock to "
+            f"{config.async_target_gap:g} | uploads | "
+            f"reached {config.async_target_gap:g} | reached {config.target_gap:g} | "
+            "final gap |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in k_rows:
             if r["distribution"] != dist:
                 continue
@@ -547,7 +648,8 @@ def format_async_table(k_rows: list[dict], config: StudyConfig) -> str:
                 f"{_cell((r['wall_clock_median'], r['wall_clock_lo'], r['wall_clock_hi']), '.4g')} | "
                 f"{_cell((r['uploads_median'], r['uploads_lo'], r['uploads_hi']), '.0f')} | "
                 f"{r['reached']:.0%} | {r['reached_target']:.0%} | "
-                f"{r['final_gap_median']:.3g} [{r['final_gap_lo']:.3g}, {r['final_gap_hi']:.3g}] |")
+                f"{r['final_gap_median']:.3g} [{r['final_gap_lo']:.3g}, {r['final_gap_hi']:.3g}] |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -559,26 +661,34 @@ def plot_k_sweep(config: StudyConfig, k_rows: list[dict], out_dir) -> dict:
     best = best_step_rows(k_rows)
     panels = {}
     for dist in config.distributions:
-        at_default = [r for r in k_rows if r["distribution"] == dist
-                      and r["step_size_times_L"] == 1.0]
+        at_default = [
+            r for r in k_rows if r["distribution"] == dist and r["step_size_times_L"] == 1.0
+        ]
         tuned = sorted((r for r in best if r["distribution"] == dist), key=lambda r: r["k"])
         panel = {}
         for label, rows in (("k-async", at_default), ("k-async, best α", tuned)):
             if rows:
-                panel[label] = tuple([r[f] for r in rows] for f in
-                                     ("k", "wall_clock_median", "wall_clock_lo", "wall_clock_hi"))
+                panel[label] = tuple(
+                    [r[f] for r in rows]
+                    for f in ("k", "wall_clock_median", "wall_clock_lo", "wall_clock_hi")
+                )
         gd = [r for r in at_default if r["k"] == config.workers]
         if gd:  # the reference: k = M is gd
             ks = [r["k"] for r in at_default]
-            panel["gd"] = ([min(ks), max(ks)], *([gd[0][f]] * 2 for f in
-                           ("wall_clock_median", "wall_clock_lo", "wall_clock_hi")))
+            panel["gd"] = (
+                [min(ks), max(ks)],
+                *([gd[0][f]] * 2 for f in ("wall_clock_median", "wall_clock_lo", "wall_clock_hi")),
+            )
         panels[plotting.DISTRIBUTION_LABELS[dist]] = panel
     path, colors = plotting.sweep_figure(
-        panels, "k: gradients per server update (k = 1: async, k = M: gd)",
+        panels,
+        "k: gradients per server update (k = 1: async, k = M: gd)",
         f"k-async: time to reach f − f* ≤ {config.async_target_gap:g} vs k (M = "
         f"{config.workers}, α = 1/L and the best α·L of "
         f"{{{', '.join(f'{c:g}' for c in config.async_step_grid)}}})",
-        Path(out_dir) / "async_k.png", xticks=sorted({r["k"] for r in k_rows}))
+        Path(out_dir) / "async_k.png",
+        xticks=sorted({r["k"] for r in k_rows}),
+    )
     return {str(path): colors}
 
 
@@ -587,11 +697,14 @@ def _sweep_series(rows, strategies_, **match):
     panel = {}
     xname = "S" if "link" not in match else "tau"
     for name in strategies_:
-        pts = [r for r in rows if r["strategy"] == name and
-               all(r[k] == v for k, v in match.items())]
+        pts = [
+            r for r in rows if r["strategy"] == name and all(r[k] == v for k, v in match.items())
+        ]
         if pts:
-            panel[name] = tuple([r[f] for r in pts] for f in
-                                (xname, "wall_clock_median", "wall_clock_lo", "wall_clock_hi"))
+            panel[name] = tuple(
+                [r[f] for r in pts]
+                for f in (xname, "wall_clock_median", "wall_clock_lo", "wall_clock_hi")
+            )
     return panel
 
 
@@ -609,28 +722,41 @@ def plot_s_sweep(config: StudyConfig, s_rows: list[dict], out_dir) -> dict:
                     "S": [r["S"] for r in pts],
                     "analytic": [r["analytic_iteration_time"] for r in pts],
                     "mc": [r["mc_iteration_time"] for r in pts],
-                    "ci": [(r["mc_iteration_time"] - 1.96 * r["mc_iteration_time_se"],
-                            r["mc_iteration_time"] + 1.96 * r["mc_iteration_time_se"])
-                           for r in pts],
+                    "ci": [
+                        (
+                            r["mc_iteration_time"] - 1.96 * r["mc_iteration_time_se"],
+                            r["mc_iteration_time"] + 1.96 * r["mc_iteration_time_se"],
+                        )
+                        for r in pts
+                    ],
                 }
     path, colors = plotting.iteration_time_figure(
-        data, Path(out_dir) / "iteration_time_vs_S.png",
+        data,
+        Path(out_dir) / "iteration_time_vs_S.png",
         title=f"Mean iteration time: analysis vs Monte Carlo (M = {config.workers}, "
-              f"{config.sweep_trial_count} trials × {config.s_sweep_iters} iterations)",
+        f"{config.sweep_trial_count} trials × {config.s_sweep_iters} iterations)",
         note="Analytic: MODEL.md §7 (lagc_jax.analysis). Monte Carlo: mean over trials of each "
-             "trial's mean iteration time, error bars 95 % CI. Common random numbers: at S = 0 "
-             "all four strategies are gd.\nPareto(shape 1.5): an iteration time that waits for "
-             "the slowest worker (gd, and every strategy at S = 0) has infinite variance, so its "
-             "CI is only nominal and its sample mean typically falls below the expectation."
-             if "pareto" in config.distributions else "")
+        "trial's mean iteration time, error bars 95 % CI. Common random numbers: at S = 0 "
+        "all four strategies are gd.\nPareto(shape 1.5): an iteration time that waits for "
+        "the slowest worker (gd, and every strategy at S = 0) has infinite variance, so its "
+        "CI is only nominal and its sample mean typically falls below the expectation."
+        if "pareto" in config.distributions
+        else "",
+    )
     figures[str(path)] = colors
-    panels = {plotting.DISTRIBUTION_LABELS[dist]:
-              _sweep_series(s_rows, config.s_sweep_strategies, distribution=dist)
-              for dist in config.distributions}
+    panels = {
+        plotting.DISTRIBUTION_LABELS[dist]: _sweep_series(
+            s_rows, config.s_sweep_strategies, distribution=dist
+        )
+        for dist in config.distributions
+    }
     path, colors = plotting.sweep_figure(
-        panels, "stragglers tolerated S (groups of S + 1)",
+        panels,
+        "stragglers tolerated S (groups of S + 1)",
         f"Time to reach f − f* ≤ {config.target_gap:g} vs S (M = {config.workers}, τ = 0)",
-        Path(out_dir) / "sweep_S.png", xticks=list(config.s_values))
+        Path(out_dir) / "sweep_S.png",
+        xticks=list(config.s_values),
+    )
     figures[str(path)] = colors
     return figures
 
@@ -639,19 +765,28 @@ def plot_tau_sweep(config: StudyConfig, tau_rows: list[dict], out_dir) -> dict:
     """sweep_tau.png from the τ-sweep rows."""
     from . import plotting
 
-    panels = {f"{dist}, {link} uplink":
-              _sweep_series(tau_rows, config.tau_strategies, distribution=dist, link=link)
-              for dist in config.tau_distributions for link in config.links}
+    panels = {
+        f"{dist}, {link} uplink": _sweep_series(
+            tau_rows, config.tau_strategies, distribution=dist, link=link
+        )
+        for dist in config.tau_distributions
+        for link in config.links
+    }
     path, colors = plotting.sweep_figure(
-        panels, "upload time τ per gradient vector (units of E[X])",
+        panels,
+        "upload time τ per gradient vector (units of E[X])",
         f"Time to reach f − f* ≤ {config.target_gap:g} vs upload time "
         f"(M = {config.workers}, S = {config.stragglers})",
-        Path(out_dir) / "sweep_tau.png", xscale="symlog", xticks=list(config.taus))
+        Path(out_dir) / "sweep_tau.png",
+        xscale="symlog",
+        xticks=list(config.taus),
+    )
     return {str(path): colors}
 
 
 def read_rows(path) -> list[dict]:
     """Rows of a sweep CSV with numbers parsed (for re-plotting without re-running)."""
+
     def parse(v):
         if v in ("True", "False"):
             return v == "True"
@@ -660,12 +795,14 @@ def read_rows(path) -> list[dict]:
         except ValueError:
             return v
         return int(f) if f.is_integer() and "." not in v and "e" not in v else f
+
     with Path(path).open() as fh:
         return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
-def async_baselines(config: StudyConfig, out_dir="figures", *, log=_log, problem=None,
-                    start=None) -> dict:
+def async_baselines(
+    config: StudyConfig, out_dir="figures", *, log=_log, problem=None, start=None
+) -> dict:
     """The asynchronous baselines alone (also part of :func:`reproduce`): the k sweep of
     k-async at α = 1/L and the grid ``config.async_step_grid``, written as
     ``sweep_k.csv``, ``async_k.png`` and ``table_async.md`` in ``out_dir``. Returns
@@ -676,7 +813,9 @@ def async_baselines(config: StudyConfig, out_dir="figures", *, log=_log, problem
     problem = problems.lag_synthetic(config.workers) if problem is None else problem
 
     def timer(label, t0):
-        log(f"  {label}: {time.perf_counter() - t0:.1f}s (total {time.perf_counter() - start:.0f}s)")
+        log(
+            f"  {label}: {time.perf_counter() - t0:.1f}s (total {time.perf_counter() - start:.0f}s)"
+        )
 
     rows = _k_sweep(config, problem, timer)
     _write_rows(out_dir / "sweep_k.csv", rows)
@@ -686,8 +825,9 @@ def async_baselines(config: StudyConfig, out_dir="figures", *, log=_log, problem
     return {"k_sweep": rows, "figures": figures, "table_md": table_md}
 
 
-def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduce",
-              log=_log) -> dict:
+def reproduce(
+    config: StudyConfig, out_dir="figures", runs_dir="results/reproduce", log=_log
+) -> dict:
     """Run the study and write figures, tables and runs. Returns what was written:
     ``{"tables", "table_md", "table_csv", "figures": {path: {label: colour}},
     "s_sweep", "tau_sweep", "elapsed"}``."""
@@ -700,10 +840,14 @@ def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduc
     problem = problems.lag_synthetic(config.workers)
 
     def timer(label, t0):
-        log(f"  {label}: {time.perf_counter() - t0:.1f}s (total {time.perf_counter() - start:.0f}s)")
+        log(
+            f"  {label}: {time.perf_counter() - t0:.1f}s (total {time.perf_counter() - start:.0f}s)"
+        )
 
-    log(f"reproduce: M={config.workers}, S={config.stragglers}, {config.trials} trials × "
-        f"{config.iters} iterations, distributions {', '.join(config.distributions)}")
+    log(
+        f"reproduce: M={config.workers}, S={config.stragglers}, {config.trials} trials × "
+        f"{config.iters} iterations, distributions {', '.join(config.distributions)}"
+    )
     memo = _Memo()
     tables, curves = _main_study(config, problem, runs_dir, timer, memo)
     table_md = out_dir / "table.md"
@@ -713,17 +857,29 @@ def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduc
     figures = {}
     for dist in config.distributions:
         path, colors = plotting.convergence_figure(
-            curves[dist], config.target_gap,
+            curves[dist],
+            config.target_gap,
             f"M = {config.workers}, S = {config.stragglers}, lag_synthetic, "
             f"{config.trials} trials — {plotting.DISTRIBUTION_LABELS[dist]}",
-            out_dir / f"convergence_{dist}.png")
+            out_dir / f"convergence_{dist}.png",
+        )
         figures[str(path)] = colors
     path, colors = plotting.tradeoff_figure(
-        {d: {n: {"time": s["wall_clock"], "uploads": s["uploads"],
-                 "computations": s["computations"]} for n, s in tables[d].items()}
-         for d in config.distributions},
+        {
+            d: {
+                n: {
+                    "time": s["wall_clock"],
+                    "uploads": s["uploads"],
+                    "computations": s["computations"],
+                }
+                for n, s in tables[d].items()
+            }
+            for d in config.distributions
+        },
         f"Cost to reach f − f* ≤ {config.target_gap:g} (medians, 95 % intervals; "
-        f"M = {config.workers}, S = {config.stragglers})", out_dir / "tradeoff.png")
+        f"M = {config.workers}, S = {config.stragglers})",
+        out_dir / "tradeoff.png",
+    )
     figures[str(path)] = colors
 
     s_rows = []
@@ -747,18 +903,29 @@ def reproduce(config: StudyConfig, out_dir="figures", runs_dir="results/reproduc
 
     elapsed = time.perf_counter() - start
     log(f"reproduce: wrote {out_dir}/ (figures, table) and {runs_dir}/ in {elapsed:.0f}s")
-    return {"tables": tables, "table_md": table_md, "table_csv": table_csv,
-            "figures": figures, "s_sweep": s_rows, "tau_sweep": tau_rows, "k_sweep": k_rows,
-            "elapsed": elapsed,
-            "config": config}
+    return {
+        "tables": tables,
+        "table_md": table_md,
+        "table_csv": table_csv,
+        "figures": figures,
+        "s_sweep": s_rows,
+        "tau_sweep": tau_rows,
+        "k_sweep": k_rows,
+        "elapsed": elapsed,
+        "config": config,
+    }
 
 
 # --------------------------------------------------------------------------- #
 # lagc-jax table: analytic vs Monte Carlo per-iteration costs
 # --------------------------------------------------------------------------- #
 QUANTITIES = ("time", "uploads", "downloads", "computations")
-_RESULT_FIELD = {"time": "wall_clock", "uploads": "uploads", "downloads": "downloads",
-                 "computations": "computations"}
+_RESULT_FIELD = {
+    "time": "wall_clock",
+    "uploads": "uploads",
+    "downloads": "downloads",
+    "computations": "computations",
+}
 
 
 def _active_units(name: str, result: Result, stragglers: int) -> np.ndarray:
@@ -773,8 +940,17 @@ def _active_units(name: str, result: Result, stragglers: int) -> np.ndarray:
     return np.diff(result.uploads, axis=1)
 
 
-def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters: int,
-                    seed: int = 0, upload_time: float = 0.0, names=None) -> list[dict]:
+def iteration_table(
+    workers: int,
+    stragglers: int,
+    delay,
+    *,
+    trials: int,
+    iters: int,
+    seed: int = 0,
+    upload_time: float = 0.0,
+    names=None,
+) -> list[dict]:
     """Analytic vs Monte Carlo expected per-iteration time and counts.
 
     Monte Carlo: the per-trial mean over K iterations (i.i.d. across trials);
@@ -792,11 +968,21 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
     for name in names:
         if not _applicable(name, workers, stragglers):
             continue
-        r = _run(problem, name, workers, stragglers, delay, trials=trials, iters=iters,
-                 seed=seed, upload_time=upload_time)
+        r = _run(
+            problem,
+            name,
+            workers,
+            stragglers,
+            delay,
+            trials=trials,
+            iters=iters,
+            seed=seed,
+            upload_time=upload_time,
+        )
         if name in NON_LAZY:
-            analytic = analysis.expected_iteration_costs(name, workers, stragglers, delay,
-                                                         upload_time=upload_time)
+            analytic = analysis.expected_iteration_costs(
+                name, workers, stragglers, delay, upload_time=upload_time
+            )
             kinds = dict.fromkeys(QUANTITIES, "exact")
         elif name not in analysis.LAZY_STRATEGIES:  # no analysis: Monte Carlo only
             analytic = dict.fromkeys(QUANTITIES, math.nan)
@@ -807,8 +993,9 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
             weights = counts / counts.sum()
             analytic = dict.fromkeys(QUANTITIES, 0.0)
             for v, w in zip(values, weights):
-                c = analysis.expected_lazy_iteration_costs(name, workers, stragglers, delay,
-                                                           int(v), upload_time=upload_time)
+                c = analysis.expected_lazy_iteration_costs(
+                    name, workers, stragglers, delay, int(v), upload_time=upload_time
+                )
                 for q in QUANTITIES:
                     analytic[q] += w * c[q]
             kinds = dict.fromkeys(QUANTITIES, "given n")
@@ -823,19 +1010,36 @@ def iteration_table(workers: int, stragglers: int, delay, *, trials: int, iters:
             a = float(analytic[q])
             if se <= 1e-9 * max(1.0, abs(mean)):  # deterministic count (round-off spread)
                 se = 0.0
-                z = 0.0 if math.isclose(mean, a, rel_tol=1e-9, abs_tol=1e-12) else \
-                    math.copysign(math.inf, mean - a)
+                z = (
+                    0.0
+                    if math.isclose(mean, a, rel_tol=1e-9, abs_tol=1e-12)
+                    else math.copysign(math.inf, mean - a)
+                )
             else:
                 z = (mean - a) / se
-            rows.append(dict(strategy=name, quantity=q, analytic=a, kind=kinds[q], mc_mean=mean,
-                             ci_lo=mean - 1.96 * se, ci_hi=mean + 1.96 * se, se=se, z=z))
+            rows.append(
+                dict(
+                    strategy=name,
+                    quantity=q,
+                    analytic=a,
+                    kind=kinds[q],
+                    mc_mean=mean,
+                    ci_lo=mean - 1.96 * se,
+                    ci_hi=mean + 1.96 * se,
+                    se=se,
+                    z=z,
+                )
+            )
     return rows
 
 
 def format_iteration_table(rows: list[dict], header: str) -> str:
-    lines = [header, "",
-             "| strategy | quantity | analytic | kind | Monte Carlo mean | 95 % CI | (MC − analytic)/SE |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        header,
+        "",
+        "| strategy | quantity | analytic | kind | Monte Carlo mean | 95 % CI | (MC − analytic)/SE |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["kind"] == "bound":
             check = "bound holds" if r["z"] <= 4 else "BOUND VIOLATED"
@@ -845,15 +1049,19 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
             check = f"{r['z']:+.2f}"
         lines.append(
             f"| {r['strategy']} | {r['quantity']} | {r['analytic']:.4f} | {r['kind']} | "
-            f"{r['mc_mean']:.4f} | [{r['ci_lo']:.4f}, {r['ci_hi']:.4f}] | {check} |")
-    lines += ["", "kind: exact = closed form (MODEL.md §7); given n = analysis conditional on "
-              "the number n of active lazy units (uploads that iteration; for lagc-ps, "
-              "partitions selected), averaged over the n observed in the run — so the count "
-              "that defines n agrees by construction and the check is on the others and on "
-              "time; bound = upper bound (see analysis.expected_lazy_iteration_costs); none = "
-              "a registered strategy without analysis (Monte Carlo only). "
-              "SE = standard error of the mean of per-trial averages (0 for deterministic "
-              "counts). Strategies share the unit-time draws, so their deviations correlate."]
+            f"{r['mc_mean']:.4f} | [{r['ci_lo']:.4f}, {r['ci_hi']:.4f}] | {check} |"
+        )
+    lines += [
+        "",
+        "kind: exact = closed form (MODEL.md §7); given n = analysis conditional on "
+        "the number n of active lazy units (uploads that iteration; for lagc-ps, "
+        "partitions selected), averaged over the n observed in the run — so the count "
+        "that defines n agrees by construction and the check is on the others and on "
+        "time; bound = upper bound (see analysis.expected_lazy_iteration_costs); none = "
+        "a registered strategy without analysis (Monte Carlo only). "
+        "SE = standard error of the mean of per-trial averages (0 for deterministic "
+        "counts). Strategies share the unit-time draws, so their deviations correlate.",
+    ]
     return "\n".join(lines)
 
 
@@ -862,37 +1070,63 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
 # --------------------------------------------------------------------------- #
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     from .checks import delay_spec, int_at_least, number
+
     parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
     parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
-    parser.add_argument("--delay", type=delay_spec, default="exp:1",
-                        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
-                             "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)")
-    parser.add_argument("--trials", type=int_at_least(2), default=200,
-                        help="Monte Carlo trials (default 200)")
-    parser.add_argument("--iters", type=int_at_least(1), default=200,
-                        help="iterations per trial (default 200)")
-    parser.add_argument("--upload-time", type=number(0), default=0.0,
-                        help="τ per upload, parallel link (default 0)")
+    parser.add_argument(
+        "--delay",
+        type=delay_spec,
+        default="exp:1",
+        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
+        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
+    )
+    parser.add_argument(
+        "--trials", type=int_at_least(2), default=200, help="Monte Carlo trials (default 200)"
+    )
+    parser.add_argument(
+        "--iters", type=int_at_least(1), default=200, help="iterations per trial (default 200)"
+    )
+    parser.add_argument(
+        "--upload-time", type=number(0), default=0.0, help="τ per upload, parallel link (default 0)"
+    )
     parser.add_argument("--strategy", default="all", help="a strategy name or 'all'")
     parser.add_argument("--seed", type=int_at_least(0), default=0)
 
 
 def cmd_table(args) -> int:
     from .checks import applicable, check_relations
+
     prog = "lagc-jax table"
     check_relations(prog, args)
     explicit = args.strategy != "all"
     names = (args.strategy,) if explicit else strategies.names()
-    names = [s.name for s in applicable(
-        prog, names, args.workers, args.stragglers,
-        lambda name: strategies.make(name, args.workers, args.stragglers), explicit)]
+    names = [
+        s.name
+        for s in applicable(
+            prog,
+            names,
+            args.workers,
+            args.stragglers,
+            lambda name: strategies.make(name, args.workers, args.stragglers),
+            explicit,
+        )
+    ]
     delay = args.delay
-    rows = iteration_table(args.workers, args.stragglers, delay, trials=args.trials,
-                           iters=args.iters, seed=args.seed, upload_time=args.upload_time,
-                           names=names)
-    header = (f"Expected per-iteration cost, M = {args.workers}, S = {args.stragglers}, "
-              f"{delay.describe()}, τ = {args.upload_time:g} (parallel link); Monte Carlo: "
-              f"{args.trials} trials × {args.iters} iterations on lag_synthetic({args.workers})")
+    rows = iteration_table(
+        args.workers,
+        args.stragglers,
+        delay,
+        trials=args.trials,
+        iters=args.iters,
+        seed=args.seed,
+        upload_time=args.upload_time,
+        names=names,
+    )
+    header = (
+        f"Expected per-iteration cost, M = {args.workers}, S = {args.stragglers}, "
+        f"{delay.describe()}, τ = {args.upload_time:g} (parallel link); Monte Carlo: "
+        f"{args.trials} trials × {args.iters} iterations on lag_synthetic({args.workers})"
+    )
     print(format_iteration_table(rows, header))
     return 0
 
@@ -906,12 +1140,19 @@ def _float_tuple(text):
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true",
-                        help="100 trials, 300 iterations, a smaller τ sweep (≈ 1–2 minutes)")
-    parser.add_argument("--out", default="figures",
-                        help="directory for figures and tables (default figures)")
-    parser.add_argument("--runs", default="results/reproduce",
-                        help="directory for the saved runs, npz + json (default results/reproduce)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="100 trials, 300 iterations, a smaller τ sweep (≈ 1–2 minutes)",
+    )
+    parser.add_argument(
+        "--out", default="figures", help="directory for figures and tables (default figures)"
+    )
+    parser.add_argument(
+        "--runs",
+        default="results/reproduce",
+        help="directory for the saved runs, npz + json (default results/reproduce)",
+    )
     hidden = argparse.SUPPRESS  # test-only overrides of the preset grid
     parser.add_argument("--trials", type=int, help=hidden)
     parser.add_argument("--iters", type=int, help=hidden)
@@ -924,9 +1165,20 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> StudyConfig:
-    overrides = {k: getattr(args, k) for k in
-                 ("trials", "iters", "s_sweep_iters", "workers", "stragglers", "s_values",
-                  "taus", "seed") if getattr(args, k, None) is not None}
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "trials",
+            "iters",
+            "s_sweep_iters",
+            "workers",
+            "stragglers",
+            "s_values",
+            "taus",
+            "seed",
+        )
+        if getattr(args, k, None) is not None
+    }
     return (StudyConfig.quick if args.quick else StudyConfig.full)(**overrides)
 
 
@@ -937,6 +1189,20 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-__all__ = ["StudyConfig", "reproduce", "async_baselines", "best_step_rows", "format_async_table",
-           "plot_k_sweep", "strategy_options", "study_updates", "iteration_table", "format_iteration_table",
-           "conclusions", "on_grid", "band", "mean_unit_time", "read_table_csv"]
+__all__ = [
+    "StudyConfig",
+    "reproduce",
+    "async_baselines",
+    "best_step_rows",
+    "format_async_table",
+    "plot_k_sweep",
+    "strategy_options",
+    "study_updates",
+    "iteration_table",
+    "format_iteration_table",
+    "conclusions",
+    "on_grid",
+    "band",
+    "mean_unit_time",
+    "read_table_csv",
+]

@@ -103,10 +103,26 @@ from .advise import build_problem
 from .checks import LINKS, PROBLEMS, accepts_option, check_writable, default_k, import_user_modules
 from .results import atomic_write, format_median_interval, median_interval
 
-__all__ = ["Point", "Study", "shipped_studies", "load_study", "parse_study", "build_delay",
-           "run_study", "merge_studies", "read_rows", "summarize", "write_report",
-           "mean_interval", "student_t_quantile", "parse_shard", "add_study_arguments",
-           "cmd_study", "add_merge_arguments", "cmd_study_merge"]
+__all__ = [
+    "Point",
+    "Study",
+    "shipped_studies",
+    "load_study",
+    "parse_study",
+    "build_delay",
+    "run_study",
+    "merge_studies",
+    "read_rows",
+    "summarize",
+    "write_report",
+    "mean_interval",
+    "student_t_quantile",
+    "parse_shard",
+    "add_study_arguments",
+    "cmd_study",
+    "add_merge_arguments",
+    "cmd_study_merge",
+]
 
 TARGET_SCALES = ("absolute", "initial_gap")
 TIME_UNITS = ("mean", "raw")
@@ -114,23 +130,71 @@ TRACE_FLAGS = ("keep-columns", "pooled")
 # Quantities to each target in the table and the summary (wall clock in the time unit).
 QUANTITIES = ("iterations", "wall_clock", "uploads", "computations", "bits_up")
 # Grid axes: their order is the order of the cartesian product (strategies outermost).
-AXES = ("strategies", "workers", "stragglers", "delay", "link", "upload_time",
-        "broadcast_time", "latency", "problem", "seed", "step_size_times_L")
-AXIS_DEFAULTS = {"stragglers": [0], "delay": ["exp:1"], "link": ["parallel"],
-                 "upload_time": [0.0], "broadcast_time": [0.0], "latency": [0.0],
-                 "problem": ["lag_synthetic"], "seed": [0], "step_size_times_L": [1.0]}
+AXES = (
+    "strategies",
+    "workers",
+    "stragglers",
+    "delay",
+    "link",
+    "upload_time",
+    "broadcast_time",
+    "latency",
+    "problem",
+    "seed",
+    "step_size_times_L",
+)
+AXIS_DEFAULTS = {
+    "stragglers": [0],
+    "delay": ["exp:1"],
+    "link": ["parallel"],
+    "upload_time": [0.0],
+    "broadcast_time": [0.0],
+    "latency": [0.0],
+    "problem": ["lag_synthetic"],
+    "seed": [0],
+    "step_size_times_L": [1.0],
+}
 RUN_KEYS = ("trials", "iterations")  # in [study] or in a [[grid]]
-STUDY_KEYS = ("name", "description", "targets", "target_scale", "time_unit", "record_every",
-              "chunk_size", *RUN_KEYS, *AXES)
+STUDY_KEYS = (
+    "name",
+    "description",
+    "targets",
+    "target_scale",
+    "time_unit",
+    "record_every",
+    "chunk_size",
+    *RUN_KEYS,
+    *AXES,
+)
 GRID_KEYS = (*AXES, *RUN_KEYS)
 # Parameters of a point, as columns of the table and the summary.
-PARAMETERS = ("point", "strategy", "options", "workers", "stragglers", "delay", "link",
-              "upload_time", "broadcast_time", "latency", "problem", "seed",
-              "step_size_times_L", "trials", "iterations")
+PARAMETERS = (
+    "point",
+    "strategy",
+    "options",
+    "workers",
+    "stragglers",
+    "delay",
+    "link",
+    "upload_time",
+    "broadcast_time",
+    "latency",
+    "problem",
+    "seed",
+    "step_size_times_L",
+    "trials",
+    "iterations",
+)
 TIME_PARAMETERS = ("upload_time", "broadcast_time", "latency")
 # Numeric axes a sweep figure can be drawn against.
-SWEEP_AXES = ("stragglers", "workers", "upload_time", "broadcast_time", "latency",
-              "step_size_times_L")
+SWEEP_AXES = (
+    "stragglers",
+    "workers",
+    "upload_time",
+    "broadcast_time",
+    "latency",
+    "step_size_times_L",
+)
 PANELS_PER_FIGURE = 4
 
 
@@ -179,8 +243,10 @@ class Point:
     @property
     def option_values(self) -> dict:
         """The options as keyword arguments (lists become arrays, e.g. an ``encoding``)."""
-        return {name: np.asarray(value) if isinstance(value, list) else value
-                for name, value in json.loads(self.options).items()}
+        return {
+            name: np.asarray(value) if isinstance(value, list) else value
+            for name, value in json.loads(self.options).items()
+        }
 
     @property
     def strategy_label(self) -> str:
@@ -196,17 +262,31 @@ class Point:
 
     def describe(self) -> str:
         """A one-line description of every parameter that sets the point apart."""
-        return (f"{self.label}, M={self.workers}, {self.delay}, {self.link} τ="
-                f"{self.upload_time:g}, {self.problem}, seed {self.seed}, α·L="
-                f"{self.step_size_times_L:g}, {self.trials} trials × {self.iterations} "
-                "iterations")
+        return (
+            f"{self.label}, M={self.workers}, {self.delay}, {self.link} τ="
+            f"{self.upload_time:g}, {self.problem}, seed {self.seed}, α·L="
+            f"{self.step_size_times_L:g}, {self.trials} trials × {self.iterations} "
+            "iterations"
+        )
 
     def group(self) -> tuple:
         """The comparison group: every parameter but strategy, options, S and iterations."""
-        return (self.workers, self.delay, self.delay_digest, self.link, self.upload_time,
-                self.broadcast_time, self.latency, self.problem, self.seed,
-                self.step_size_times_L, self.trials, self.targets, self.target_scale,
-                self.record_every)
+        return (
+            self.workers,
+            self.delay,
+            self.delay_digest,
+            self.link,
+            self.upload_time,
+            self.broadcast_time,
+            self.latency,
+            self.problem,
+            self.seed,
+            self.step_size_times_L,
+            self.trials,
+            self.targets,
+            self.target_scale,
+            self.record_every,
+        )
 
     def build_strategy(self):
         """The strategy (``lagc_jax.strategies.make``; a built-in factory with a ``k`` option
@@ -219,8 +299,10 @@ class Point:
         strategy = strategies.make(self.strategy, self.workers, self.stragglers, **options)
         supported = tuple(getattr(strategy, "links", LINKS))
         if self.link not in supported:
-            raise ValueError(f"link {self.link!r} does not apply to strategy "
-                             f"{self.strategy!r} (supported: {', '.join(supported)})")
+            raise ValueError(
+                f"link {self.link!r} does not apply to strategy "
+                f"{self.strategy!r} (supported: {', '.join(supported)})"
+            )
         return strategy
 
 
@@ -247,17 +329,21 @@ class Study:
 
     def to_dict(self) -> dict:
         """A JSON-able form (``study.json`` of a study's folder); :meth:`from_dict` reads it."""
-        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                "points": [dataclasses.asdict(p) for p in self.points],
-                "skipped": [list(s) for s in self.skipped], "targets": list(self.targets)}
+        return {
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "points": [dataclasses.asdict(p) for p in self.points],
+            "skipped": [list(s) for s in self.skipped],
+            "targets": list(self.targets),
+        }
 
     @classmethod
     def from_dict(cls, record: dict) -> "Study":
         """The Study of :meth:`to_dict`; ValueError when ``record`` is not one."""
         try:
             fields = {f.name: record[f.name] for f in dataclasses.fields(cls)}
-            fields["points"] = tuple(Point(**{**p, "targets": tuple(p["targets"])})
-                                     for p in record["points"])
+            fields["points"] = tuple(
+                Point(**{**p, "targets": tuple(p["targets"])}) for p in record["points"]
+            )
             fields["skipped"] = tuple(tuple(s) for s in record["skipped"])
             fields["targets"] = tuple(record["targets"])
             return cls(**fields)
@@ -278,8 +364,9 @@ def shipped_studies() -> tuple:
     >>> shipped_studies()
     ('reproduce', 'trace_study')
     """
-    return tuple(sorted(f.name[:-5] for f in _studies_folder().iterdir()
-                        if f.name.endswith(".toml")))
+    return tuple(
+        sorted(f.name[:-5] for f in _studies_folder().iterdir() if f.name.endswith(".toml"))
+    )
 
 
 def load_study(source) -> Study:
@@ -297,8 +384,10 @@ def load_study(source) -> Study:
         if text in shipped_studies():
             path = Path(str(_studies_folder() / f"{text}.toml"))
         else:
-            raise ValueError(f"study: {text!r} is neither a file nor a shipped study "
-                             f"(shipped: {', '.join(shipped_studies())})")
+            raise ValueError(
+                f"study: {text!r} is neither a file nor a shipped study "
+                f"(shipped: {', '.join(shipped_studies())})"
+            )
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
@@ -327,10 +416,15 @@ def _integers(key: str, value, low: int, high: float = math.inf) -> list:
 def _numbers(key: str, value, *, positive: bool) -> list:
     values = _values(value)
     for v in values:
-        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-                or (v <= 0 if positive else v < 0)):
-            raise ValueError(f"{key}: must be finite numbers {'> 0' if positive else '>= 0'}, "
-                             f"got {v!r}")
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float))
+            or not math.isfinite(v)
+            or (v <= 0 if positive else v < 0)
+        ):
+            raise ValueError(
+                f"{key}: must be finite numbers {'> 0' if positive else '>= 0'}, got {v!r}"
+            )
     return [float(v) for v in values]
 
 
@@ -360,12 +454,16 @@ def _check_option_value(key: str, value):
     if isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, list) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) or
-            isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                        for x in v) for v in value):
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        or isinstance(v, list)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        for v in value
+    ):
         return value
-    raise ValueError(f"{key}: an option must be a number, string, boolean or an array of "
-                     f"numbers, got {value!r}")
+    raise ValueError(
+        f"{key}: an option must be a number, string, boolean or an array of numbers, got {value!r}"
+    )
 
 
 def _strategy_entries(key: str, value) -> list:
@@ -377,22 +475,22 @@ def _strategy_entries(key: str, value) -> list:
         if isinstance(entry, str):
             entry = {"name": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ValueError(f"{where}: must be a strategy name or a table with a name, "
-                             f"got {entry!r}")
+            raise ValueError(
+                f"{where}: must be a strategy name or a table with a name, got {entry!r}"
+            )
         options = dict(entry)
         name = options.pop("name")
         if name not in valid_names:
-            raise ValueError(f"{where}.name: unknown strategy {name!r}; valid: "
-                             f"{', '.join(valid_names)}")
+            raise ValueError(
+                f"{where}.name: unknown strategy {name!r}; valid: {', '.join(valid_names)}"
+            )
         iterations = options.pop("iterations", None)
         if iterations is not None:
-            iterations = _one(f"{where}.iterations", iterations,
-                              lambda k, v: _integers(k, v, 1))
+            iterations = _one(f"{where}.iterations", iterations, lambda k, v: _integers(k, v, 1))
         factory = strategies.info(name).factory
         for option, option_value in options.items():
             if not accepts_option(factory, option):
-                raise ValueError(f"{where}.{option}: strategy {name!r} has no option "
-                                 f"{option!r}")
+                raise ValueError(f"{where}.{option}: strategy {name!r} has no option {option!r}")
             _check_option_value(f"{where}.{option}", option_value)
         entries.append((name, options, iterations))
     if not entries:
@@ -404,8 +502,7 @@ def _delay_specs(key: str, value) -> list:
     specs = _values(value)
     for spec in specs:
         if not isinstance(spec, str):
-            raise ValueError(f"{key}: must be strings such as 'exp:1' or 'trace:AR', got "
-                             f"{spec!r}")
+            raise ValueError(f"{key}: must be strings such as 'exp:1' or 'trace:AR', got {spec!r}")
     return specs
 
 
@@ -456,16 +553,23 @@ def build_delay(spec: str, workers: int, base_dir="."):
     source, *flags = rest.split(",")
     unknown = [f for f in flags if f not in TRACE_FLAGS]
     if unknown or len(set(flags)) > 1 or not source:
-        raise ValueError(f"delay {spec!r}: must be {kind}:{'NAME' if kind == 'trace' else 'FILE'}"
-                         f" optionally followed by one of ,{', ,'.join(TRACE_FLAGS)}")
-    times = (datasets.straggler_trace(source) if kind == "trace"
-             else datasets.load_times_csv(Path(base_dir) / source))
+        raise ValueError(
+            f"delay {spec!r}: must be {kind}:{'NAME' if kind == 'trace' else 'FILE'}"
+            f" optionally followed by one of ,{', ,'.join(TRACE_FLAGS)}"
+        )
+    times = (
+        datasets.straggler_trace(source)
+        if kind == "trace"
+        else datasets.load_times_csv(Path(base_dir) / source)
+    )
     times = delays.normalize_samples(times)
     if "pooled" in flags:
         return delays.Empirical(times.ravel())
     if times.shape[1] != workers:
-        raise _ColumnsDiffer(f"delay {spec!r} replays {times.shape[1]} columns (one per worker) "
-                         f"but M = {workers}; add ',pooled' for i.i.d. draws")
+        raise _ColumnsDiffer(
+            f"delay {spec!r} replays {times.shape[1]} columns (one per worker) "
+            f"but M = {workers}; add ',pooled' for i.i.d. draws"
+        )
     return delays.Empirical(times, shuffle_columns="keep-columns" not in flags)
 
 
@@ -478,8 +582,9 @@ def _delay_digest(spec: str, base_dir) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as error:
-        raise ValueError(f"delay {spec!r}: cannot read {path} "
-                         f"({error.strerror or error})") from None
+        raise ValueError(
+            f"delay {spec!r}: cannot read {path} ({error.strerror or error})"
+        ) from None
 
 
 def parse_study(document: dict, *, name: str = "study", base_dir=".") -> Study:
@@ -505,8 +610,10 @@ def parse_study(document: dict, *, name: str = "study", base_dir=".") -> Study:
         raise ValueError("grid: must be one or more [[grid]] tables")
     study_name = settings.get("name", name)
     if not isinstance(study_name, str) or not re.fullmatch(r"[\w.-]+", study_name):
-        raise ValueError(f"study.name: must be a non-empty string of letters, digits, '_', '-' "
-                         f"and '.' (it names the default output folder), got {study_name!r}")
+        raise ValueError(
+            f"study.name: must be a non-empty string of letters, digits, '_', '-' "
+            f"and '.' (it names the default output folder), got {study_name!r}"
+        )
     description = settings.get("description", "")
     if not isinstance(description, str):
         raise ValueError(f"study.description: must be a string, got {description!r}")
@@ -515,18 +622,27 @@ def parse_study(document: dict, *, name: str = "study", base_dir=".") -> Study:
         raise ValueError("study.targets: must hold at least one target gap")
     if len(set(targets)) != len(targets):
         raise ValueError(f"study.targets: must be distinct, got {list(targets)}")
-    target_scale = _one("study.target_scale", settings.get("target_scale", "absolute"),
-                        lambda k, v: _choices(k, v, TARGET_SCALES))
-    time_unit = _one("study.time_unit", settings.get("time_unit", "mean"),
-                     lambda k, v: _choices(k, v, TIME_UNITS))
-    record_every = _one("study.record_every", settings.get("record_every", 1),
-                        lambda k, v: _integers(k, v, 1))
+    target_scale = _one(
+        "study.target_scale",
+        settings.get("target_scale", "absolute"),
+        lambda k, v: _choices(k, v, TARGET_SCALES),
+    )
+    time_unit = _one(
+        "study.time_unit",
+        settings.get("time_unit", "mean"),
+        lambda k, v: _choices(k, v, TIME_UNITS),
+    )
+    record_every = _one(
+        "study.record_every", settings.get("record_every", 1), lambda k, v: _integers(k, v, 1)
+    )
     chunk_size = settings.get("chunk_size")
     if chunk_size is not None:
         chunk_size = _one("study.chunk_size", chunk_size, lambda k, v: _integers(k, v, 1))
         if chunk_size % record_every:
-            raise ValueError(f"study.chunk_size: must be a multiple of study.record_every = "
-                             f"{record_every}, got {chunk_size}")
+            raise ValueError(
+                f"study.chunk_size: must be a multiple of study.record_every = "
+                f"{record_every}, got {chunk_size}"
+            )
     defaults = {key: settings[key] for key in GRID_KEYS if key in settings}
     for key in RUN_KEYS:
         if key in defaults:
@@ -543,24 +659,48 @@ def parse_study(document: dict, *, name: str = "study", base_dir=".") -> Study:
         for key in ("strategies", "workers", *RUN_KEYS):
             if key not in merged:
                 raise ValueError(f"{where}.{key}: missing; set it in this [[grid]] or in [study]")
-        axes = {key: _axis_values(where if key in grid else "study" if key in defaults
-                                  else where, key, merged[key]) for key in AXES}
-        trials, iterations = (_one(f"{where}.{key}", merged[key],
-                                   lambda k, v: _integers(k, v, 1)) for key in RUN_KEYS)
-        grid_points, reasons = _expand(where, axes, trials, iterations, targets, target_scale,
-                                       record_every, time_unit, base_dir)
+        axes = {
+            key: _axis_values(
+                where if key in grid else "study" if key in defaults else where, key, merged[key]
+            )
+            for key in AXES
+        }
+        trials, iterations = (
+            _one(f"{where}.{key}", merged[key], lambda k, v: _integers(k, v, 1)) for key in RUN_KEYS
+        )
+        grid_points, reasons = _expand(
+            where,
+            axes,
+            trials,
+            iterations,
+            targets,
+            target_scale,
+            record_every,
+            time_unit,
+            base_dir,
+        )
         for point, reason in grid_points:
             if reason is None:
                 points.setdefault(point.id, point)
             else:
                 skipped.append((point, reason))
         _check_every_value_applies(where, axes, reasons)
-    return Study(study_name, description, tuple(points.values()), tuple(skipped), targets,
-                 target_scale, time_unit, chunk_size, str(base_dir))
+    return Study(
+        study_name,
+        description,
+        tuple(points.values()),
+        tuple(skipped),
+        targets,
+        target_scale,
+        time_unit,
+        chunk_size,
+        str(base_dir),
+    )
 
 
-def _expand(where, axes, trials, iterations, targets, target_scale, record_every, time_unit,
-            base_dir):
+def _expand(
+    where, axes, trials, iterations, targets, target_scale, record_every, time_unit, base_dir
+):
     """[(point, None) or (description, the reason it does not apply)] of one grid, and for
     each (axis, value index) the reason of its first point that does not apply (None: one
     applies)."""
@@ -569,9 +709,19 @@ def _expand(where, axes, trials, iterations, targets, target_scale, record_every
     for index in itertools.product(*ranges):
         values = {key: axes[key][i] for key, i in zip(AXES, index)}
         name, options, own_iterations = values["strategies"]
-        point, reason = _make_point(where, values, name, options, own_iterations or iterations,
-                                    trials, targets, target_scale, record_every, time_unit,
-                                    base_dir)
+        point, reason = _make_point(
+            where,
+            values,
+            name,
+            options,
+            own_iterations or iterations,
+            trials,
+            targets,
+            target_scale,
+            record_every,
+            time_unit,
+            base_dir,
+        )
         out.append((point, reason))
         for key, i in zip(AXES, index):
             if reason is None:
@@ -581,15 +731,28 @@ def _expand(where, axes, trials, iterations, targets, target_scale, record_every
     return out, reasons
 
 
-def _make_point(where, values, name, options, iterations, trials, targets, target_scale,
-                record_every, time_unit, base_dir):
+def _make_point(
+    where,
+    values,
+    name,
+    options,
+    iterations,
+    trials,
+    targets,
+    target_scale,
+    record_every,
+    time_unit,
+    base_dir,
+):
     """(Point, None), or (a description, why the point does not apply)."""
     M, S, spec = values["workers"], values["stragglers"], values["delay"]
     shown = " ".join([name, *(f"{k}={v}" for k, v in options.items())])
     description = f"{shown} S={S}, M={M}, {spec}"
     if iterations % record_every:
-        raise ValueError(f"{where}: study.record_every = {record_every} must divide the "
-                         f"iterations, got {iterations} (strategy {name!r})")
+        raise ValueError(
+            f"{where}: study.record_every = {record_every} must divide the "
+            f"iterations, got {iterations} (strategy {name!r})"
+        )
     if S >= M:
         return description, f"stragglers S = {S} must be < workers M = {M}"
     try:
@@ -602,16 +765,28 @@ def _make_point(where, values, name, options, iterations, trials, targets, targe
     if time_unit == "mean":
         unit = float(delay.mean)
         if not math.isfinite(unit):
-            raise ValueError(f"{where}.delay: {spec!r} has an infinite mean unit time; set "
-                             "study.time_unit = \"raw\" to give times as they are")
+            raise ValueError(
+                f"{where}.delay: {spec!r} has an infinite mean unit time; set "
+                'study.time_unit = "raw" to give times as they are'
+            )
     point = Point(
-        strategy=name, options=json.dumps(options, sort_keys=True), workers=M, stragglers=S,
-        delay=spec, link=values["link"],
+        strategy=name,
+        options=json.dumps(options, sort_keys=True),
+        workers=M,
+        stragglers=S,
+        delay=spec,
+        link=values["link"],
         **{key: values[key] * unit for key in TIME_PARAMETERS},
-        problem=values["problem"], seed=values["seed"],
-        step_size_times_L=values["step_size_times_L"], trials=trials, iterations=iterations,
-        targets=targets, target_scale=target_scale, record_every=record_every,
-        delay_digest=_delay_digest(spec, base_dir))
+        problem=values["problem"],
+        seed=values["seed"],
+        step_size_times_L=values["step_size_times_L"],
+        trials=trials,
+        iterations=iterations,
+        targets=targets,
+        target_scale=target_scale,
+        record_every=record_every,
+        delay_digest=_delay_digest(spec, base_dir),
+    )
     try:
         point.build_strategy()
     except ValueError as error:
@@ -627,8 +802,9 @@ def _check_every_value_applies(where, axes, reasons) -> None:
             value = axes[key][i]
             if key == "strategies":
                 key, value = f"strategies[{i}]", value[0]
-            raise ValueError(f"{where}.{key}: {value!r} applies to no point of this grid "
-                             f"({reason})")
+            raise ValueError(
+                f"{where}.{key}: {value!r} applies to no point of this grid ({reason})"
+            )
 
 
 # --------------------------------------------------------------------------- #
@@ -655,8 +831,15 @@ def _log(message: str) -> None:
 
 def _columns(targets) -> tuple:
     per_target = tuple(f"{q}_to_{t:g}" for t in targets for q in QUANTITIES)
-    return (*PARAMETERS, "trial", "mean_unit_time", "initial_gap", "final_gap", "diverged",
-            *per_target)
+    return (
+        *PARAMETERS,
+        "trial",
+        "mean_unit_time",
+        "initial_gap",
+        "final_gap",
+        "diverged",
+        *per_target,
+    )
 
 
 def _point_rows(point: Point, result, mean_unit_time: float) -> list:
@@ -668,9 +851,15 @@ def _point_rows(point: Point, result, mean_unit_time: float) -> list:
     base = {name: fields[name] for name in PARAMETERS[1:]}
     rows = []
     for i in range(result.num_trials):
-        row = {"point": point.id, **base, "trial": i, "mean_unit_time": mean_unit_time,
-               "initial_gap": float(initial[i]), "final_gap": float(result.gap[i, -1]),
-               "diverged": bool(result.diverged[i])}
+        row = {
+            "point": point.id,
+            **base,
+            "trial": i,
+            "mean_unit_time": mean_unit_time,
+            "initial_gap": float(initial[i]),
+            "final_gap": float(result.gap[i, -1]),
+            "diverged": bool(result.diverged[i]),
+        }
         for t in point.targets:
             for q in QUANTITIES:
                 row[f"{q}_to_{t:g}"] = float(reach[t][q][i])
@@ -702,14 +891,22 @@ def _run_point(point: Point, problem, delay, chunk_size, checkpoint_dir, progres
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = simulate(
-            problem, point.build_strategy(), delay, num_iters=point.iterations,
-            num_trials=point.trials, seed=point.seed,
+            problem,
+            point.build_strategy(),
+            delay,
+            num_iters=point.iterations,
+            num_trials=point.trials,
+            seed=point.seed,
             step_size=point.step_size_times_L / problem.smoothness,
-            upload_time=point.upload_time, broadcast_time=point.broadcast_time,
-            latency=point.latency, link=point.link, record_every=point.record_every,
+            upload_time=point.upload_time,
+            broadcast_time=point.broadcast_time,
+            latency=point.latency,
+            link=point.link,
+            record_every=point.record_every,
             chunk_size=chunk_size if chunked else None,
             checkpoint_dir=checkpoint_dir if chunked else None,
-            progress=None if progress is None else functools.partial(progress, point))
+            progress=None if progress is None else functools.partial(progress, point),
+        )
     for message in dict.fromkeys(str(w.message) for w in caught):
         log(f"  note: {point.label}: {message}")
     return result
@@ -744,9 +941,11 @@ def run_study(study: Study, out_dir, *, shard=(0, 1), log=_log, progress=None) -
     _write_text(out / "study.json", json.dumps(study.to_dict(), indent=1) + "\n")
     mine = [p for i, p in enumerate(study.points) if i % count == index]
     todo = [p for p in mine if not (points_dir / f"{p.id}.csv").exists()]
-    log(f"study {study.name}: {len(study.points)} points"
+    log(
+        f"study {study.name}: {len(study.points)} points"
         + (f", shard {index}/{count}: {len(mine)}" if count > 1 else "")
-        + f"; {len(mine) - len(todo)} done, {len(todo)} to run")
+        + f"; {len(mine) - len(todo)} done, {len(todo)} to run"
+    )
     problems = {}
     for p in todo:
         if (p.problem, p.workers) not in problems:
@@ -759,8 +958,9 @@ def run_study(study: Study, out_dir, *, shard=(0, 1), log=_log, progress=None) -
         start = time.perf_counter()
         delay = build_delay(p.delay, p.workers, study.base_dir)
         checkpoint = out / "checkpoints" / p.id
-        result = _run_point(p, problems[p.problem, p.workers], delay, study.chunk_size,
-                            checkpoint, progress, log)
+        result = _run_point(
+            p, problems[p.problem, p.workers], delay, study.chunk_size, checkpoint, progress, log
+        )
         rows = _point_rows(p, result, float(delay.mean))
         _write_text(points_dir / f"{p.id}.csv", _csv_text(rows, _columns(p.targets)))
         shutil.rmtree(checkpoint, ignore_errors=True)
@@ -867,6 +1067,7 @@ def student_t_quantile(confidence: float, dof: int) -> float:
     >>> [round(student_t_quantile(0.95, n), 3) for n in (1, 2, 9, 39)]
     [12.706, 4.303, 2.262, 2.023]
     """
+
     def covered(t):
         theta = math.atan(t / math.sqrt(dof))
         c2, s = math.cos(theta) ** 2, math.sin(theta)
@@ -946,19 +1147,28 @@ def summarize(study: Study, rows) -> list:
         for t in p.targets:
             out = {name: trials[0][name] for name in PARAMETERS}
             out.update({name: out[name] / unit for name in TIME_PARAMETERS})
-            out.update(label=p.strategy_label, target=t,
-                       target_gap=t * initial if p.target_scale == "initial_gap" else t,
-                       reached=float(np.mean([not math.isnan(r[f"wall_clock_to_{t:g}"])
-                                              for r in trials])),
-                       diverged=sum(r["diverged"] for r in trials))
+            out.update(
+                label=p.strategy_label,
+                target=t,
+                target_gap=t * initial if p.target_scale == "initial_gap" else t,
+                reached=float(np.mean([not math.isnan(r[f"wall_clock_to_{t:g}"]) for r in trials])),
+                diverged=sum(r["diverged"] for r in trials),
+            )
             for q in QUANTITIES:
                 values = np.array([r[f"{q}_to_{t:g}"] for r in trials])
                 if q == "wall_clock":
                     values = values / unit
-                for suffix, triple in (("", median_interval(values)),
-                                       ("_mean", mean_interval(values))):
-                    out.update({f"{q}{suffix or '_median'}": triple[0],
-                                f"{q}{suffix}_lo": triple[1], f"{q}{suffix}_hi": triple[2]})
+                for suffix, triple in (
+                    ("", median_interval(values)),
+                    ("_mean", mean_interval(values)),
+                ):
+                    out.update(
+                        {
+                            f"{q}{suffix or '_median'}": triple[0],
+                            f"{q}{suffix}_lo": triple[1],
+                            f"{q}{suffix}_hi": triple[2],
+                        }
+                    )
             out.update(final_gap_median=final[0], final_gap_lo=final[1], final_gap_hi=final[2])
             out["_reach"] = np.array([r[f"wall_clock_to_{t:g}"] for r in trials])
             out["_group"] = (p.group(), t)
@@ -967,21 +1177,45 @@ def summarize(study: Study, rows) -> list:
     for s in summary:
         numbers.setdefault(s["_group"][0], len(numbers) + 1)
     for key in dict.fromkeys(s["_group"] for s in summary):
-        ranked = sorted((s for s in summary if s["_group"] == key),
-                        key=lambda s: (s["wall_clock_median"], s["uploads_median"]))
+        ranked = sorted(
+            (s for s in summary if s["_group"] == key),
+            key=lambda s: (s["wall_clock_median"], s["uploads_median"]),
+        )
         for rank, s in enumerate(ranked, 1):
             ratio = _paired_ratio(ranked[0]["_reach"], s["_reach"])
-            s.update(group=numbers[key[0]], rank=rank, ratio_to_best_median=ratio[0],
-                     ratio_to_best_lo=ratio[1], ratio_to_best_hi=ratio[2])
+            s.update(
+                group=numbers[key[0]],
+                rank=rank,
+                ratio_to_best_median=ratio[0],
+                ratio_to_best_lo=ratio[1],
+                ratio_to_best_hi=ratio[2],
+            )
     return [{name: s[name] for name in _summary_columns()} for s in summary]
 
 
 def _summary_columns() -> tuple:
-    per_quantity = tuple(f"{q}{name}" for q in QUANTITIES
-                         for name in ("_median", "_lo", "_hi", "_mean", "_mean_lo", "_mean_hi"))
-    return ("group", "rank", "label", *PARAMETERS, "target", "target_gap", "reached",
-            "diverged", *per_quantity, "ratio_to_best_median", "ratio_to_best_lo",
-            "ratio_to_best_hi", "final_gap_median", "final_gap_lo", "final_gap_hi")
+    per_quantity = tuple(
+        f"{q}{name}"
+        for q in QUANTITIES
+        for name in ("_median", "_lo", "_hi", "_mean", "_mean_lo", "_mean_hi")
+    )
+    return (
+        "group",
+        "rank",
+        "label",
+        *PARAMETERS,
+        "target",
+        "target_gap",
+        "reached",
+        "diverged",
+        *per_quantity,
+        "ratio_to_best_median",
+        "ratio_to_best_lo",
+        "ratio_to_best_hi",
+        "final_gap_median",
+        "final_gap_lo",
+        "final_gap_hi",
+    )
 
 
 # --------------------------------------------------------------------------- #
@@ -989,10 +1223,18 @@ def _summary_columns() -> tuple:
 # --------------------------------------------------------------------------- #
 def _group_fields(s: dict) -> list:
     """(name, value) of the parameters that make a summary row's comparison group."""
-    return [("M", s["workers"]), ("delay", s["delay"]), ("link", s["link"]),
-            ("τ", f"{s['upload_time']:g}"), ("τ_b", f"{s['broadcast_time']:g}"),
-            ("latency", f"{s['latency']:g}"), ("problem", s["problem"]), ("seed", s["seed"]),
-            ("α·L", f"{s['step_size_times_L']:g}"), ("trials", s["trials"])]
+    return [
+        ("M", s["workers"]),
+        ("delay", s["delay"]),
+        ("link", s["link"]),
+        ("τ", f"{s['upload_time']:g}"),
+        ("τ_b", f"{s['broadcast_time']:g}"),
+        ("latency", f"{s['latency']:g}"),
+        ("problem", s["problem"]),
+        ("seed", s["seed"]),
+        ("α·L", f"{s['step_size_times_L']:g}"),
+        ("trials", s["trials"]),
+    ]
 
 
 def _varying(keys: list) -> list:
@@ -1001,8 +1243,11 @@ def _varying(keys: list) -> list:
 
 
 def _target_text(study: Study, target: float) -> str:
-    return (f"f − f* ≤ {target:g} × the initial gap" if study.target_scale == "initial_gap"
-            else f"f − f* ≤ {target:g}")
+    return (
+        f"f − f* ≤ {target:g} × the initial gap"
+        if study.target_scale == "initial_gap"
+        else f"f − f* ≤ {target:g}"
+    )
 
 
 def _ratio_cell(s: dict) -> str:
@@ -1016,18 +1261,25 @@ def _ratio_cell(s: dict) -> str:
 
 def _markdown(study: Study, summary: list, missing: list) -> str:
     cell = format_median_interval
-    unit = ("wall clock, τ, τ_b and latency in units of E[X], the mean unit time of each "
-            "point's delay" if study.time_unit == "mean" else "times as simulated")
+    unit = (
+        "wall clock, τ, τ_b and latency in units of E[X], the mean unit time of each point's delay"
+        if study.time_unit == "mean"
+        else "times as simulated"
+    )
     lines = [f"# Study {study.name}", ""]
     if study.description:
         lines += [study.description, ""]
-    lines += [f"{len(study.points)} points, {len(study.points) - len(missing)} done; targets: "
-              + "; ".join(_target_text(study, t) for t in study.targets) + f"; {unit}. "
-              "Medians over trials [95 % distribution-free interval of the median]; means "
-              "[95 % Student-t interval] (+inf unless every trial reached); × best: the "
-              "median over trials of the wall clock's ratio to the group's best on the same "
-              "draws (paired) [95 % interval]. A group is the points that differ only in "
-              "strategy, options, S and iterations (common random numbers).", ""]
+    lines += [
+        f"{len(study.points)} points, {len(study.points) - len(missing)} done; targets: "
+        + "; ".join(_target_text(study, t) for t in study.targets)
+        + f"; {unit}. "
+        "Medians over trials [95 % distribution-free interval of the median]; means "
+        "[95 % Student-t interval] (+inf unless every trial reached); × best: the "
+        "median over trials of the wall clock's ratio to the group's best on the same "
+        "draws (paired) [95 % interval]. A group is the points that differ only in "
+        "strategy, options, S and iterations (common random numbers).",
+        "",
+    ]
     if missing:
         lines += [f"Not done yet ({len(missing)}): " + ", ".join(missing), ""]
     if study.skipped:
@@ -1035,14 +1287,18 @@ def _markdown(study: Study, summary: list, missing: list) -> str:
         lines += [f"- {what}: {why}" for what, why in study.skipped]
         lines.append("")
     for key in dict.fromkeys((s["group"], s["target"]) for s in summary):
-        rows = sorted((s for s in summary if (s["group"], s["target"]) == key),
-                      key=lambda s: s["rank"])
+        rows = sorted(
+            (s for s in summary if (s["group"], s["target"]) == key), key=lambda s: s["rank"]
+        )
         fields = ", ".join(f"{name} = {value}" for name, value in _group_fields(rows[0]))
-        lines += [f"## Group {key[0]}: {fields}; to {_target_text(study, key[1])}", "",
-                  "| rank | strategy | S | iterations run | wall clock | mean wall clock | "
-                  "× best (paired) | uploads | computations | bits up | iterations | "
-                  "reached | final gap | diverged |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Group {key[0]}: {fields}; to {_target_text(study, key[1])}",
+            "",
+            "| rank | strategy | S | iterations run | wall clock | mean wall clock | "
+            "× best (paired) | uploads | computations | bits up | iterations | "
+            "reached | final gap | diverged |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for s in rows:
             triple = {q: (s[f"{q}_median"], s[f"{q}_lo"], s[f"{q}_hi"]) for q in QUANTITIES}
             triple["mean"] = tuple(s[f"wall_clock_mean{b}"] for b in ("", "_lo", "_hi"))
@@ -1052,7 +1308,8 @@ def _markdown(study: Study, summary: list, missing: list) -> str:
                 f"{cell(triple['mean'], '.4g')} | {_ratio_cell(s)} | "
                 f"{cell(triple['uploads'], '.0f')} | {cell(triple['computations'], '.0f')} | "
                 f"{cell(triple['bits_up'], '.3g')} | {cell(triple['iterations'], '.0f')} | "
-                f"{s['reached']:.0%} | {s['final_gap_median']:.3g} | {s['diverged']} |")
+                f"{s['reached']:.0%} | {s['final_gap_median']:.3g} | {s['diverged']} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -1061,17 +1318,23 @@ def _best_lines(study: Study, summary: list) -> list:
     """A line per group and target: its fastest point and the runner-up's paired ratio."""
     lines = []
     for key in dict.fromkeys((s["group"], s["target"]) for s in summary):
-        ranked = sorted((s for s in summary if (s["group"], s["target"]) == key),
-                        key=lambda s: s["rank"])
+        ranked = sorted(
+            (s for s in summary if (s["group"], s["target"]) == key), key=lambda s: s["rank"]
+        )
         best = ranked[0]
         fields = ", ".join(f"{n} = {v}" for n, v in _group_fields(best))
         wall = format_median_interval(
-            tuple(best[f"wall_clock{b}"] for b in ("_median", "_lo", "_hi")), ".4g")
-        text = (f"group {key[0]} ({fields}), to {_target_text(study, key[1])}: "
-                f"{best['label']} S={best['stragglers']}, wall clock {wall}")
+            tuple(best[f"wall_clock{b}"] for b in ("_median", "_lo", "_hi")), ".4g"
+        )
+        text = (
+            f"group {key[0]} ({fields}), to {_target_text(study, key[1])}: "
+            f"{best['label']} S={best['stragglers']}, wall clock {wall}"
+        )
         if len(ranked) > 1:
-            text += (f"; runner-up {ranked[1]['label']} S={ranked[1]['stragglers']}: "
-                     f"{_ratio_cell(ranked[1])} (paired)")
+            text += (
+                f"; runner-up {ranked[1]['label']} S={ranked[1]['stragglers']}: "
+                f"{_ratio_cell(ranked[1])} (paired)"
+            )
         lines.append(text)
     return lines
 
@@ -1103,12 +1366,13 @@ def _bar_figures(study: Study, summary: list, out: Path) -> list:
     shown = _varying(list(titles.values())) if len(groups) > 1 else []
     paths = []
     for page in range(0, len(groups), 6):
-        chosen = groups[page:page + 6]
+        chosen = groups[page : page + 6]
         cols = min(len(chosen), 3)
         rows_ = -(-len(chosen) // cols)
         height = max(len([s for s in first if s["group"] == g]) for g in chosen)
-        fig, axes = plt.subplots(rows_, cols, figsize=(5.2 * cols, (0.3 * height + 1.4) * rows_),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            rows_, cols, figsize=(5.2 * cols, (0.3 * height + 1.4) * rows_), squeeze=False
+        )
         for ax, g in zip(axes.flat, chosen):
             members = sorted((s for s in first if s["group"] == g), key=lambda s: s["rank"])[::-1]
             med = np.array([s["wall_clock_median"] for s in members])
@@ -1116,23 +1380,39 @@ def _bar_figures(study: Study, summary: list, out: Path) -> list:
             hi = np.array([s["wall_clock_hi"] for s in members])
             ok = np.isfinite(med)
             m = np.where(ok, med, 0.0)
-            err = np.vstack([np.where(ok, m - lo, 0.0),
-                             np.where(ok & np.isfinite(hi), hi - m, 0.0)])
-            labels = [f"{s['label']} S={s['stragglers']}" + ("" if f else " (not reached)")
-                      for s, f in zip(members, ok)]
-            ax.barh(np.arange(len(members)), m, xerr=err, capsize=2,
-                    color=[plotting.color(s["strategy"]) for s in members])
+            err = np.vstack(
+                [np.where(ok, m - lo, 0.0), np.where(ok & np.isfinite(hi), hi - m, 0.0)]
+            )
+            labels = [
+                f"{s['label']} S={s['stragglers']}" + ("" if f else " (not reached)")
+                for s, f in zip(members, ok)
+            ]
+            ax.barh(
+                np.arange(len(members)),
+                m,
+                xerr=err,
+                capsize=2,
+                color=[plotting.color(s["strategy"]) for s in members],
+            )
             ax.set_yticks(np.arange(len(members)), labels, fontsize=8)
-            ax.set_xlabel("wall clock to target (median"
-                          + (", units of E[X])" if study.time_unit == "mean" else ")"))
+            ax.set_xlabel(
+                "wall clock to target (median"
+                + (", units of E[X])" if study.time_unit == "mean" else ")")
+            )
             fields = titles[g]
-            ax.set_title(f"group {g}: " + (", ".join(f"{fields[i][0]} = {fields[i][1]}"
-                                                     for i in shown) or study.name), fontsize=9)
+            ax.set_title(
+                f"group {g}: "
+                + (", ".join(f"{fields[i][0]} = {fields[i][1]}" for i in shown) or study.name),
+                fontsize=9,
+            )
             ax.grid(axis="x", alpha=0.3)
-        for ax in list(axes.flat)[len(chosen):]:
+        for ax in list(axes.flat)[len(chosen) :]:
             ax.set_visible(False)
-        fig.suptitle(f"{study.name}: wall clock to {_target_text(study, study.targets[0])} "
-                     "(95 % intervals of the medians)", fontsize=10)
+        fig.suptitle(
+            f"{study.name}: wall clock to {_target_text(study, study.targets[0])} "
+            "(95 % intervals of the medians)",
+            fontsize=10,
+        )
         fig.tight_layout()
         path = out / ("wall_clock.png" if page == 0 else f"wall_clock_{page // 6 + 1}.png")
         fig.savefig(path, dpi=110)
@@ -1149,17 +1429,25 @@ def _sweep_figures(study: Study, summary: list, out: Path) -> list:
     from . import plotting
 
     first = [s for s in summary if s["target"] == study.targets[0]]
-    names = {"stragglers": "S", "workers": "M", "upload_time": "τ", "broadcast_time": "τ_b",
-             "latency": "latency", "step_size_times_L": "α·L"}
+    names = {
+        "stragglers": "S",
+        "workers": "M",
+        "upload_time": "τ",
+        "broadcast_time": "τ_b",
+        "latency": "latency",
+        "step_size_times_L": "α·L",
+    }
     paths = []
     for axis in SWEEP_AXES:
         panels = {}
         for s in first:
-            fields = tuple(f for f in [("S", s["stragglers"]), *_group_fields(s)]
-                           if f[0] != names[axis])
+            fields = tuple(
+                f for f in [("S", s["stragglers"]), *_group_fields(s)] if f[0] != names[axis]
+            )
             panels.setdefault(fields, {}).setdefault(s["label"], {}).setdefault(s[axis], s)
-        panels = {k: {line: pts for line, pts in v.items() if len(pts) > 1}
-                  for k, v in panels.items()}
+        panels = {
+            k: {line: pts for line, pts in v.items() if len(pts) > 1} for k, v in panels.items()
+        }
         panels = {k: v for k, v in panels.items() if v}
         if not panels:
             continue
@@ -1167,24 +1455,39 @@ def _sweep_figures(study: Study, summary: list, out: Path) -> list:
         shown = _varying([list(k) for k in keys]) if len(keys) > 1 else []
         for page in range(0, len(keys), PANELS_PER_FIGURE):
             figure_panels = {}
-            for k in keys[page:page + PANELS_PER_FIGURE]:
+            for k in keys[page : page + PANELS_PER_FIGURE]:
                 title = ", ".join(f"{k[i][0]} = {k[i][1]}" for i in shown) or study.name
-                lines = sorted(panels[k].items(), key=lambda item: not all(
-                    math.isfinite(p["wall_clock_median"]) for p in item[1].values()))
+                lines = sorted(
+                    panels[k].items(),
+                    key=lambda item: (
+                        not all(math.isfinite(p["wall_clock_median"]) for p in item[1].values())
+                    ),
+                )
                 figure_panels[title] = {
-                    line: tuple(list(v) for v in zip(*[
-                        (x, p["wall_clock_median"], p["wall_clock_lo"], p["wall_clock_hi"])
-                        for x, p in sorted(pts.items())]))
-                    for line, pts in lines}
+                    line: tuple(
+                        list(v)
+                        for v in zip(
+                            *[
+                                (x, p["wall_clock_median"], p["wall_clock_lo"], p["wall_clock_hi"])
+                                for x, p in sorted(pts.items())
+                            ]
+                        )
+                    )
+                    for line, pts in lines
+                }
             xs = sorted({x for k in keys for pts in panels[k].values() for x in pts})
             suffix = "" if page == 0 else f"_{page // PANELS_PER_FIGURE + 1}"
             path, _ = plotting.sweep_figure(
-                figure_panels, names[axis],
+                figure_panels,
+                names[axis],
                 f"{study.name}: wall clock to {_target_text(study, study.targets[0])} vs "
-                f"{names[axis]}", out / f"sweep_{axis}{suffix}.png",
-                xscale="symlog" if axis in TIME_PARAMETERS else "linear", xticks=xs,
+                f"{names[axis]}",
+                out / f"sweep_{axis}{suffix}.png",
+                xscale="symlog" if axis in TIME_PARAMETERS else "linear",
+                xticks=xs,
                 ylabel="wall clock to target\n(median"
-                       + (", units of E[X])" if study.time_unit == "mean" else ")"))
+                + (", units of E[X])" if study.time_unit == "mean" else ")"),
+            )
             paths.append(Path(path))
     return paths
 
@@ -1219,8 +1522,10 @@ def write_report(study: Study, out_dir, *, log=_log) -> dict:
     files += [out / "summary.csv", out / "summary.md"]
     files += _bar_figures(study, summary, out) + _sweep_figures(study, summary, out)
     if missing:
-        log(f"note: {len(missing)} of {len(study.points)} points are not done yet (rerun the "
-            "study, or merge the other shards): the table and summary hold the others")
+        log(
+            f"note: {len(missing)} of {len(study.points)} points are not done yet (rerun the "
+            "study, or merge the other shards): the table and summary hold the others"
+        )
     return {"rows": rows, "summary": summary, "missing": missing, "files": files}
 
 
@@ -1231,8 +1536,9 @@ def _shard_argument(text):
     try:
         return parse_shard(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be i/n with integers 0 <= i < n, got "
-                                         f"{text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be i/n with integers 0 <= i < n, got {text!r}"
+        ) from None
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1244,20 +1550,38 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     >>> args.study, args.shard, args.out
     ('trace_study', (1, 2), None)
     """
-    parser.add_argument("study", metavar="FILE|NAME",
-                        help=f"a study file (.toml) or a shipped study: "
-                             f"{', '.join(shipped_studies())}")
-    parser.add_argument("--out", default=None,
-                        help="folder of the points, table, summary and figures (default "
-                             "results/study_<name>); rerunning skips the points done")
-    parser.add_argument("--shard", type=_shard_argument, default=(0, 1), metavar="i/n",
-                        help="run only the points of index i mod n (join with study-merge)")
-    parser.add_argument("--list", action="store_true",
-                        help="check the file and list its points (done or not); run nothing")
-    parser.add_argument("--import", dest="imports", action="append", default=[],
-                        metavar="MODULE",
-                        help="import MODULE (a module name or a .py path) first, e.g. one that "
-                             "registers strategies; repeatable")
+    parser.add_argument(
+        "study",
+        metavar="FILE|NAME",
+        help=f"a study file (.toml) or a shipped study: {', '.join(shipped_studies())}",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder of the points, table, summary and figures (default "
+        "results/study_<name>); rerunning skips the points done",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard_argument,
+        default=(0, 1),
+        metavar="i/n",
+        help="run only the points of index i mod n (join with study-merge)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="check the file and list its points (done or not); run nothing",
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a module name or a .py path) first, e.g. one that "
+        "registers strategies; repeatable",
+    )
 
 
 def cmd_study(args) -> int:
@@ -1291,8 +1615,10 @@ def cmd_study(args) -> int:
         print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     if args.shard[1] > 1:
-        _log(f"shard {args.shard[0]}/{args.shard[1]} done; when every shard is: lagc-jax "
-             f"study-merge DIR... --out DIR")
+        _log(
+            f"shard {args.shard[0]}/{args.shard[1]} done; when every shard is: lagc-jax "
+            f"study-merge DIR... --out DIR"
+        )
         return 0
     report = write_report(study, out)
     print("\n".join(_best_lines(study, report["summary"])))
@@ -1308,11 +1634,17 @@ def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
     >>> parser.parse_args(["shard0", "shard1", "--out", "all"]).dirs
     ['shard0', 'shard1']
     """
-    parser.add_argument("dirs", nargs="+", metavar="DIR",
-                        help="folders the shards of one study wrote (lagc-jax study --shard)")
-    parser.add_argument("--out", default=None,
-                        help="folder for the joined points, table, summary and figures "
-                             "(default: the first DIR)")
+    parser.add_argument(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="folders the shards of one study wrote (lagc-jax study --shard)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the joined points, table, summary and figures (default: the first DIR)",
+    )
 
 
 def cmd_study_merge(args) -> int:

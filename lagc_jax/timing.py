@@ -27,6 +27,7 @@ from .checks import LINKS  # the uplinks parallel and shared, defined once
 # whatever dtype the simulation computes in.
 BITS_PER_COORDINATE = 32
 
+
 def arrival_times(compute_times, uploads, upload_time, link: str):
     """Arrival time at the server of each worker's message, shape (M,).
 
@@ -107,8 +108,11 @@ class Link:
 
     def durations(self, bits=None, dim=None):
         """Link time of each worker's upload: (M,) with bits (M,) or factors, else a scalar."""
-        full = self.upload_time if bits is None else (
-            self.upload_time * (bits / (BITS_PER_COORDINATE * dim)))
+        full = (
+            self.upload_time
+            if bits is None
+            else (self.upload_time * (bits / (BITS_PER_COORDINATE * dim)))
+        )
         duration = self.latency + full
         if self.upload_factors is not None:
             duration = duration * self.upload_factors

@@ -53,14 +53,24 @@ TARGET_LABELS = {1e-3: "1e-3", 1e-6: "1e-6"}
 EARLY_ROUNDS = 20  # the tables report η over the first rounds, far from θ*
 TRACE = "SE"
 DELAYS = ("exponential", "pareto", "trace")
-DELAY_LABELS = {"exponential": "Exponential(1)", "pareto": "Pareto(scale 1/3, shape 1.5)",
-                "trace": f"{TRACE} trace (row bootstrap)"}
+DELAY_LABELS = {
+    "exponential": "Exponential(1)",
+    "pareto": "Pareto(scale 1/3, shape 1.5)",
+    "trace": f"{TRACE} trace (row bootstrap)",
+}
 EXACT = ("gd", "gc", "grouping")
 # the lines of the gap figure: (strategy, option) of one variant per strategy
-FIGURE_VARIANTS = (("gd", ""), ("gc", ""), ("grouping", ""), ("fastest-k", ""),
-                   ("erasurehead", "k = M/2"), ("sgc", "p = 0.25"),
-                   ("graph-gc", "optimal, seed 1"), ("graph-gc", "fixed, seed 1"),
-                   ("deadline", "p = 0.25"))
+FIGURE_VARIANTS = (
+    ("gd", ""),
+    ("gc", ""),
+    ("grouping", ""),
+    ("fastest-k", ""),
+    ("erasurehead", "k = M/2"),
+    ("sgc", "p = 0.25"),
+    ("graph-gc", "optimal, seed 1"),
+    ("graph-gc", "fixed, seed 1"),
+    ("deadline", "p = 0.25"),
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,15 @@ class Plan:
 
 
 FULL = Plan(settings=((12, 2), (48, 3)), delays=DELAYS, trials=200, iters=300)
-QUICK = Plan(settings=((6, 1),), delays=("exponential", "trace"), trials=16, iters=150,
-             miss_probabilities=(0.25,), graph_seeds=(1,), error_setting=(6, 1, "exponential"))
+QUICK = Plan(
+    settings=((6, 1),),
+    delays=("exponential", "trace"),
+    trials=16,
+    iters=150,
+    miss_probabilities=(0.25,),
+    graph_seeds=(1,),
+    error_setting=(6, 1, "exponential"),
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -100,8 +117,12 @@ def study_problem(num_workers: int, rows: int = 384, dim: int = 20, seed: int = 
     theta_star = np.linalg.lstsq(X, y, rcond=None)[0]
     initial_gap = 0.5 * (y @ y) - 0.5 * np.sum((X @ theta_star - y) ** 2)
     scale = 1.0 / math.sqrt(initial_gap)
-    return lj.problems.linear_regression(X * scale, y * scale, num_partitions=num_workers,
-                                         name=f"least squares (N={rows}, d={dim}, P={num_workers})")
+    return lj.problems.linear_regression(
+        X * scale,
+        y * scale,
+        num_partitions=num_workers,
+        name=f"least squares (N={rows}, d={dim}, P={num_workers})",
+    )
 
 
 def trace_times() -> np.ndarray:
@@ -170,19 +191,39 @@ def variant_groups(workers: int, stragglers: int, delay: str, plan: Plan) -> lis
     for p in plan.miss_probabilities:
         T = (S + 1) * float(law.quantile(1.0 - p))
         p_true = analysis.straggle_probability(law, T, load=S + 1)
-        sgc.append(Variant("sgc", f"p = {p:g}", lj.make("sgc", M, S, deadline=T,
-                                                          straggle_probability=p_true),
-                           T, p_true))
+        sgc.append(
+            Variant(
+                "sgc",
+                f"p = {p:g}",
+                lj.make("sgc", M, S, deadline=T, straggle_probability=p_true),
+                T,
+                p_true,
+            )
+        )
     groups.append(sgc)
     for decoder in ("optimal", "fixed"):
-        groups.append([Variant("graph-gc", f"{decoder}, seed {seed}",
-                               lj.make("graph-gc", M, S, decoder=decoder, seed=seed))
-                       for seed in plan.graph_seeds])
+        groups.append(
+            [
+                Variant(
+                    "graph-gc",
+                    f"{decoder}, seed {seed}",
+                    lj.make("graph-gc", M, S, decoder=decoder, seed=seed),
+                )
+                for seed in plan.graph_seeds
+            ]
+        )
     deadline = []
     for p in plan.miss_probabilities:
         T = float(law.quantile(1.0 - p))
-        deadline.append(Variant("deadline", f"p = {p:g}", lj.make("deadline", M, S, deadline=T),
-                                T, analysis.straggle_probability(law, T)))
+        deadline.append(
+            Variant(
+                "deadline",
+                f"p = {p:g}",
+                lj.make("deadline", M, S, deadline=T),
+                T,
+                analysis.straggle_probability(law, T),
+            )
+        )
     deadline.append(Variant("deadline", "T = ∞", lj.make("deadline", M, S), math.inf, 0.0))
     groups.append(deadline)
     return groups
@@ -208,10 +249,17 @@ def summary_row(result, variant: Variant, workers: int, stragglers: int, delay: 
     iterations (median, 95 % interval) and the fraction of trials that reached it; the gap
     at the end; η over the first rounds (mean, 95 % interval) and over the whole run
     (median of the trials' means, as ``Result.summary``)."""
-    row = dict(workers=workers, stragglers=stragglers, delay=delay, strategy=variant.name,
-               option=variant.option, deadline=variant.deadline,
-               straggle_probability=variant.straggle_probability, trials=result.num_trials,
-               iterations_run=int(result.iterations[-1]))
+    row = dict(
+        workers=workers,
+        stragglers=stragglers,
+        delay=delay,
+        strategy=variant.name,
+        option=variant.option,
+        deadline=variant.deadline,
+        straggle_probability=variant.straggle_probability,
+        trials=result.num_trials,
+        iterations_run=int(result.iterations[-1]),
+    )
     summaries = {target: result.summary(target) for target in TARGETS}
     for target, summary in summaries.items():
         for field in ("wall_clock", "computations", "iterations"):
@@ -220,7 +268,7 @@ def summary_row(result, variant: Variant, workers: int, stragglers: int, delay: 
     whole_run = summaries[TARGETS[0]]  # the final gap and η do not depend on the target
     row["final_gap"] = whole_run["final_gap"]
     row["diverged"] = whole_run["diverged"]
-    row["eta_early"] = mean_interval(np.mean(result.grad_error[:, 1:EARLY_ROUNDS + 1], axis=1))
+    row["eta_early"] = mean_interval(np.mean(result.grad_error[:, 1 : EARLY_ROUNDS + 1], axis=1))
     row["eta_run"] = whole_run["grad_error"]
     return row
 
@@ -232,11 +280,19 @@ def run_setting(workers: int, stragglers: int, delay: str, plan: Plan, log=print
     runs = []
     for group in variant_groups(workers, stragglers, delay, plan):
         start = time.perf_counter()
-        results = lj.sweep(problem, [v.strategy for v in group], num_iters=plan.iters,
-                           num_trials=plan.trials, unit_times=times, record=("grad_error",))
+        results = lj.sweep(
+            problem,
+            [v.strategy for v in group],
+            num_iters=plan.iters,
+            num_trials=plan.trials,
+            unit_times=times,
+            record=("grad_error",),
+        )
         runs += list(zip(group, results))
-        log(f"  M={workers} {delay} {group[0].name} ×{len(group)}: "
-            f"{time.perf_counter() - start:.1f}s")
+        log(
+            f"  M={workers} {delay} {group[0].name} ×{len(group)}: "
+            f"{time.perf_counter() - start:.1f}s"
+        )
     return runs
 
 
@@ -247,8 +303,7 @@ def gap_curves(runs: list, points: int = 300) -> dict:
     if not math.isfinite(horizon):
         horizon = max(float(np.median(r.wall_clock[:, -1])) for _, r in runs)
     grid = np.linspace(0.0, 1.3 * horizon, points)
-    return {(v.name, v.option): (grid, *band(on_grid(r, "wall_clock", grid)))
-            for v, r in runs}
+    return {(v.name, v.option): (grid, *band(on_grid(r, "wall_clock", grid))) for v, r in runs}
 
 
 def run_study(plan: Plan, log=print) -> tuple[list, dict, dict]:
@@ -261,9 +316,11 @@ def run_study(plan: Plan, log=print) -> tuple[list, dict, dict]:
             rows += [summary_row(r, v, workers, stragglers, delay) for v, r in runs]
             curves[workers, stragglers, delay] = gap_curves(runs)
             if (workers, stragglers, delay) == plan.error_setting:
-                errors = {v.name: plotting.error_curve(r) for v, r in runs
-                          if (v.name, v.option) in FIGURE_VARIANTS
-                          and not v.option.startswith("fixed")}
+                errors = {
+                    v.name: plotting.error_curve(r)
+                    for v, r in runs
+                    if (v.name, v.option) in FIGURE_VARIANTS and not v.option.startswith("fixed")
+                }
     return rows, curves, errors
 
 
@@ -289,9 +346,11 @@ def option_text(row: dict) -> str:
     return row["option"]
 
 
-TABLE_HEADER = ("| strategy | option | time to 1e-3 | reached 1e-3 | time to 1e-6 | reached 1e-6 | "
-                "final gap | η, first 20 rounds | computations to 1e-3 | computations to 1e-6 |\n"
-                "|---|---|---|---|---|---|---|---|---|---|")
+TABLE_HEADER = (
+    "| strategy | option | time to 1e-3 | reached 1e-3 | time to 1e-6 | reached 1e-6 | "
+    "final gap | η, first 20 rounds | computations to 1e-3 | computations to 1e-6 |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def table_lines(rows: list) -> list[str]:
@@ -304,14 +363,16 @@ def table_lines(rows: list) -> list[str]:
             f"{row['reached_1e-06']:.0%} | {cell(row['final_gap'], '.2g')} | "
             f"{eta:.2g} [{max(eta_lo, 0.0):.2g}, {eta_hi:.2g}] | "
             f"{cell(row['computations_0.001'], '.0f')} | "
-            f"{cell(row['computations_1e-06'], '.0f')} |")
+            f"{cell(row['computations_1e-06'], '.0f')} |"
+        )
     return lines
 
 
 def is_exact(row: dict) -> bool:
     """gd, gc, grouping, and deadline with T = ∞ (gd)."""
-    return row["strategy"] in EXACT or (row["strategy"] == "deadline"
-                                        and math.isinf(row["deadline"]))
+    return row["strategy"] in EXACT or (
+        row["strategy"] == "deadline" and math.isinf(row["deadline"])
+    )
 
 
 def fastest(rows: list, target: float) -> dict | None:
@@ -333,17 +394,24 @@ def headline(rows: list) -> str:
             return "none"
         time_to = row[f"wall_clock_{target:g}"][0]
         floor = f", final gap {row['final_gap'][0]:.1g}" if with_floor else ""
-        return (f"{figure_label(row['strategy'], row['option'])} {time_to:.4g} "
-                f"({gd[f'wall_clock_{target:g}'][0] / time_to:.2f}× gd's speed{floor})")
+        return (
+            f"{figure_label(row['strategy'], row['option'])} {time_to:.4g} "
+            f"({gd[f'wall_clock_{target:g}'][0] / time_to:.2f}× gd's speed{floor})"
+        )
 
-    parts = [f"to {TARGET_LABELS[target]}: exact "
-             f"{describe(fastest(exact, target), target, False)}, approximate "
-             f"{describe(fastest(approx, target), target, True)}" for target in TARGETS]
+    parts = [
+        f"to {TARGET_LABELS[target]}: exact "
+        f"{describe(fastest(exact, target), target, False)}, approximate "
+        f"{describe(fastest(approx, target), target, True)}"
+        for target in TARGETS
+    ]
     reached = [r["reached_1e-06"] for r in approx]
     floors = [r["final_gap"][0] for r in approx]
-    return (f"Fastest {'; '.join(parts)}. Approximate variants reaching 1e-6 in at least half "
-            f"the trials: {sum(f >= 0.5 for f in reached)} of {len(approx)}; the approximate "
-            f"variants' median final gaps range over {min(floors):.1g} – {max(floors):.1g}.")
+    return (
+        f"Fastest {'; '.join(parts)}. Approximate variants reaching 1e-6 in at least half "
+        f"the trials: {sum(f >= 0.5 for f in reached)} of {len(approx)}; the approximate "
+        f"variants' median final gaps range over {min(floors):.1g} – {max(floors):.1g}."
+    )
 
 
 def condition_number(problem) -> float:
@@ -359,10 +427,11 @@ def write_markdown(path: Path, rows: list, plan: Plan, command: str, seconds: fl
         "[95 % interval of the median]; wall clock in units of E[X] (every law has mean 1); "
         "least squares, N = 384 rows, d = 20, P = M partitions, cond(XᵀX) ≈ "
         f"{condition_number(problem):.0f}, scaled so that f(θ⁰) − f* = 1; step 1/L, "
-        "τ = τ_b = 0, float64; unit times replayed, the same for every strategy of a setting.")
+        "τ = τ_b = 0, float64; unit times replayed, the same for every strategy of a setting."
+    )
     columns = (
         "Columns: time (and computations) to f − f* ≤ 1e-3 and 1e-6, the first record at or "
-        "below the target (\"not reached\" when the median trial never gets there); the "
+        'below the target ("not reached" when the median trial never gets there); the '
         "fraction of trials that get there; the gap at the end of the run (where a strategy "
         "that stalls ends); η = ‖ĝ − ∇f‖²/‖∇f‖², the mean over trials of each trial's mean "
         f"over its first {EARLY_ROUNDS} rounds (far from θ*; over the whole run, in the CSV, η "
@@ -371,19 +440,34 @@ def write_markdown(path: Path, rows: list, plan: Plan, command: str, seconds: fl
         "time (sgc: (S+1)·q_(1−p), for its load S+1), and p as computed by "
         "analysis.straggle_probability; erasurehead: k of the M workers (k ≥ M − S would be "
         "grouping); graph-gc: the decoder and the random graph's seed (degree S + 1). "
-        "deadline with T = ∞ is gd, row for row.")
+        "deadline with T = ∞ is gd, row for row."
+    )
     lines = ["# Exact or approximate? (scripts/approximate_study.py)", "", setup, "", columns, ""]
     for workers, stragglers in plan.settings:
         for delay in plan.delays:
             block = [r for r in rows if (r["workers"], r["delay"]) == (workers, delay)]
-            lines += [f"## {setting_title(workers, stragglers, delay)}", "", *table_lines(block),
-                      "", headline(block), ""]
+            lines += [
+                f"## {setting_title(workers, stragglers, delay)}",
+                "",
+                *table_lines(block),
+                "",
+                headline(block),
+                "",
+            ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-CSV_TRIPLES = ("wall_clock_0.001", "wall_clock_1e-06", "computations_0.001",
-               "computations_1e-06", "iterations_0.001", "iterations_1e-06", "final_gap",
-               "eta_early", "eta_run")
+CSV_TRIPLES = (
+    "wall_clock_0.001",
+    "wall_clock_1e-06",
+    "computations_0.001",
+    "computations_1e-06",
+    "iterations_0.001",
+    "iterations_1e-06",
+    "final_gap",
+    "eta_early",
+    "eta_run",
+)
 
 
 def write_csv(path: Path, rows: list) -> None:
@@ -411,8 +495,12 @@ def plot_gaps(path: Path, curves: dict, plan: Plan) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(len(plan.settings), len(plan.delays), squeeze=False,
-                             figsize=(4.6 * len(plan.delays), 3.6 * len(plan.settings)))
+    fig, axes = plt.subplots(
+        len(plan.settings),
+        len(plan.delays),
+        squeeze=False,
+        figsize=(4.6 * len(plan.delays), 3.6 * len(plan.settings)),
+    )
     handles = [Line2D([], [], **line_style(*variant)) for variant in FIGURE_VARIANTS]
     for row, (M, S) in zip(axes, plan.settings):
         for ax, delay in zip(row, plan.delays):
@@ -429,20 +517,27 @@ def plot_gaps(path: Path, curves: dict, plan: Plan) -> None:
             ax.set_xlabel(plotting.TIME_LABEL)
             ax.set_ylabel(plotting.GAP_LABEL)
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), title="strategy")
-    fig.suptitle("Exact or approximate: median gap and 10–90 % band over trials "
-                 "(dashed: the targets 1e-3 and 1e-6)")
+    fig.suptitle(
+        "Exact or approximate: median gap and 10–90 % band over trials "
+        "(dashed: the targets 1e-3 and 1e-6)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=plotting.DPI, bbox_inches="tight")
     plt.close(fig)
 
 
-def write_outputs(out: Path, plan: Plan, rows: list, curves: dict, errors: dict, command: str,
-                  seconds: float) -> None:
+def write_outputs(
+    out: Path, plan: Plan, rows: list, curves: dict, errors: dict, command: str, seconds: float
+) -> None:
     """approximate_study.md, .csv, .png and approximate_study_error.png into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     M, S, delay = plan.error_setting
-    plotting.error_figure(errors, f"Gradient error, {setting_title(M, S, delay)}",
-                          out / "approximate_study_error.png", xlabel=plotting.TIME_LABEL)
+    plotting.error_figure(
+        errors,
+        f"Gradient error, {setting_title(M, S, delay)}",
+        out / "approximate_study_error.png",
+        xlabel=plotting.TIME_LABEL,
+    )
     plot_gaps(out / "approximate_study.png", curves, plan)
     write_csv(out / "approximate_study.csv", rows)
     write_markdown(out / "approximate_study.md", rows, plan, command, seconds)
@@ -450,18 +545,23 @@ def write_outputs(out: Path, plan: Plan, rows: list, curves: dict, errors: dict,
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a small check run (M = 6, S = 1, 16 trials × 150 iterations)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small check run (M = 6, S = 1, 16 trials × 150 iterations)",
+    )
     parser.add_argument("--out", default="figures", help="output folder (default figures)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     start = time.perf_counter()
     rows, curves, errors = run_study(plan, log=lambda text: print(text, file=sys.stderr))
     command = "python scripts/approximate_study.py" + (" --quick" if args.quick else "")
-    write_outputs(Path(args.out), plan, rows, curves, errors, command,
-                  time.perf_counter() - start)
-    print(f"wrote {args.out}/approximate_study.{{md,csv,png}} and approximate_study_error.png "
-          f"in {time.perf_counter() - start:.0f}s", file=sys.stderr)
+    write_outputs(Path(args.out), plan, rows, curves, errors, command, time.perf_counter() - start)
+    print(
+        f"wrote {args.out}/approximate_study.{{md,csv,png}} and approximate_study_error.png "
+        f"in {time.perf_counter() - start:.0f}s",
+        file=sys.stderr,
+    )
     return 0
 
 

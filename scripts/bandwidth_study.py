@@ -90,16 +90,19 @@ class Plan:
 
 # Iterations measured to suffice: the slowest strategy to reach the target, qg-lag with b = 2,
 # needs 218 (lag_synthetic) and 522 (breast cancer); laq with b = 2 stalls on both.
-FULL = Plan(workers=12, stragglers=2, trials=200,
-            iters={"lag_synthetic": 400, "breast_cancer": 800})
+FULL = Plan(
+    workers=12, stragglers=2, trials=200, iters={"lag_synthetic": 400, "breast_cancer": 800}
+)
 QUICK = dataclasses.replace(FULL, trials=16, tau_factors=(0.01, 1.0, 10.0))
 
 
 def study_problems(workers: int) -> dict:
     """The two problems, by name: the LAG paper's least squares and logistic regression on
     real data (P = M partitions)."""
-    return {"lag_synthetic": lj.problems.lag_synthetic(workers),
-            "breast_cancer": datasets.breast_cancer(workers)}
+    return {
+        "lag_synthetic": lj.problems.lag_synthetic(workers),
+        "breast_cancer": datasets.breast_cancer(workers),
+    }
 
 
 def initial_gap(problem) -> float:
@@ -145,8 +148,11 @@ class Variant:
 
 def quantized_g_lag(workers: int, stragglers: int, bits: int):
     """g-lag whose group messages are LAQ-quantized against what the server holds."""
-    return dataclasses.replace(lj.make("g-lag", workers, stragglers),
-                               compressor=st.InnovationQuantizer(bits), name="qg-lag")
+    return dataclasses.replace(
+        lj.make("g-lag", workers, stragglers),
+        compressor=st.InnovationQuantizer(bits),
+        name="qg-lag",
+    )
 
 
 def variant_groups(workers: int, stragglers: int, bits=BITS) -> list[list[Variant]]:
@@ -161,13 +167,15 @@ def variant_groups(workers: int, stragglers: int, bits=BITS) -> list[list[Varian
     def quantized(family, make):
         return [Variant(f"{family} (b = {b})", family, b, make(b)) for b in bits]
 
-    return [[Variant("gd", "gd", None, lj.make("gd", M))],
-            quantized("qgd", lambda b: lj.make("qgd", M, bits=b)),
-            [Variant("lag-wk", "lag-wk", None, lj.make("lag-wk", M))],
-            quantized("laq", lambda b: lj.make("laq", M, bits=b)),
-            [Variant("g-lag", "g-lag", None, lj.make("g-lag", M, S))],
-            quantized("qg-lag", lambda b: quantized_g_lag(M, S, b)),
-            [Variant("lagc", "lagc", None, lj.make("lagc", M, S))]]
+    return [
+        [Variant("gd", "gd", None, lj.make("gd", M))],
+        quantized("qgd", lambda b: lj.make("qgd", M, bits=b)),
+        [Variant("lag-wk", "lag-wk", None, lj.make("lag-wk", M))],
+        quantized("laq", lambda b: lj.make("laq", M, bits=b)),
+        [Variant("g-lag", "g-lag", None, lj.make("g-lag", M, S))],
+        quantized("qg-lag", lambda b: quantized_g_lag(M, S, b)),
+        [Variant("lagc", "lagc", None, lj.make("lagc", M, S))],
+    ]
 
 
 # --------------------------------------------------------------------------- #
@@ -177,25 +185,46 @@ def run_group(problem, group: list, plan: Plan, times: np.ndarray, unit: float, 
     """Every variant of ``group`` at every τ of the plan, in one sweep on replayed unit times:
     [(variant, τ factor, Result)]."""
     points = [(variant, factor) for factor in plan.tau_factors for variant in group]
-    results = lj.sweep(problem, [v.strategy for v, _ in points],
-                       upload_time=[factor * unit for _, factor in points], link="shared",
-                       unit_times=times, num_iters=iters, num_trials=plan.trials)
-    return [(variant, factor, result)
-            for (variant, factor), result in zip(points, results, strict=True)]
+    results = lj.sweep(
+        problem,
+        [v.strategy for v, _ in points],
+        upload_time=[factor * unit for _, factor in points],
+        link="shared",
+        unit_times=times,
+        num_iters=iters,
+        num_trials=plan.trials,
+    )
+    return [
+        (variant, factor, result) for (variant, factor), result in zip(points, results, strict=True)
+    ]
 
 
-def summary_row(result, variant: Variant, problem_name: str, dim: int, delay: str,
-                tau_factor: float, gap0: float) -> tuple[dict, np.ndarray]:
+def summary_row(
+    result,
+    variant: Variant,
+    problem_name: str,
+    dim: int,
+    delay: str,
+    tau_factor: float,
+    gap0: float,
+) -> tuple[dict, np.ndarray]:
     """The study's numbers of one point and its per-trial wall clocks to the target (units
     of E[X], NaN where not reached)."""
     unit = mean_unit_time(DISTRIBUTIONS[delay])
     target = TARGET_FRACTION * gap0
     summary = result.summary(target)
     reach = result.to_reach(target)
-    row = dict(problem=problem_name, delay=delay, tau=tau_factor, strategy=variant.label,
-               family=variant.family, quantizer_bits=variant.bits or 0,
-               message_bits=variant.message_bits(dim), trials=result.num_trials,
-               iterations_run=int(result.iterations[-1]))
+    row = dict(
+        problem=problem_name,
+        delay=delay,
+        tau=tau_factor,
+        strategy=variant.label,
+        family=variant.family,
+        quantizer_bits=variant.bits or 0,
+        message_bits=variant.message_bits(dim),
+        trials=result.num_trials,
+        iterations_run=int(result.iterations[-1]),
+    )
     row["wall_clock"] = tuple(v / unit for v in summary["wall_clock"])
     for field in ("uploads", "bits_up", "iterations"):
         row[field] = summary[field]
@@ -216,14 +245,18 @@ def run_study(plan: Plan, problems: dict, log=print) -> tuple[list, dict]:
             unit = mean_unit_time(DISTRIBUTIONS[delay])
             for group in variant_groups(plan.workers, plan.stragglers, plan.bits):
                 start = time.perf_counter()
-                for variant, factor, result in run_group(problem, group, plan, draws[delay],
-                                                         unit, iters):
-                    row, times = summary_row(result, variant, problem_name, problem.dim, delay,
-                                             factor, gap0)
+                for variant, factor, result in run_group(
+                    problem, group, plan, draws[delay], unit, iters
+                ):
+                    row, times = summary_row(
+                        result, variant, problem_name, problem.dim, delay, factor, gap0
+                    )
                     rows.append(row)
                     trial_times[problem_name, delay, factor, variant.label] = times
-                log(f"  {problem_name} {delay} {group[0].family} ×{len(group)}×"
-                    f"{len(plan.tau_factors)} τ: {time.perf_counter() - start:.1f}s")
+                log(
+                    f"  {problem_name} {delay} {group[0].family} ×{len(group)}×"
+                    f"{len(plan.tau_factors)} τ: {time.perf_counter() - start:.1f}s"
+                )
     return rows, trial_times
 
 
@@ -254,15 +287,23 @@ def winners(rows: list, trial_times: dict) -> list[dict]:
         gd = next(r for r in block if r["strategy"] == "gd")
         first_times, second_times = (
             np.nan_to_num(trial_times[problem, delay, tau, r["strategy"]], nan=np.inf)
-            for r in (first, second))
-        out.append(dict(problem=problem, delay=delay, tau=tau, fastest=first["strategy"],
-                        fastest_wall_clock=first["wall_clock"], runner_up=second["strategy"],
-                        runner_up_wall_clock=second["wall_clock"],
-                        paired_fraction=float(np.mean(first_times < second_times)),
-                        speedup_over_gd=gd["wall_clock"][0] / first["wall_clock"][0],
-                        fastest_registered=next(r for r in block if r["family"] in registered),
-                        fastest_full_precision=next(r for r in block
-                                                    if not r["quantizer_bits"])))
+            for r in (first, second)
+        )
+        out.append(
+            dict(
+                problem=problem,
+                delay=delay,
+                tau=tau,
+                fastest=first["strategy"],
+                fastest_wall_clock=first["wall_clock"],
+                runner_up=second["strategy"],
+                runner_up_wall_clock=second["wall_clock"],
+                paired_fraction=float(np.mean(first_times < second_times)),
+                speedup_over_gd=gd["wall_clock"][0] / first["wall_clock"][0],
+                fastest_registered=next(r for r in block if r["family"] in registered),
+                fastest_full_precision=next(r for r in block if not r["quantizer_bits"]),
+            )
+        )
     return out
 
 
@@ -299,8 +340,11 @@ def reach_cell(row: dict, field: str, fmt: str) -> str:
 
 
 def point_rows(rows, problem, delay, tau=None) -> list:
-    return [r for r in rows if r["problem"] == problem and r["delay"] == delay
-            and (tau is None or r["tau"] == tau)]
+    return [
+        r
+        for r in rows
+        if r["problem"] == problem and r["delay"] == delay and (tau is None or r["tau"] == tau)
+    ]
 
 
 def wall_clock_table(rows: list, problem: str, delay: str, plan: Plan) -> list[str]:
@@ -308,28 +352,38 @@ def wall_clock_table(rows: list, problem: str, delay: str, plan: Plan) -> list[s
     header = " | ".join(f"τ = {t:g}" for t in plan.tau_factors)
     lines = [f"| strategy | {header} |", "|---|" + "---|" * len(plan.tau_factors)]
     for label in dict.fromkeys(r["strategy"] for r in point_rows(rows, problem, delay)):
-        cells = [reach_cell(r, "wall_clock", ".4g") for r in point_rows(rows, problem, delay)
-                 if r["strategy"] == label]
+        cells = [
+            reach_cell(r, "wall_clock", ".4g")
+            for r in point_rows(rows, problem, delay)
+            if r["strategy"] == label
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
 def counts_table(rows: list, problem: str, delay: str, tau: float) -> list[str]:
     """Strategies: message size, iterations, uploads and bits to the target at one τ."""
-    lines = ["| strategy | bits per upload | iterations | uploads | bits uploaded | reached | "
-             "final gap | diverged |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| strategy | bits per upload | iterations | uploads | bits uploaded | reached | "
+        "final gap | diverged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in point_rows(rows, problem, delay, tau):
         lines.append(
             f"| {r['strategy']} | {r['message_bits']} | {reach_cell(r, 'iterations', '.0f')} | "
             f"{reach_cell(r, 'uploads', '.0f')} | {reach_cell(r, 'bits_up', '.3g')} | "
-            f"{r['reached']:.0%} | {r['final_gap'][0]:.1e} | {r['diverged']} |")
+            f"{r['reached']:.0%} | {r['final_gap'][0]:.1e} | {r['diverged']} |"
+        )
     return lines
 
 
 def winners_table(wins: list) -> list[str]:
-    lines = ["| problem | unit times | τ / E[X] | fastest: wall clock (E[X]) | runner-up | "
-             "fastest first in (paired) | gd / fastest | fastest registered | fastest at full "
-             "precision |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| problem | unit times | τ / E[X] | fastest: wall clock (E[X]) | runner-up | "
+        "fastest first in (paired) | gd / fastest | fastest registered | fastest at full "
+        "precision |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for w in wins:
         registered, full = w["fastest_registered"], w["fastest_full_precision"]
         lines.append(
@@ -338,7 +392,8 @@ def winners_table(wins: list) -> list[str]:
             f"{w['runner_up_wall_clock'][0]:.4g} | {w['paired_fraction']:.0%} | "
             f"{w['speedup_over_gd']:.2f}× | {registered['strategy']}: "
             f"{registered['wall_clock'][0]:.4g} | {full['strategy']}: "
-            f"{full['wall_clock'][0]:.4g} |")
+            f"{full['wall_clock'][0]:.4g} |"
+        )
     return lines
 
 
@@ -347,35 +402,44 @@ def laq_comparison(rows: list, problems: dict, plan: Plan) -> list[str]:
     (b = 4) and lag-wk, per problem (exponential unit times, τ = E[X]), and whether the
     direction agrees with the LAQ paper's (fewest bits for LAQ; fewer uploads than GD and
     QGD)."""
-    lines = ["| problem | bits: gd | qgd (b = 4) | lag-wk | laq (b = 4) | gd / laq | qgd / laq | "
-             "lag-wk / laq | uploads: gd | lag-wk | laq (b = 4) | direction as in LAQ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| problem | bits: gd | qgd (b = 4) | lag-wk | laq (b = 4) | gd / laq | qgd / laq | "
+        "lag-wk / laq | uploads: gd | lag-wk | laq (b = 4) | direction as in LAQ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     labels = ("gd", "qgd (b = 4)", "lag-wk", "laq (b = 4)")
     for problem in problems:
         block = point_rows(rows, problem, plan.delays[0], plan.reference_tau)
         bits = {r["strategy"]: r["bits_up"][0] for r in block if r["strategy"] in labels}
         uploads = {r["strategy"]: r["uploads"][0] for r in block if r["strategy"] in labels}
-        agrees = (bits["laq (b = 4)"] < min(bits["gd"], bits["qgd (b = 4)"], bits["lag-wk"])
-                  and uploads["laq (b = 4)"] < min(uploads["gd"], uploads["qgd (b = 4)"])
-                  and bits["qgd (b = 4)"] < bits["gd"])
+        agrees = (
+            bits["laq (b = 4)"] < min(bits["gd"], bits["qgd (b = 4)"], bits["lag-wk"])
+            and uploads["laq (b = 4)"] < min(uploads["gd"], uploads["qgd (b = 4)"])
+            and bits["qgd (b = 4)"] < bits["gd"]
+        )
         laq = bits["laq (b = 4)"]
         lines.append(
             f"| {problem} | {bits['gd']:.3g} | {bits['qgd (b = 4)']:.3g} | {bits['lag-wk']:.3g} | "
             f"{laq:.3g} | {bits['gd'] / laq:.0f}× | {bits['qgd (b = 4)'] / laq:.1f}× | "
             f"{bits['lag-wk'] / laq:.1f}× | {uploads['gd']:.0f} | {uploads['lag-wk']:.0f} | "
-            f"{uploads['laq (b = 4)']:.0f} | {'yes' if agrees else 'no'} |")
+            f"{uploads['laq (b = 4)']:.0f} | {'yes' if agrees else 'no'} |"
+        )
     return lines
 
 
-def write_markdown(path: Path, rows: list, wins: list, problems: dict, plan: Plan, command: str,
-                   seconds: float) -> None:
+def write_markdown(
+    path: Path, rows: list, wins: list, problems: dict, plan: Plan, command: str, seconds: float
+) -> None:
     taus = ", ".join(f"{t:g}" for t in plan.tau_factors)
-    described = "; ".join(f"{name}: d = {p.dim}, L = {p.smoothness:.4g}, f(θ⁰) − f* = "
-                          f"{initial_gap(p):.4g}, {plan.iters[name]} iterations"
-                          for name, p in problems.items())
+    described = "; ".join(
+        f"{name}: d = {p.dim}, L = {p.smoothness:.4g}, f(θ⁰) − f* = "
+        f"{initial_gap(p):.4g}, {plan.iters[name]} iterations"
+        for name, p in problems.items()
+    )
     changing = tau_dependent_counts(rows)
     lines = [
-        "# When bandwidth is the bottleneck (scripts/bandwidth_study.py)", "",
+        "# When bandwidth is the bottleneck (scripts/bandwidth_study.py)",
+        "",
         f"Generated by `{command}` in {seconds:.0f} s (2 shared CPU cores). M = {plan.workers}, "
         f"S = {plan.stragglers} (g-lag, qg-lag, lagc), {plan.trials} trials per point, seed "
         f"{plan.seed}, float64, step 1/L, default options. Problems: {described}. Unit times "
@@ -383,38 +447,54 @@ def write_markdown(path: Path, rows: list, wins: list, problems: dict, plan: Pla
         "quantile transform of the exponential ones' uniforms. One shared FIFO uplink: a "
         "message of β bits holds it for τ·β/(32d); quantized messages (LAQ's innovation "
         "quantizer) are b·d + 32 bits, full-precision ones 32·d; no latency, τ_b = 0. "
-        f"τ in units of E[X] (1 for Exponential(1), 3 for Pareto(1, 1.5)): {taus}.", "",
+        f"τ in units of E[X] (1 for Exponential(1), 3 for Pareto(1, 1.5)): {taus}.",
+        "",
         f"Target: f − f* ≤ {TARGET_FRACTION:g}·(f(θ⁰) − f*). Medians over trials [95 % "
-        "distribution-free interval of the median]; wall clock in units of E[X]; \"not "
-        "reached\" when the median trial does not reach the target, with the median gap the "
+        'distribution-free interval of the median]; wall clock in units of E[X]; "not '
+        'reached" when the median trial does not reach the target, with the median gap the '
         "trials end at (as a fraction of the initial gap). qg-lag is g-lag whose group "
         "messages are LAQ-quantized (`strategies.InnovationQuantizer(b)`). Uploads and bits "
         "count the messages the server used (MODEL.md §9); the other members of a g-lag or "
         "qg-lag group and lagc's late workers send too, and their messages hold the shared "
         "link (delaying a round when they queue ahead of one the server waits for), but are "
-        "not counted.", "",
-        "## Where each wins", "",
+        "not counted.",
+        "",
+        "## Where each wins",
+        "",
         "The fastest strategy (lowest median wall clock to the target) at each τ, the "
         "runner-up, the fraction of trials in which the fastest is faster than the runner-up "
         "on the same unit times, gd's median over the fastest's, the fastest registered "
         "strategy (all but qg-lag) and the fastest that sends full-precision messages (gd, "
-        "lag-wk, g-lag, lagc).", "",
-        *winners_table(wins), "",
-        "## Bits to the target, and the LAQ paper", "",
+        "lag-wk, g-lag, lagc).",
+        "",
+        *winners_table(wins),
+        "",
+        "## Bits to the target, and the LAQ paper",
+        "",
         f"Bits and uploads to the target, {DELAY_LABELS[plan.delays[0]]} unit times, "
-        f"τ = {plan.reference_tau:g}·E[X] (medians):", "",
-        *laq_comparison(rows, problems, plan), "",
+        f"τ = {plan.reference_tau:g}·E[X] (medians):",
+        "",
+        *laq_comparison(rows, problems, plan),
+        "",
         "Uploads and bits to the target do not depend on τ or the delays for any strategy "
         "whose iterates do not depend on arrival order; they change with τ for: "
-        f"{', '.join(changing) if changing else 'none'}.", ""]
+        f"{', '.join(changing) if changing else 'none'}.",
+        "",
+    ]
     for problem in problems:
         for delay in plan.delays:
-            lines += [f"## {problem}, {DELAY_LABELS[delay]} unit times", "",
-                      "Wall clock to the target (units of E[X]) against τ / E[X]:", "",
-                      *wall_clock_table(rows, problem, delay, plan), "",
-                      "Iterations, uploads and bits to the target at τ = "
-                      f"{plan.reference_tau:g}·E[X]:", "",
-                      *counts_table(rows, problem, delay, plan.reference_tau), ""]
+            lines += [
+                f"## {problem}, {DELAY_LABELS[delay]} unit times",
+                "",
+                "Wall clock to the target (units of E[X]) against τ / E[X]:",
+                "",
+                *wall_clock_table(rows, problem, delay, plan),
+                "",
+                f"Iterations, uploads and bits to the target at τ = {plan.reference_tau:g}·E[X]:",
+                "",
+                *counts_table(rows, problem, delay, plan.reference_tau),
+                "",
+            ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -443,9 +523,14 @@ def line_style(row: dict) -> dict:
     """The family's colour (qg-lag: g-lag's, with square markers); the quantizer's b sets
     the line style (full precision: solid)."""
     family = "g-lag" if row["family"] == "qg-lag" else row["family"]
-    return dict(color=plotting.color(family), label=row["strategy"],
-                marker="s" if row["family"] == "qg-lag" else "o", markersize=3.5, linewidth=1.3,
-                linestyle=BITS_LINESTYLES.get(row["quantizer_bits"], "-"))
+    return dict(
+        color=plotting.color(family),
+        label=row["strategy"],
+        marker="s" if row["family"] == "qg-lag" else "o",
+        markersize=3.5,
+        linewidth=1.3,
+        linestyle=BITS_LINESTYLES.get(row["quantizer_bits"], "-"),
+    )
 
 
 def plot(path: Path, rows: list, problems: dict, plan: Plan) -> None:
@@ -455,8 +540,9 @@ def plot(path: Path, rows: list, problems: dict, plan: Plan) -> None:
     from matplotlib.lines import Line2D
 
     columns = len(plan.delays) + 1
-    fig, axes = plt.subplots(len(problems), columns, squeeze=False,
-                             figsize=(4.8 * columns, 4.0 * len(problems)))
+    fig, axes = plt.subplots(
+        len(problems), columns, squeeze=False, figsize=(4.8 * columns, 4.0 * len(problems))
+    )
     handles = {}
     for i, problem in enumerate(problems):
         for j, delay in enumerate(plan.delays):
@@ -468,9 +554,14 @@ def plot(path: Path, rows: list, problems: dict, plan: Plan) -> None:
                 med, lo, hi = (np.array([r["wall_clock"][n] for r in points]) for n in range(3))
                 style = line_style(points[0])
                 ax.plot(taus, np.where(np.isfinite(med), med, np.nan), **style)
-                ax.fill_between(taus, np.where(np.isfinite(lo), lo, np.nan),
-                                np.where(np.isfinite(hi), hi, np.nan), color=style["color"],
-                                alpha=0.08, linewidth=0)
+                ax.fill_between(
+                    taus,
+                    np.where(np.isfinite(lo), lo, np.nan),
+                    np.where(np.isfinite(hi), hi, np.nan),
+                    color=style["color"],
+                    alpha=0.08,
+                    linewidth=0,
+                )
                 handles.setdefault(label, Line2D([], [], **style))
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -482,21 +573,41 @@ def plot(path: Path, rows: list, problems: dict, plan: Plan) -> None:
         for y, r in enumerate(block):
             style = line_style(r)
             if math.isinf(r["bits_up"][0]):
-                ax.text(0.02, y, f"not reached (final gap {r['final_gap'][0]:.0e})",
-                        va="center", fontsize=7, transform=ax.get_yaxis_transform())
+                ax.text(
+                    0.02,
+                    y,
+                    f"not reached (final gap {r['final_gap'][0]:.0e})",
+                    va="center",
+                    fontsize=7,
+                    transform=ax.get_yaxis_transform(),
+                )
                 continue
-            ax.barh(y, r["bits_up"][0], color=style["color"], alpha=0.8,
-                    hatch="//" if r["quantizer_bits"] else None)
+            ax.barh(
+                y,
+                r["bits_up"][0],
+                color=style["color"],
+                alpha=0.8,
+                hatch="//" if r["quantizer_bits"] else None,
+            )
         ax.set_yticks(range(len(block)), [r["strategy"] for r in block], fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.set_xlabel("bits uploaded to target (median)")
-        ax.set_title(f"{problem}: bits to target ({DELAY_LABELS[plan.delays[0]]}, "
-                     f"τ = {plan.reference_tau:g}·E[X])", fontsize=9)
-    fig.legend(handles=list(handles.values()), loc="center left", bbox_to_anchor=(1.0, 0.5),
-               title="strategy")
-    fig.suptitle(f"When bandwidth is the bottleneck: M = {plan.workers}, shared uplink, "
-                 f"target f − f* ≤ {TARGET_FRACTION:g}·(f(θ⁰) − f*), {plan.trials} trials")
+        ax.set_title(
+            f"{problem}: bits to target ({DELAY_LABELS[plan.delays[0]]}, "
+            f"τ = {plan.reference_tau:g}·E[X])",
+            fontsize=9,
+        )
+    fig.legend(
+        handles=list(handles.values()),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        title="strategy",
+    )
+    fig.suptitle(
+        f"When bandwidth is the bottleneck: M = {plan.workers}, shared uplink, "
+        f"target f − f* ≤ {TARGET_FRACTION:g}·(f(θ⁰) − f*), {plan.trials} trials"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=plotting.DPI, bbox_inches="tight")
     plt.close(fig)
@@ -504,8 +615,11 @@ def plot(path: Path, rows: list, problems: dict, plan: Plan) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a small check run (16 trials, τ/E[X] in {0.01, 1, 10})")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small check run (16 trials, τ/E[X] in {0.01, 1, 10})",
+    )
     parser.add_argument("--out", default="figures", help="output folder (default figures)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL

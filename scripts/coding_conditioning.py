@@ -29,21 +29,26 @@ def main(argv=None):
     parser.add_argument("--cases", nargs="+", default=DEFAULT_CASES, help="M,S pairs")
     args = parser.parse_args(argv)
 
-    print("| M | S | sets | construction | worst max abs(a) | worst cond(B_F) | worst float32 rel. error |")
+    print(
+        "| M | S | sets | construction | worst max abs(a) | worst cond(B_F) | worst float32 rel. error |"
+    )
     print("|---|---|---|---|---|---|---|")
     for case in args.cases:
         M, S = (int(v) for v in case.split(","))
         start = time.perf_counter()
         ours = coding.decoding_stats(coding.cyclic_repetition(M, S), S)
-        draws = [coding.decoding_stats(coding.tandon_cyclic(M, S, seed), S)
-                 for seed in range(args.seeds)]
+        draws = [
+            coding.decoding_stats(coding.tandon_cyclic(M, S, seed), S) for seed in range(args.seeds)
+        ]
         rows = {
             "ours (BCH-type)": [ours[k] for k in METRICS],
             f"Tandon, median of {args.seeds}": [np.median([d[k] for d in draws]) for k in METRICS],
             f"Tandon, best of {args.seeds}": [min(d[k] for d in draws) for k in METRICS],
         }
         for name, (weight, cond, err) in rows.items():
-            print(f"| {M} | {S} | {ours['num_sets']} | {name} | {weight:.3g} | {cond:.3g} | {err:.2g} |")
+            print(
+                f"| {M} | {S} | {ours['num_sets']} | {name} | {weight:.3g} | {cond:.3g} | {err:.2g} |"
+            )
         print(f"<!-- ({M},{S}) took {time.perf_counter() - start:.1f} s -->")
 
 

@@ -29,10 +29,15 @@ def row(problem, name, M, S, beta, *, xi=None, effective_trigger=False, trials, 
     options = {} if xi is None else {"xi": xi}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        r = lj.simulate(problem, lj.strategies.make(name, M, S, **options), lj.ShiftedExponential(),
-                        num_iters=iters, num_trials=trials,
-                        optimizer=optax.sgd(alpha, momentum=beta or None),
-                        step_size=alpha / (1 - beta) if effective_trigger else alpha)
+        r = lj.simulate(
+            problem,
+            lj.strategies.make(name, M, S, **options),
+            lj.ShiftedExponential(),
+            num_iters=iters,
+            num_trials=trials,
+            optimizer=optax.sgd(alpha, momentum=beta or None),
+            step_size=alpha / (1 - beta) if effective_trigger else alpha,
+        )
     s = r.summary(TARGET)
     trigger = "—" if not r.config["xi"] else ("α/(1−β)" if effective_trigger else "α")
     xi_text = "—" if r.config["xi"] is None else f"{r.config['xi']:g}"
@@ -42,8 +47,10 @@ def row(problem, name, M, S, beta, *, xi=None, effective_trigger=False, trials, 
         reached = "not reached | — | —"
     else:
         reached = f"{s['iterations'][0]:.0f} | {s['wall_clock'][0]:.1f} | {s['uploads'][0]:.0f}"
-    print(f"| {name} | {beta:g} | {xi_text} | {trigger} | {reached} | "
-          f"{r.diverged.sum()}/{r.num_trials} |")
+    print(
+        f"| {name} | {beta:g} | {xi_text} | {trigger} | {reached} | "
+        f"{r.diverged.sum()}/{r.num_trials} |"
+    )
 
 
 def main():
@@ -52,12 +59,16 @@ def main():
     parser.add_argument("--iters", type=int, default=1000)
     args = parser.parse_args()
     kw = dict(trials=args.trials, iters=args.iters)
-    header = ("| strategy | momentum β | ξ | trigger step | iterations | wall clock | uploads | "
-              "diverged |\n|---|---|---|---|---|---|---|---|")
+    header = (
+        "| strategy | momentum β | ξ | trigger step | iterations | wall clock | uploads | "
+        "diverged |\n|---|---|---|---|---|---|---|---|"
+    )
 
     big = lj.problems.lag_synthetic(12)
-    print(f"{big.name}, M = 12, S = 2 (4 groups), α = 1/L, Exponential(1), {args.trials} trials; "
-          f"medians to reach f − f* ≤ {TARGET:g}\n")
+    print(
+        f"{big.name}, M = 12, S = 2 (4 groups), α = 1/L, Exponential(1), {args.trials} trials; "
+        f"medians to reach f − f* ≤ {TARGET:g}\n"
+    )
     print(header)
     for beta in (0.0, 0.3, 0.5):
         row(big, "grouping", 12, 2, beta, **kw)
@@ -75,10 +86,12 @@ def main():
         for beta in (0.0, 0.3, 0.5):
             row(small, "g-lag", 4, 1, beta, xi=xi, **kw)
     row(small, "g-lag", 4, 1, 0.5, xi=1.0, effective_trigger=True, **kw)
-    print("\nFindings: on lag_synthetic(12) momentum β = 0.3 roughly halves G-LAG's iterations and "
-          "uploads; β = 0.9 diverges with the nominal trigger and converges with the effective "
-          "one. On the small problem G-LAG with ξ = 10 diverges even without momentum "
-          "(ξ/U² = 2.5 with U = 2 groups), and momentum does not help at ξ = 1.")
+    print(
+        "\nFindings: on lag_synthetic(12) momentum β = 0.3 roughly halves G-LAG's iterations and "
+        "uploads; β = 0.9 diverges with the nominal trigger and converges with the effective "
+        "one. On the small problem G-LAG with ξ = 10 diverges even without momentum "
+        "(ξ/U² = 2.5 with U = 2 groups), and momentum does not help at ξ = 1."
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def optimum(problem, iters=40_000):
 
     def body(_, t):
         return t - grad(t).sum(0) / problem.smoothness
+
     return jax.jit(lambda t: jax.lax.fori_loop(0, iters, body, t))(jnp.zeros(problem.dim)), grad
 
 
@@ -49,19 +50,35 @@ def main():
         for split, seed in (("sorted", 0), ("random", 0), ("random", 1), ("random", 2)):
             problem = loader(M, partitioning=split, seed=seed)
             theta_star, grad = optimum(problem)
-            zeta = float(jnp.sum(grad(theta_star) ** 2) / jnp.sum(grad(jnp.zeros(problem.dim)) ** 2))
+            zeta = float(
+                jnp.sum(grad(theta_star) ** 2) / jnp.sum(grad(jnp.zeros(problem.dim)) ** 2)
+            )
             spread = problem.partition_smoothness.max() / problem.partition_smoothness.min()
             cells = []
             for name, opts in (("gd", {}), ("lag-wk", {}), ("lag-ps", {}), ("lag-ps", {"xi": 5.0})):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    r = lj.simulate(problem, lj.strategies.make(name, M, **opts),
-                                    lj.ShiftedExponential(), num_iters=args.iters, num_trials=1)
+                    r = lj.simulate(
+                        problem,
+                        lj.strategies.make(name, M, **opts),
+                        lj.ShiftedExponential(),
+                        num_iters=args.iters,
+                        num_trials=1,
+                    )
                 uploads = r.to_reach(1e-6 * problem.optimal_value)["uploads"][0]
-                cells.append("DIVERGED" if r.diverged[0] else
-                             "not reached" if np.isnan(uploads) else f"{uploads:.0f}")
+                cells.append(
+                    "DIVERGED"
+                    if r.diverged[0]
+                    else "not reached"
+                    if np.isnan(uploads)
+                    else f"{uploads:.0f}"
+                )
             label = split if split == "sorted" else f"random (seed {seed})"
-            print(f"| {loader.__name__} | {label} | {zeta:.4f} | {spread:.2f} | " + " | ".join(cells) + " |")
+            print(
+                f"| {loader.__name__} | {label} | {zeta:.4f} | {spread:.2f} | "
+                + " | ".join(cells)
+                + " |"
+            )
 
 
 if __name__ == "__main__":

@@ -51,8 +51,20 @@ CHUNK = 7
 TAU, TAU_B = 0.3, 0.2
 
 # fixed here (not read from the registry) so that save and compare run the same cases
-STRATEGIES = ("gd", "fastest-k", "gc", "grouping", "lag-wk", "lag-ps", "lagc", "lagc-ps",
-              "g-lag", "g-lag-wk", "async", "k-async")
+STRATEGIES = (
+    "gd",
+    "fastest-k",
+    "gc",
+    "grouping",
+    "lag-wk",
+    "lag-ps",
+    "lagc",
+    "lagc-ps",
+    "g-lag",
+    "g-lag-wk",
+    "async",
+    "k-async",
+)
 LINKS = ("parallel", "shared")
 SLOWDOWN = (1.0, 1.0, 3.0, 1.0, 1.0, 2.0)
 
@@ -66,8 +78,9 @@ def delay_model(source):
     return {
         "exp": lj.ShiftedExponential(shift=0.1, rate=1.5),
         "pareto": lj.Pareto(scale=1.0, shape=1.5),
-        "markov": lj.MarkovStragglers(base=lj.ShiftedExponential(), slow_factor=5.0,
-                                      p_slow=0.2, p_recover=0.3),
+        "markov": lj.MarkovStragglers(
+            base=lj.ShiftedExponential(), slow_factor=5.0, p_slow=0.2, p_recover=0.3
+        ),
         "replay": None,
     }[source]
 
@@ -80,12 +93,28 @@ def replay_times(num_trials=NUM_TRIALS, num_iters=NUM_ITERS):
     return np.where(slow, 4.0 * base, base)
 
 
-def case(strategy, link="parallel", delay="exp", tau=TAU, tau_b=TAU_B, chunk=None,
-         options=None, record_every=1, slowdown=None, seed=0, sweep=None):
+def case(
+    strategy,
+    link="parallel",
+    delay="exp",
+    tau=TAU,
+    tau_b=TAU_B,
+    chunk=None,
+    options=None,
+    record_every=1,
+    slowdown=None,
+    seed=0,
+    sweep=None,
+):
     """One case: a dict with a readable, unique id."""
     opts = ",".join(f"{k}={v}" for k, v in sorted((options or {}).items()))
-    parts = [strategy + (f"[{opts}]" if opts else ""), link, delay, f"tau={tau},{tau_b}",
-             f"chunk={chunk}" if chunk else "whole"]
+    parts = [
+        strategy + (f"[{opts}]" if opts else ""),
+        link,
+        delay,
+        f"tau={tau},{tau_b}",
+        f"chunk={chunk}" if chunk else "whole",
+    ]
     if record_every != 1:
         parts.append(f"rec={record_every}")
     if slowdown is not None:
@@ -94,9 +123,20 @@ def case(strategy, link="parallel", delay="exp", tau=TAU, tau_b=TAU_B, chunk=Non
         parts.append(f"seed={seed}")
     if sweep:
         parts.append("sweep(" + ",".join(f"{k}={v}" for k, v in sweep.items()) + ")")
-    return dict(id="|".join(parts), strategy=strategy, options=options or {}, link=link,
-                delay=delay, tau=tau, tau_b=tau_b, chunk=chunk, record_every=record_every,
-                slowdown=slowdown, seed=seed, sweep=sweep)
+    return dict(
+        id="|".join(parts),
+        strategy=strategy,
+        options=options or {},
+        link=link,
+        delay=delay,
+        tau=tau,
+        tau_b=tau_b,
+        chunk=chunk,
+        record_every=record_every,
+        slowdown=slowdown,
+        seed=seed,
+        sweep=sweep,
+    )
 
 
 def build_cases():
@@ -109,11 +149,19 @@ def build_cases():
                 cases.append(case(name, link, delay))
                 if delay in ("replay", "markov"):
                     cases.append(case(name, link, delay, chunk=CHUNK))
-    cases += [case(name, link, delay, chunk=CHUNK) for name, link, delay in (
-        ("gd", "shared", "exp"), ("gc", "shared", "exp"), ("lagc-ps", "parallel", "exp"),
-        ("g-lag-wk", "parallel", "exp"), ("lag-ps", "shared", "exp"),
-        ("fastest-k", "parallel", "pareto"), ("g-lag", "shared", "pareto"),
-        ("k-async", "parallel", "pareto"))]
+    cases += [
+        case(name, link, delay, chunk=CHUNK)
+        for name, link, delay in (
+            ("gd", "shared", "exp"),
+            ("gc", "shared", "exp"),
+            ("lagc-ps", "parallel", "exp"),
+            ("g-lag-wk", "parallel", "exp"),
+            ("lag-ps", "shared", "exp"),
+            ("fastest-k", "parallel", "pareto"),
+            ("g-lag", "shared", "pareto"),
+            ("k-async", "parallel", "pareto"),
+        )
+    ]
     # 2. τ = τ_b = 0
     for name in ("gd", "grouping", "lagc", "g-lag-wk", "k-async"):
         for link in LINKS:
@@ -144,8 +192,9 @@ def build_cases():
     # 6. sweeps (one vmapped program over 2 points)
     cases += [
         case("gd", "parallel", "exp", sweep=dict(upload_time=(0.0, 0.5))),
-        case("gd", "shared", "pareto", sweep=dict(upload_time=(0.1, 0.4),
-                                                  broadcast_time=(0.0, 0.3))),
+        case(
+            "gd", "shared", "pareto", sweep=dict(upload_time=(0.1, 0.4), broadcast_time=(0.0, 0.3))
+        ),
         case("lag-wk", "parallel", "exp", chunk=CHUNK, sweep=dict(step_size=(0.5, 1.0))),
         case("lag-wk", "shared", "replay", sweep=dict(xi=(0.5, 2.0))),
     ]
@@ -157,8 +206,16 @@ def build_cases():
 # --------------------------------------------------------------------------- #
 # running one case
 # --------------------------------------------------------------------------- #
-FIELDS = ("loss", "wall_clock", "uploads", "downloads", "computations", "upload_mask",
-          "diverged", "decoding_residual")
+FIELDS = (
+    "loss",
+    "wall_clock",
+    "uploads",
+    "downloads",
+    "computations",
+    "upload_mask",
+    "diverged",
+    "decoding_residual",
+)
 
 
 def _with_masks(fn, *args, **kwargs):
@@ -173,8 +230,14 @@ def _with_masks(fn, *args, **kwargs):
 
 def run_case(c, prob, unit_times):
     """{field: array} of a case (sweep points prefixed 'p<i>.'), or the refusal message."""
-    kwargs = dict(num_iters=NUM_ITERS, num_trials=NUM_TRIALS, seed=c["seed"], link=c["link"],
-                  chunk_size=c["chunk"], record_every=c["record_every"])
+    kwargs = dict(
+        num_iters=NUM_ITERS,
+        num_trials=NUM_TRIALS,
+        seed=c["seed"],
+        link=c["link"],
+        chunk_size=c["chunk"],
+        record_every=c["record_every"],
+    )
     if c["slowdown"] is not None:
         kwargs["slowdown"] = np.asarray(c["slowdown"])
     if c["delay"] == "replay":
@@ -192,9 +255,17 @@ def run_case(c, prob, unit_times):
                     knobs[name] = list(values)
                 results = _with_masks(lj.sweep, prob, strategy, delay, **knobs, **kwargs)
             else:
-                results = [_with_masks(lj.simulate, prob, strategy, delay,
-                                       upload_time=c["tau"], broadcast_time=c["tau_b"],
-                                       **kwargs)]
+                results = [
+                    _with_masks(
+                        lj.simulate,
+                        prob,
+                        strategy,
+                        delay,
+                        upload_time=c["tau"],
+                        broadcast_time=c["tau_b"],
+                        **kwargs,
+                    )
+                ]
         except ValueError as error:
             return f"refused: {error}"
     arrays = {}
@@ -214,8 +285,12 @@ SEP = "::"
 
 
 def environment():
-    return dict(jax=jax.__version__, backend=jax.default_backend(),
-                x64=bool(jax.config.jax_enable_x64), lagc_jax=os.path.abspath(lj.__file__))
+    return dict(
+        jax=jax.__version__,
+        backend=jax.default_backend(),
+        x64=bool(jax.config.jax_enable_x64),
+        lagc_jax=os.path.abspath(lj.__file__),
+    )
 
 
 def run_all(cases, keep_going=False):
@@ -294,9 +369,15 @@ def compare_case(saved, outcome):
         if field.split(".")[-1] == "loss":
             loss_note += f"; {field}: {_loss_difference(a, b)}"
         else:
-            detail = f"shape {b.shape} vs {a.shape}" if a.shape != b.shape else (
-                f"dtype {b.dtype} vs {a.dtype}" if a.dtype != b.dtype
-                else f"{int(np.sum(a != b))} entries differ")
+            detail = (
+                f"shape {b.shape} vs {a.shape}"
+                if a.shape != b.shape
+                else (
+                    f"dtype {b.dtype} vs {a.dtype}"
+                    if a.dtype != b.dtype
+                    else f"{int(np.sum(a != b))} entries differ"
+                )
+            )
             problems.append(f"{field} differs ({detail})")
     message = "; ".join(problems) if problems else "counts/clocks/masks identical"
     message += "; loss " + ("bit-identical" if not loss_note else "DIFFERS" + loss_note)
@@ -331,9 +412,10 @@ def compare(path, cases, filtered):
         failures += not ok
         print(f"[{'ok' if ok else 'DIFF'}] {c['id']}: {message}  ({seconds:.1f} s)")
     total = len(cases)
-    print(f"SUMMARY: {total} cases, {identical} bit-identical ({refused} of them refused by "
-          f"both), {failures} differ"
-          + (" -- FAILED" if failures else " -- all identical"))
+    print(
+        f"SUMMARY: {total} cases, {identical} bit-identical ({refused} of them refused by "
+        f"both), {failures} differ" + (" -- FAILED" if failures else " -- all identical")
+    )
     return 1 if failures else 0
 
 
@@ -341,26 +423,36 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=("save", "compare"))
     parser.add_argument("path", help="the .npz file of golden results")
-    parser.add_argument("-k", dest="pattern", default=None,
-                        help="only cases whose id contains this substring (compare only)")
+    parser.add_argument(
+        "-k",
+        dest="pattern",
+        default=None,
+        help="only cases whose id contains this substring (compare only)",
+    )
     args = parser.parse_args(argv)
     env = environment()
-    print(f"lagc_jax from {env['lagc_jax']}; jax {env['jax']} on {env['backend']}, "
-          f"x64={env['x64']}")
+    print(
+        f"lagc_jax from {env['lagc_jax']}; jax {env['jax']} on {env['backend']}, x64={env['x64']}"
+    )
     if not env["x64"]:
         print("error: float64 is required (JAX_ENABLE_X64=1)", file=sys.stderr)
         return 2
     cases = build_cases()
     if set(lj.names()) - set(STRATEGIES):
-        print(f"note: registered strategies not covered: {sorted(set(lj.names()) - set(STRATEGIES))}")
+        print(
+            f"note: registered strategies not covered: {sorted(set(lj.names()) - set(STRATEGIES))}"
+        )
     if args.pattern:
         if args.mode == "save":
             parser.error("-k applies to compare only (save writes the whole set)")
         cases = [c for c in cases if args.pattern in c["id"]]
     start = time.perf_counter()
     print(f"{len(cases)} cases")
-    code = save(args.path, cases) if args.mode == "save" else \
-        compare(args.path, cases, filtered=bool(args.pattern))
+    code = (
+        save(args.path, cases)
+        if args.mode == "save"
+        else compare(args.path, cases, filtered=bool(args.pattern))
+    )
     print(f"elapsed {time.perf_counter() - start:.0f} s")
     return code
 

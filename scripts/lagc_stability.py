@@ -29,8 +29,10 @@ def main():
     problem = lj.problems.lag_synthetic(M)
     codes = [("default cyclic_repetition", coding.cyclic_repetition(M, S))]
     codes += [(f"Tandon seed {s}", coding.tandon_cyclic(M, S, s)) for s in range(args.tandon_seeds)]
-    print(f"lagc on {problem.name}, M={M}, S={S}, Exponential(1), {args.trials} trials × "
-          f"{args.iters} iterations, float64\n")
+    print(
+        f"lagc on {problem.name}, M={M}, S={S}, Exponential(1), {args.trials} trials × "
+        f"{args.iters} iterations, float64\n"
+    )
     print("| code | worst max\\|a\\| | ξ | diverged | median final gap | uploads / gc's |")
     print("|---|---|---|---|---|---|")
     for label, B in codes:
@@ -38,12 +40,19 @@ def main():
         for xi in (1.0, 0.1):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                r = lj.simulate(problem, lj.strategies.make("lagc", M, S, encoding=B, xi=xi),
-                                lj.ShiftedExponential(), num_iters=args.iters,
-                                num_trials=args.trials, record_every=args.iters)
+                r = lj.simulate(
+                    problem,
+                    lj.strategies.make("lagc", M, S, encoding=B, xi=xi),
+                    lj.ShiftedExponential(),
+                    num_iters=args.iters,
+                    num_trials=args.trials,
+                    record_every=args.iters,
+                )
             saved = r.uploads[:, -1].mean() / ((M - S) * args.iters)  # gc uploads M−S a round
-            print(f"| {label} | {max_a:.3g} | {xi:g} | {r.diverged.mean():.0%} | "
-                  f"{np.median(r.gap[:, -1]):.2e} | {saved:.1%} |")
+            print(
+                f"| {label} | {max_a:.3g} | {xi:g} | {r.diverged.mean():.0%} | "
+                f"{np.median(r.gap[:, -1]):.2e} | {saved:.1%} |"
+            )
 
 
 if __name__ == "__main__":

@@ -69,26 +69,48 @@ def setup(problem, name: str, M: int, S: int, dtype=np.float32) -> Setup:
         binom = np.array([[math.comb(m, k) for k in range(S + 1)] for m in range(M)], np.int64)
     if name == "g-lag":
         groups = np.arange(M) // (S + 1)
-        group_L = np.array([problem.union_smoothness(groups == g) for g in range(M // (S + 1))],
-                           dtype)
-    return Setup(name, M, S, X, y, np.asarray(problem.weights, dtype),
-                 float(1.0 / problem.smoothness), B, table, binom, group_L, np.dtype(dtype))
+        group_L = np.array(
+            [problem.union_smoothness(groups == g) for g in range(M // (S + 1))], dtype
+        )
+    return Setup(
+        name,
+        M,
+        S,
+        X,
+        y,
+        np.asarray(problem.weights, dtype),
+        float(1.0 / problem.smoothness),
+        B,
+        table,
+        binom,
+        group_L,
+        np.dtype(dtype),
+    )
 
 
 def _outputs(T, K, dtype):
-    return dict(loss=np.zeros((T, K + 1), dtype), duration=np.zeros((T, K), dtype),
-                uploads=np.zeros((T, K), np.int64), downloads=np.zeros((T, K), np.int64),
-                computations=np.zeros((T, K), np.int64))
+    return dict(
+        loss=np.zeros((T, K + 1), dtype),
+        duration=np.zeros((T, K), dtype),
+        uploads=np.zeros((T, K), np.int64),
+        downloads=np.zeros((T, K), np.int64),
+        computations=np.zeros((T, K), np.int64),
+    )
 
 
 def _cumulative(out):
     T = out["loss"].shape[0]
     result = {"loss": out["loss"].astype(np.float64)}
-    for field, kind in (("duration", np.float64), ("uploads", np.int64),
-                        ("downloads", np.int64), ("computations", np.int64)):
+    for field, kind in (
+        ("duration", np.float64),
+        ("uploads", np.int64),
+        ("downloads", np.int64),
+        ("computations", np.int64),
+    ):
         total = np.cumsum(out[field].astype(kind), axis=1)
         result["wall_clock" if field == "duration" else field] = np.concatenate(
-            [np.zeros((T, 1), kind), total], axis=1)
+            [np.zeros((T, 1), kind), total], axis=1
+        )
     return result
 
 
@@ -127,7 +149,7 @@ def run_loop(s: Setup, num_iters: int, num_trials: int, unit_times=None, seed: i
                 duration, uploads, downloads, computations = x.max(), M, M, M
             elif s.name == "fastest-k":
                 order = np.argsort(x, kind="stable")
-                used = order[:M - S]
+                used = order[: M - S]
                 aggregate = (M / (M - S)) * grads[used].sum(axis=0)
                 duration, uploads, downloads, computations = x[order[M - S - 1]], M - S, M, M
             elif s.name in ("gc", "lagc"):
@@ -135,9 +157,9 @@ def run_loop(s: Setup, num_iters: int, num_trials: int, unit_times=None, seed: i
                 c = (S + 1) * x
                 order = np.argsort(c, kind="stable")
                 used = np.zeros(M, bool)
-                used[order[:M - S]] = True
+                used[order[: M - S]] = True
                 duration = c[order[M - S - 1]]
-                stragglers = np.sort(order[M - S:])
+                stragglers = np.sort(order[M - S :])
                 rank = sum(math.comb(int(m), i + 1) for i, m in enumerate(stragglers))
                 a = s.table[rank]
                 if s.name == "gc":
@@ -163,7 +185,7 @@ def run_loop(s: Setup, num_iters: int, num_trials: int, unit_times=None, seed: i
                 group_grads = grads.reshape(U, S + 1, -1).sum(axis=1)
                 duration = 0.0
                 for g in np.flatnonzero(selected):
-                    duration = max(duration, (S + 1) * x[g * (S + 1):(g + 1) * (S + 1)].min())
+                    duration = max(duration, (S + 1) * x[g * (S + 1) : (g + 1) * (S + 1)].min())
                 stored[selected] = group_grads[selected]
                 stored_params[selected] = theta
                 uploaded |= selected
@@ -192,7 +214,7 @@ def _fastest(c, num_needed):
     order = np.argsort(c, axis=1, kind="stable")
     used = np.zeros((T, M), bool)
     np.put_along_axis(used, order[:, :num_needed], True, axis=1)
-    duration = np.take_along_axis(c, order[:, num_needed - 1:num_needed], axis=1)[:, 0]
+    duration = np.take_along_axis(c, order[:, num_needed - 1 : num_needed], axis=1)[:, 0]
     return used, duration, np.sort(order[:, num_needed:], axis=1)
 
 
@@ -291,9 +313,15 @@ def compare_with(result, reference: dict, rtol: float = 1e-6) -> list[str]:
         if not np.array_equal(getattr(result, field), reference[field]):
             problems.append(f"{field} differ")
     if not np.allclose(result.wall_clock, reference["wall_clock"], rtol=rtol, atol=0):
-        problems.append(f"wall_clock differs (max rel "
-                        f"{np.max(np.abs(result.wall_clock - reference['wall_clock']) / np.maximum(np.abs(reference['wall_clock']), 1e-300)):.2e})")
+        problems.append(
+            f"wall_clock differs (max rel "
+            f"{np.max(np.abs(result.wall_clock - reference['wall_clock']) / np.maximum(np.abs(reference['wall_clock']), 1e-300)):.2e})"
+        )
     scale = np.abs(reference["loss"][:, :1])
-    if not np.all(np.abs(result.loss - reference["loss"]) <= rtol * (np.abs(reference["loss"]) + scale)):
-        problems.append(f"loss differs (max abs {np.max(np.abs(result.loss - reference['loss'])):.2e})")
+    if not np.all(
+        np.abs(result.loss - reference["loss"]) <= rtol * (np.abs(reference["loss"]) + scale)
+    ):
+        problems.append(
+            f"loss differs (max abs {np.max(np.abs(result.loss - reference['loss'])):.2e})"
+        )
     return problems

@@ -27,29 +27,98 @@ docs/EXTENDING.md for writing your own.
 
 from . import compress, placement
 from .aggregate import Decode, DecodeFreshStale, Delivered, ScaledSum, Sum
-from .approximate import (Deadline, FirstKOrEveryGroup, LeastSquaresDecode, RescaledSum,
-                          UnbiasedSum)
+from .approximate import Deadline, FirstKOrEveryGroup, LeastSquaresDecode, RescaledSum, UnbiasedSum
 from .asynchronous import AsyncState, KAsync
 from .composed import Strategy
 from .compress import Compressed, InnovationQuantizer, RandomSparsifier, StochasticQuantizer
-from .lazy import (STARTS, LaqState, LaqTrigger, LazyState, NoTrigger, Plan, ServerTrigger,
-                   WorkerTrigger, lazy_threshold, push_step, server_trigger, worker_trigger)
-from .protocol import (Knobs, Metric, Round, Stats, StrategyProtocol, is_strategy, pytree_dataclass,
-                       static)
+from .lazy import (
+    STARTS,
+    LaqState,
+    LaqTrigger,
+    LazyState,
+    NoTrigger,
+    Plan,
+    ServerTrigger,
+    WorkerTrigger,
+    lazy_threshold,
+    push_step,
+    server_trigger,
+    worker_trigger,
+)
+from .protocol import (
+    Knobs,
+    Metric,
+    Round,
+    Stats,
+    StrategyProtocol,
+    is_strategy,
+    pytree_dataclass,
+    static,
+)
 from .registry import Entry, check_workers, info, make, names, register, unregister
-from .wait import (FirstK, FirstPerGroup, WaitAll, WaitFunction, wait_all, wait_fastest,
-                   wait_first_per_group)
+from .wait import (
+    FirstK,
+    FirstPerGroup,
+    WaitAll,
+    WaitFunction,
+    wait_all,
+    wait_fastest,
+    wait_first_per_group,
+)
 
 __all__ = [
-    "AsyncState", "Decode", "DecodeFreshStale", "Delivered", "Entry", "FirstK", "FirstPerGroup", "KAsync", "Knobs",
-    "Deadline", "FirstKOrEveryGroup", "LeastSquaresDecode", "RescaledSum", "UnbiasedSum",
-    "Compressed", "InnovationQuantizer", "LaqState", "LaqTrigger", "RandomSparsifier",
-    "StochasticQuantizer", "compress",
-    "LazyState", "Metric", "NoTrigger", "Plan", "Round", "STARTS", "ScaledSum", "ServerTrigger", "Stats",
-    "Strategy", "StrategyProtocol", "Sum", "WaitAll", "WaitFunction", "WorkerTrigger",
-    "check_workers", "info", "is_strategy", "make", "names", "placement", "pytree_dataclass",
-    "register", "static", "unregister",
+    "AsyncState",
+    "Decode",
+    "DecodeFreshStale",
+    "Delivered",
+    "Entry",
+    "FirstK",
+    "FirstPerGroup",
+    "KAsync",
+    "Knobs",
+    "Deadline",
+    "FirstKOrEveryGroup",
+    "LeastSquaresDecode",
+    "RescaledSum",
+    "UnbiasedSum",
+    "Compressed",
+    "InnovationQuantizer",
+    "LaqState",
+    "LaqTrigger",
+    "RandomSparsifier",
+    "StochasticQuantizer",
+    "compress",
+    "LazyState",
+    "Metric",
+    "NoTrigger",
+    "Plan",
+    "Round",
+    "STARTS",
+    "ScaledSum",
+    "ServerTrigger",
+    "Stats",
+    "Strategy",
+    "StrategyProtocol",
+    "Sum",
+    "WaitAll",
+    "WaitFunction",
+    "WorkerTrigger",
+    "check_workers",
+    "info",
+    "is_strategy",
+    "make",
+    "names",
+    "placement",
+    "pytree_dataclass",
+    "register",
+    "static",
+    "unregister",
     # the kernels of the wait rules and of LAG's triggers
-    "lazy_threshold", "push_step", "server_trigger", "wait_all", "wait_fastest",
-    "wait_first_per_group", "worker_trigger",
+    "lazy_threshold",
+    "push_step",
+    "server_trigger",
+    "wait_all",
+    "wait_fastest",
+    "wait_first_per_group",
+    "worker_trigger",
 ]

@@ -50,7 +50,6 @@ class Delivered(NamedTuple):
     placement: Placement
 
 
-
 @pytree_dataclass
 class Sum:
     """Σ_u over the lazy units' held gradients (Σ_m g_m for identity placements, the
@@ -107,8 +106,9 @@ class Decode:
         dtype = delivered.messages.dtype
         encoding = jnp.asarray(delivered.placement.encoding, dtype)
         if self.table.shape[0]:
-            a = coding.lookup_decoding_weights(jnp.asarray(self.table, dtype), delivered.used,
-                                               self.stragglers)
+            a = coding.lookup_decoding_weights(
+                jnp.asarray(self.table, dtype), delivered.used, self.stragglers
+            )
         else:
             a = coding.decoding_weights_jax(encoding, delivered.used)
         return a, a @ encoding
@@ -129,8 +129,9 @@ class DecodeFreshStale(Decode):
         # stale stored gradients of the unselected partitions join the same sum, so one
         # fused pass reads each partition's gradient or stored gradient once (no masked
         # messages, no masked copy of the stored gradients)
-        terms = jnp.where(delivered.selected[:, None], decoded[:, None] * delivered.grads,
-                          delivered.previous)
+        terms = jnp.where(
+            delivered.selected[:, None], decoded[:, None] * delivered.grads, delivered.previous
+        )
         return segmented_sum(terms, axis=0), _residual(decoded)
 
 

@@ -122,7 +122,8 @@ class FirstKOrEveryGroup:
         index = jnp.arange(M)
         # rank[m]: position of m in arrival order (ties: the lower index first)
         before = (keys[None, :] < keys[:, None]) | (
-            (keys[None, :] == keys[:, None]) & (index[None, :] < index[:, None]))
+            (keys[None, :] == keys[:, None]) & (index[None, :] < index[:, None])
+        )
         rank = jnp.sum(before, axis=1)
         group_first = jnp.min(rank.reshape(-1, size), axis=1)  # rank of each group's first
         waited = participating.reshape(-1, size).any(axis=1)
@@ -227,8 +228,10 @@ def _cached_least_squares_table(shape, encoding_bytes, stragglers):
 def _deadline_value(deadline) -> float:
     """T > 0 as a float (inf allowed), else a ValueError naming ``deadline``."""
     if isinstance(deadline, bool) or not isinstance(deadline, Real) or not deadline > 0:
-        raise ValueError(f"deadline must be a number > 0 (in wall-clock units; inf: no "
-                         f"deadline), got {deadline!r}")
+        raise ValueError(
+            f"deadline must be a number > 0 (in wall-clock units; inf: no "
+            f"deadline), got {deadline!r}"
+        )
     return float(deadline)
 
 
@@ -241,8 +244,9 @@ def deadline_strategy(num_workers, stragglers, deadline=math.inf):
     1.5
     """
     T = _deadline_value(deadline)
-    return Strategy(identity(num_workers), NoTrigger(), Deadline(T), RescaledSum(),
-                    "deadline", stragglers)
+    return Strategy(
+        identity(num_workers), NoTrigger(), Deadline(T), RescaledSum(), "deadline", stragglers
+    )
 
 
 def erasurehead(num_workers, stragglers, k=None):
@@ -259,8 +263,14 @@ def erasurehead(num_workers, stragglers, k=None):
     k = M - stragglers if k is None else k
     if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= M:
         raise ValueError(f"k must be an integer in [1, num_workers = {M}], got {k!r}")
-    return Strategy(placement, NoTrigger(), FirstKOrEveryGroup(stragglers + 1, int(k), M), Sum(),
-                    "erasurehead", stragglers)
+    return Strategy(
+        placement,
+        NoTrigger(),
+        FirstKOrEveryGroup(stragglers + 1, int(k), M),
+        Sum(),
+        "erasurehead",
+        stragglers,
+    )
 
 
 def sgc(num_workers, stragglers, deadline=math.inf, straggle_probability=None):
@@ -281,18 +291,24 @@ def sgc(num_workers, stragglers, deadline=math.inf, straggle_probability=None):
             raise ValueError(
                 "straggle_probability is required with a finite deadline: p = P(a worker "
                 "misses T), e.g. lagc_jax.analysis.straggle_probability(delay, T, "
-                f"load={stragglers + 1}, upload_time=τ, latency=...)")
+                f"load={stragglers + 1}, upload_time=τ, latency=...)"
+            )
         straggle_probability = 0.0
     p = straggle_probability
     if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
         raise ValueError(f"straggle_probability must be a number in [0, 1), got {p!r}")
     placement = from_encoding(coding.cyclic_support(num_workers, stragglers))
-    return Strategy(placement, NoTrigger(), Deadline(T, wait_for_first=False),
-                    UnbiasedSum(float(p), replication=stragglers + 1), "sgc", stragglers)
+    return Strategy(
+        placement,
+        NoTrigger(),
+        Deadline(T, wait_for_first=False),
+        UnbiasedSum(float(p), replication=stragglers + 1),
+        "sgc",
+        stragglers,
+    )
 
 
-def graph_gc(num_workers, stragglers, degree=None, decoder="optimal", seed=None,
-             encoding=None):
+def graph_gc(num_workers, stragglers, degree=None, decoder="optimal", seed=None, encoding=None):
     """``graph-gc``: approximate gradient coding with B = A/s, A the adjacency matrix of a
     random s-regular graph (``degree`` s, default S+1; ``seed``, default 0;
     :func:`lagc_jax.coding.random_regular_graph`), or any user ``encoding`` (M × P,
@@ -308,8 +324,9 @@ def graph_gc(num_workers, stragglers, degree=None, decoder="optimal", seed=None,
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     if encoding is not None:
         if degree is not None or seed is not None:
-            raise ValueError("graph-gc: give either encoding or the random graph's degree and "
-                             "seed, not both")
+            raise ValueError(
+                "graph-gc: give either encoding or the random graph's degree and seed, not both"
+            )
         B = np.asarray(encoding, dtype=np.float64)
         if B.ndim != 2 or B.shape[0] != num_workers:
             raise ValueError(f"encoding must be a ({num_workers}, P) matrix, got shape {B.shape}")
@@ -318,7 +335,11 @@ def graph_gc(num_workers, stragglers, degree=None, decoder="optimal", seed=None,
         B = coding.random_regular_graph(num_workers, degree, 0 if seed is None else seed) / degree
     placement = from_encoding(B)
     M = placement.num_workers
-    aggregate = (LeastSquaresDecode.for_code(placement.encoding, stragglers)
-                 if decoder == "optimal" else ScaledSum(M / (M - stragglers)))
-    return Strategy(placement, NoTrigger(), FirstK(M - stragglers), aggregate, "graph-gc",
-                    stragglers)
+    aggregate = (
+        LeastSquaresDecode.for_code(placement.encoding, stragglers)
+        if decoder == "optimal"
+        else ScaledSum(M / (M - stragglers))
+    )
+    return Strategy(
+        placement, NoTrigger(), FirstK(M - stragglers), aggregate, "graph-gc", stragglers
+    )

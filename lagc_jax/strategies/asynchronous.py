@@ -78,9 +78,12 @@ class KAsync:
         """Every worker receives θ^0 at t = 0 and starts job 0."""
         M = self.num_workers
         dtype = jnp.asarray(theta0).dtype
-        return AsyncState(pending=jnp.zeros((M,) + jnp.shape(theta0), dtype),
-                          arrival=jnp.zeros((M,), dtype), job=jnp.zeros((M,), jnp.int32),
-                          fresh=jnp.ones((M,), bool))
+        return AsyncState(
+            pending=jnp.zeros((M,) + jnp.shape(theta0), dtype),
+            arrival=jnp.zeros((M,), dtype),
+            job=jnp.zeros((M,), jnp.int32),
+            fresh=jnp.ones((M,), bool),
+        )
 
     def step(self, state, round, knobs):
         """Server update n + 1 from θ^n: (sum of the k gradients, new state, Stats)."""
@@ -97,12 +100,21 @@ class KAsync:
         used = jnp.zeros((M,), bool).at[order[:k]].set(True)
         duration = arrival[order[k - 1]]  # t_{n+1} − t_n
         aggregate = jnp.where(used[:, None], pending, 0.0).sum(axis=0)
-        new_state = AsyncState(pending=pending, arrival=arrival - duration,
-                               job=state.job + used.astype(jnp.int32), fresh=used)
+        new_state = AsyncState(
+            pending=pending,
+            arrival=arrival - duration,
+            job=state.job + used.astype(jnp.int32),
+            fresh=used,
+        )
         started_jobs = jnp.sum(fresh, dtype=jnp.int32)  # M at the first update, k later
-        stats = Stats(duration=duration, uploads=jnp.int32(k), downloads=started_jobs,
-                      computations=started_jobs, upload_mask=used,
-                      decoding_residual=jnp.zeros((), dtype))
+        stats = Stats(
+            duration=duration,
+            uploads=jnp.int32(k),
+            downloads=started_jobs,
+            computations=started_jobs,
+            upload_mask=used,
+            decoding_residual=jnp.zeros((), dtype),
+        )
         return aggregate, new_state, stats
 
 
@@ -131,6 +143,8 @@ def _check_identity(encoding, num_workers):
         return
     B = jnp.asarray(encoding)
     if B.shape != (num_workers, num_workers) or not bool(jnp.all(B == jnp.eye(num_workers))):
-        raise ValueError("encoding: the asynchronous strategies use identity placement "
-                         f"(P = M = {num_workers}); a non-identity encoding is not supported, "
-                         f"got shape {tuple(B.shape)}")
+        raise ValueError(
+            "encoding: the asynchronous strategies use identity placement "
+            f"(P = M = {num_workers}); a non-identity encoding is not supported, "
+            f"got shape {tuple(B.shape)}"
+        )

@@ -71,7 +71,8 @@ class Strategy:
         """Whether the iterates depend on the delays (the wait rule says so) or differ
         between trials otherwise (a stochastic compressor draws from each trial's key)."""
         return bool(self.wait.delay_dependent) or bool(
-            getattr(self.compressor, "stochastic", False))
+            getattr(self.compressor, "stochastic", False)
+        )
 
     @property
     def metrics(self) -> tuple:
@@ -137,19 +138,35 @@ class Strategy:
         messages = call("placement", placement.round_messages, round)  # (M, d) coded gradients
         if compressor is None:
             plan, state = call("plan", trigger.plan, state, placement, round, messages, knobs)
-            arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
-                                           plan.uploads & plan.participating)
+            arrivals = knobs.link.arrivals(
+                plan.loads * round.unit_times, plan.uploads & plan.participating
+            )
         else:
             state, compressor_state = state
-            compressed = call("compress", compressor.compress, compressor_state,
-                              placement.unit_grads(round, messages), round.key)
-            plan, state = call("plan", partial(trigger.plan, compressed=compressed), state,
-                               placement, round, messages, knobs)
+            compressed = call(
+                "compress",
+                compressor.compress,
+                compressor_state,
+                placement.unit_grads(round, messages),
+                round.key,
+            )
+            plan, state = call(
+                "plan",
+                partial(trigger.plan, compressed=compressed),
+                state,
+                placement,
+                round,
+                messages,
+                knobs,
+            )
             messages = per_worker(placement, compressed.values)  # what each worker uploads
             bits = per_worker(placement, compressed.bits)
-            arrivals = knobs.link.arrivals(plan.loads * round.unit_times,
-                                           plan.uploads & plan.participating, bits=bits,
-                                           dim=round.theta.shape[0])
+            arrivals = knobs.link.arrivals(
+                plan.loads * round.unit_times,
+                plan.uploads & plan.participating,
+                bits=bits,
+                dim=round.theta.shape[0],
+            )
         used, wait_time = call("wait", self.wait, arrivals, plan.participating)
         sent = used & plan.participating & plan.uploads  # gradient vectors the server used
         # Which units reached the server: stated by the wait rule, not derived from
@@ -158,12 +175,16 @@ class Strategy:
         state, held, updated = call("commit", trigger.commit, state, plan, heard, round.theta)
         metrics = {}
         if compressor is not None:
-            compressor_state = call("acknowledge", compressor.acknowledge, compressor_state,
-                                    compressed, updated)
+            compressor_state = call(
+                "acknowledge", compressor.acknowledge, compressor_state, compressed, updated
+            )
             state = (state, compressor_state)
             metrics = {"bits_up": jnp.sum(jnp.where(sent, bits, 0))}
-        aggregate, residual = call("aggregate", self.aggregate, Delivered(
-            messages, held, used, plan.selected, plan.held, round.grads, placement))
+        aggregate, residual = call(
+            "aggregate",
+            self.aggregate,
+            Delivered(messages, held, used, plan.selected, plan.held, round.grads, placement),
+        )
         # A wait rule cannot run the clock backwards: a negative (or NaN) wait time makes
         # the round's duration NaN, which the engine reports as a non-finite wall clock
         # (check_strategy names the wait rule before compiling).

@@ -43,8 +43,17 @@ from ..reductions import sum_squares
 from .aggregate import Decode
 from .protocol import pytree_dataclass, static
 
-__all__ = ["Compressed", "InnovationQuantizer", "RandomSparsifier", "StochasticQuantizer",
-           "check_bits", "check_composition", "keep_probabilities", "per_worker", "quantize"]
+__all__ = [
+    "Compressed",
+    "InnovationQuantizer",
+    "RandomSparsifier",
+    "StochasticQuantizer",
+    "check_bits",
+    "check_composition",
+    "keep_probabilities",
+    "per_worker",
+    "quantize",
+]
 
 # Bits of a full-precision scalar on the wire (a radius, a norm, a kept value).
 FLOAT_BITS = 32
@@ -66,8 +75,11 @@ def check_bits(bits) -> int:
     >>> check_bits(4)
     4
     """
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
-            or not 1 <= bits <= MAX_BITS:
+    if (
+        isinstance(bits, bool)
+        or not isinstance(bits, (int, np.integer))
+        or not 1 <= bits <= MAX_BITS
+    ):
         raise ValueError(f"bits must be an integer in [1, {MAX_BITS}], got {bits!r}")
     return int(bits)
 
@@ -146,30 +158,40 @@ def check_composition(strategy) -> None:
     what = f"strategy {strategy.name!r}: compressor {type(compressor).__name__}"
     for method in ("init", "compress", "acknowledge"):
         if not callable(getattr(compressor, method, None)):
-            raise ValueError(f"{what} lacks the method {method!r} (init, compress and "
-                             "acknowledge; see lagc_jax.strategies.compress)")
+            raise ValueError(
+                f"{what} lacks the method {method!r} (init, compress and "
+                "acknowledge; see lagc_jax.strategies.compress)"
+            )
     units = strategy.placement.units
     if units not in ("workers", "groups"):
-        raise ValueError(f"{what} needs lazy units that are workers or groups (messages a "
-                         f"worker uploads), not {units}")
+        raise ValueError(
+            f"{what} needs lazy units that are workers or groups (messages a "
+            f"worker uploads), not {units}"
+        )
     if getattr(strategy.trigger, "start", "clean") != "clean":
-        raise ValueError(f"{what} needs start='clean' (with start={strategy.trigger.start!r} "
-                         "the server holds values no worker sent)")
+        raise ValueError(
+            f"{what} needs start='clean' (with start={strategy.trigger.start!r} "
+            "the server holds values no worker sent)"
+        )
     try:
         parameters = inspect.signature(strategy.trigger.plan).parameters
     except (AttributeError, TypeError, ValueError):
         parameters = {}
     if "compressed" not in parameters and not any(
-            p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        raise ValueError(f"{what}: trigger {type(strategy.trigger).__name__} cannot take "
-                         "compressed messages (its plan has no `compressed` argument)")
+        p.kind is p.VAR_KEYWORD for p in parameters.values()
+    ):
+        raise ValueError(
+            f"{what}: trigger {type(strategy.trigger).__name__} cannot take "
+            "compressed messages (its plan has no `compressed` argument)"
+        )
     aggregate = strategy.aggregate
     decodes = getattr(aggregate, "decodes", isinstance(aggregate, Decode))
     if decodes and not getattr(compressor, "allow_decoding", False):
         raise ValueError(
             f"{what} on a strategy that decodes coded messages (aggregate "
             f"{type(aggregate).__name__}): its decoding weights amplify the compression "
-            "error; pass allow_decoding=True to the compressor to run it anyway")
+            "error; pass allow_decoding=True to the compressor to run it anyway"
+        )
 
 
 @pytree_dataclass
@@ -211,8 +233,10 @@ class InnovationQuantizer:
 
 def _uniforms(key, shape, dtype, who):
     if key is None:
-        raise ValueError(f"{who} draws from the round's key, and this round has none "
-                         "(a step called by hand: give Round(..., key=...))")
+        raise ValueError(
+            f"{who} draws from the round's key, and this round has none "
+            "(a step called by hand: give Round(..., key=...))"
+        )
     return jax.random.uniform(key, shape, dtype)
 
 
@@ -281,8 +305,11 @@ class RandomSparsifier:
 
     def validate(self, strategy, *, dtype, link):
         density = self.density
-        if isinstance(density, bool) or not isinstance(density, (int, float, np.number)) \
-                or not 0 < density <= 1:
+        if (
+            isinstance(density, bool)
+            or not isinstance(density, (int, float, np.number))
+            or not 0 < density <= 1
+        ):
             raise ValueError(f"density must be a number in (0, 1], got {density!r}")
 
     def init(self, placement, theta0):
@@ -301,4 +328,3 @@ class RandomSparsifier:
 
     def acknowledge(self, state, compressed, updated):
         return state
-

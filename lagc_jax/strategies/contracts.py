@@ -122,9 +122,17 @@ def _traced(names, what, function, *arguments):
         raise ContractError(f"{names.prefix}{what}: {_first_line(error)}") from error
 
 
-def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=None,
-                   union_smoothness: Callable | None = None, seed: int = 0,
-                   evaluate: bool = True) -> None:
+def check_strategy(
+    strategy,
+    *,
+    theta0,
+    num_partitions=None,
+    knobs=None,
+    dtype=None,
+    union_smoothness: Callable | None = None,
+    seed: int = 0,
+    evaluate: bool = True,
+) -> None:
     """Check ``strategy``'s contracts for a run from ``theta0`` (see the module docstring).
 
     Args:
@@ -156,8 +164,9 @@ def check_strategy(strategy, *, theta0, num_partitions=None, knobs=None, dtype=N
     _check_leaves(strategy, names, composed)
     P = strategy.num_partitions if num_partitions is None else num_partitions
     if strategy.num_partitions != P:
-        raise ContractError(f"{names.prefix}places {strategy.num_partitions} partitions but the "
-                            f"problem has {P}")
+        raise ContractError(
+            f"{names.prefix}places {strategy.num_partitions} partitions but the problem has {P}"
+        )
     fingerprint = _fingerprint(strategy, theta0, P, knobs, dtype, (seed, bool(evaluate)))
     if fingerprint is not None and fingerprint in _PASSED:
         return
@@ -188,9 +197,16 @@ def _remember(passed: dict, key):
 # --------------------------------------------------------------------------- #
 # names and errors
 # --------------------------------------------------------------------------- #
-_KINDS = {"placement": "placement", "plan": "trigger", "commit": "trigger", "init": "trigger",
-          "wait": "wait rule", "aggregate": "aggregate", "compress": "compressor",
-          "acknowledge": "compressor"}
+_KINDS = {
+    "placement": "placement",
+    "plan": "trigger",
+    "commit": "trigger",
+    "init": "trigger",
+    "wait": "wait rule",
+    "aggregate": "aggregate",
+    "compress": "compressor",
+    "acknowledge": "compressor",
+}
 _FIELDS = ("placement", "trigger", "wait", "aggregate", "compressor")
 
 
@@ -216,8 +232,13 @@ class _Names:
         """'wait rule FirstK', 'aggregate Sum', ...; for a hand-written strategy its class."""
         if not self.composed:
             return f"{type(self.strategy).__name__}.{'init' if role == 'init' else 'step'}"
-        owner = {"plan": "trigger", "commit": "trigger", "init": "trigger",
-                 "compress": "compressor", "acknowledge": "compressor"}.get(role, role)
+        owner = {
+            "plan": "trigger",
+            "commit": "trigger",
+            "init": "trigger",
+            "compress": "compressor",
+            "acknowledge": "compressor",
+        }.get(role, role)
         return f"{_KINDS[role]} {_describe(getattr(self.strategy, owner))}"
 
 
@@ -241,40 +262,56 @@ def _guarded(names, where, function, *arguments):
 # 1. structure
 # --------------------------------------------------------------------------- #
 def _check_pieces(strategy, names):
-    examples = {"placement": ("placement", "lagc_jax.strategies.placement.identity(M)"),
-                "trigger": ("trigger", "NoTrigger()"),
-                "wait": ("wait rule", "a wait rule such as WaitAll() or FirstK(k)"),
-                "aggregate": ("aggregator", "an aggregator such as Sum() or ScaledSum(scale)")}
+    examples = {
+        "placement": ("placement", "lagc_jax.strategies.placement.identity(M)"),
+        "trigger": ("trigger", "NoTrigger()"),
+        "wait": ("wait rule", "a wait rule such as WaitAll() or FirstK(k)"),
+        "aggregate": ("aggregator", "an aggregator such as Sum() or ScaledSum(scale)"),
+    }
     for field, (kind, example) in examples.items():
         if getattr(strategy, field) is None:
             raise ContractError(f"{names.prefix}the {kind} is None; give {example}")
     placement = strategy.placement
     for member in ("encoding", "unit_matrix", "units", "round_messages", "unit_grads"):
         if not hasattr(placement, member):
-            raise ContractError(f"{names.prefix}placement {_describe(placement)} lacks "
-                                f"{member!r} (use lagc_jax.strategies.placement)")
+            raise ContractError(
+                f"{names.prefix}placement {_describe(placement)} lacks "
+                f"{member!r} (use lagc_jax.strategies.placement)"
+            )
     for member in ("init", "plan", "commit"):
         if not callable(getattr(strategy.trigger, member, None)):
-            raise ContractError(f"{names.prefix}trigger {_describe(strategy.trigger)} lacks the "
-                                f"method {member!r} (plan, commit and init)")
+            raise ContractError(
+                f"{names.prefix}trigger {_describe(strategy.trigger)} lacks the "
+                f"method {member!r} (plan, commit and init)"
+            )
     if inspect.isfunction(strategy.wait):
-        raise ContractError(f"{names.prefix}wait rule {_describe(strategy.wait)} is a bare "
-                            "function; wrap it: WaitFunction(function, delay_dependent=...)")
+        raise ContractError(
+            f"{names.prefix}wait rule {_describe(strategy.wait)} is a bare "
+            "function; wrap it: WaitFunction(function, delay_dependent=...)"
+        )
     if not callable(strategy.wait):
-        raise ContractError(f"{names.prefix}wait rule {_describe(strategy.wait)} is not callable "
-                            "(arrivals, participating) -> (used, time)")
+        raise ContractError(
+            f"{names.prefix}wait rule {_describe(strategy.wait)} is not callable "
+            "(arrivals, participating) -> (used, time)"
+        )
     if not hasattr(strategy.wait, "delay_dependent"):
-        raise ContractError(f"{names.prefix}wait rule {_describe(strategy.wait)} lacks the "
-                            "delay_dependent flag (True when which messages it uses depends on "
-                            "the arrival times)")
+        raise ContractError(
+            f"{names.prefix}wait rule {_describe(strategy.wait)} lacks the "
+            "delay_dependent flag (True when which messages it uses depends on "
+            "the arrival times)"
+        )
     if not callable(strategy.aggregate):
-        raise ContractError(f"{names.prefix}aggregate {_describe(strategy.aggregate)} is not "
-                            "callable (Delivered) -> (aggregate, residual)")
+        raise ContractError(
+            f"{names.prefix}aggregate {_describe(strategy.aggregate)} is not "
+            "callable (Delivered) -> (aggregate, residual)"
+        )
     compressor = getattr(strategy, "compressor", None)
     for member in ("init", "compress", "acknowledge") if compressor is not None else ():
         if not callable(getattr(compressor, member, None)):
-            raise ContractError(f"{names.prefix}compressor {_describe(compressor)} lacks the "
-                                f"method {member!r} (init, compress and acknowledge)")
+            raise ContractError(
+                f"{names.prefix}compressor {_describe(compressor)} lacks the "
+                f"method {member!r} (init, compress and acknowledge)"
+            )
 
 
 def _is_array_like(leaf) -> bool:
@@ -288,23 +325,33 @@ def _check_leaves(strategy, names, composed):
             continue
         what = getattr(leaf, "__qualname__", None) or type(leaf).__name__
         if leaf is strategy:
-            raise ContractError(f"{names.prefix}{type(strategy).__name__} is not a registered "
-                                "pytree; declare it with lagc_jax.strategies.pytree_dataclass")
+            raise ContractError(
+                f"{names.prefix}{type(strategy).__name__} is not a registered "
+                "pytree; declare it with lagc_jax.strategies.pytree_dataclass"
+            )
         field = getattr(path[0], "name", None) if path else None
         if composed and field in _FIELDS and len(path) == 1:
             kind = {"wait": "wait rule"}.get(field, field)
-            hint = (" (wrap a wait function in WaitFunction)"
-                    if field == "wait" and inspect.isfunction(leaf) else "")
+            hint = (
+                " (wrap a wait function in WaitFunction)"
+                if field == "wait" and inspect.isfunction(leaf)
+                else ""
+            )
             raise ContractError(
                 f"{names.prefix}{kind} {what} is not a registered pytree, so it would be passed "
                 f"to jit as a value (not a valid JAX type); declare it with "
-                f"lagc_jax.strategies.pytree_dataclass{hint}")
-        owner = (f"{ {'wait': 'wait rule'}.get(field, field)} {_describe(getattr(strategy, field))}"
-                 if composed and field in _FIELDS else type(strategy).__name__)
+                f"lagc_jax.strategies.pytree_dataclass{hint}"
+            )
+        owner = (
+            f"{ {'wait': 'wait rule'}.get(field, field) } {_describe(getattr(strategy, field))}"
+            if composed and field in _FIELDS
+            else type(strategy).__name__
+        )
         raise ContractError(
             f"{names.prefix}{owner} holds {what} at {jax.tree_util.keystr(path)}, a pytree leaf "
             "that is not a number or an array (not a valid JAX type); make it a static() field "
-            "of a lagc_jax.strategies.pytree_dataclass")
+            "of a lagc_jax.strategies.pytree_dataclass"
+        )
 
 
 def _check_state_leaves(state, names):
@@ -313,7 +360,8 @@ def _check_state_leaves(state, names):
             raise ContractError(
                 f"{names.prefix}{names.piece('init')} returned a state whose leaf "
                 f"{jax.tree_util.keystr(path) or 'root'} is a {type(leaf).__name__}; a state "
-                "is a pytree of arrays")
+                "is a pytree of arrays"
+            )
 
 
 # --------------------------------------------------------------------------- #
@@ -338,8 +386,12 @@ class _Sizes:
         return tuple(values[letter] for letter in letters)
 
 
-_KIND_TEXT = {"float": "a float dtype", "bool": "bool", "int32": "int32",
-              "number": "a number dtype"}
+_KIND_TEXT = {
+    "float": "a float dtype",
+    "bool": "bool",
+    "int32": "int32",
+    "number": "a number dtype",
+}
 
 
 def _aval(value):
@@ -387,23 +439,29 @@ def _expect(names, where, what, value, sizes, letters, kind):
     aval = _aval(value)
     expected = sizes.text(letters)
     if aval is None:
-        raise ContractError(f"{names.prefix}{where} returned {type(value).__name__} for {what}; "
-                            f"expected an array of shape {expected}")
+        raise ContractError(
+            f"{names.prefix}{where} returned {type(value).__name__} for {what}; "
+            f"expected an array of shape {expected}"
+        )
     shape, dtype, weak = aval
     if shape != sizes.shape(letters):
-        raise ContractError(f"{names.prefix}{where} returned shape {shape} for {what}; "
-                            f"expected {expected}")
+        raise ContractError(
+            f"{names.prefix}{where} returned shape {shape} for {what}; expected {expected}"
+        )
     if not _dtype_ok(dtype, weak, kind, sizes.dtype):
-        wanted = (f"{np.dtype(sizes.dtype).name} (the run's dtype)" if kind == "run float"
-                  else _KIND_TEXT[kind])
-        raise ContractError(f"{names.prefix}{where} returned dtype {_name(dtype)} for {what}; "
-                            f"expected {wanted}")
+        wanted = (
+            f"{np.dtype(sizes.dtype).name} (the run's dtype)"
+            if kind == "run float"
+            else _KIND_TEXT[kind]
+        )
+        raise ContractError(
+            f"{names.prefix}{where} returned dtype {_name(dtype)} for {what}; expected {wanted}"
+        )
 
 
 def _expect_tuple(names, where, result, length, what):
     if not isinstance(result, tuple) or len(result) != length:
-        got = (f"a tuple of {len(result)}" if isinstance(result, tuple)
-               else type(result).__name__)
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
         raise ContractError(f"{names.prefix}{where} returned {got}; expected {what}")
 
 
@@ -430,12 +488,19 @@ class _PieceChecks:
     def plan(self, where, result):
         _expect_tuple(self.names, where, result, 2, "(Plan, state)")
         plan = result[0]
-        for field, letters, kind in (("participating", "M", "bool"), ("uploads", "M", "bool"),
-                                     ("loads", "M", "number"), ("fresh", "Ud", "float"),
-                                     ("selected", "U", "bool"), ("held", "Ud", "float")):
+        for field, letters, kind in (
+            ("participating", "M", "bool"),
+            ("uploads", "M", "bool"),
+            ("loads", "M", "number"),
+            ("fresh", "Ud", "float"),
+            ("selected", "U", "bool"),
+            ("held", "Ud", "float"),
+        ):
             if not hasattr(plan, field):
-                raise ContractError(f"{self.names.prefix}{where} returned a plan without "
-                                    f"{field!r}; expected a lagc_jax.strategies.Plan")
+                raise ContractError(
+                    f"{self.names.prefix}{where} returned a plan without "
+                    f"{field!r}; expected a lagc_jax.strategies.Plan"
+                )
             self.expect(where, f"Plan.{field}", getattr(plan, field), letters, kind)
 
     def wait(self, where, result):
@@ -454,12 +519,17 @@ class _PieceChecks:
         self.expect(where, "the decoding residual", result[1], "", "float")
 
     def compress(self, where, result):
-        for field, letters, kind in (("values", "Ud", "run float"), ("errors", "U", "float"),
-                                     ("bits", "U", "number")):
+        for field, letters, kind in (
+            ("values", "Ud", "run float"),
+            ("errors", "U", "float"),
+            ("bits", "U", "number"),
+        ):
             if not hasattr(result, field):
-                raise ContractError(f"{self.names.prefix}{where} returned "
-                                    f"{type(result).__name__} without {field!r}; expected a "
-                                    "lagc_jax.strategies.compress.Compressed")
+                raise ContractError(
+                    f"{self.names.prefix}{where} returned "
+                    f"{type(result).__name__} without {field!r}; expected a "
+                    "lagc_jax.strategies.compress.Compressed"
+                )
             self.expect(where, f"Compressed.{field}", getattr(result, field), letters, kind)
 
     def acknowledge(self, where, result):
@@ -469,24 +539,30 @@ class _PieceChecks:
         except TypeError:
             same = False
         if not same:
-            raise ContractError(f"{self.names.prefix}{where} returned a state of another "
-                                "structure, shape or dtype than the one it was given (the "
-                                "compressor's state is part of the scan carry)")
+            raise ContractError(
+                f"{self.names.prefix}{where} returned a state of another "
+                "structure, shape or dtype than the one it was given (the "
+                "compressor's state is part of the scan carry)"
+            )
 
 
 def _abstract_inputs(theta0, sizes):
     dtype = theta0.dtype
-    return dict(theta=jax.ShapeDtypeStruct(theta0.shape, dtype),
-                grads=jax.ShapeDtypeStruct((sizes.P, sizes.d), dtype),
-                unit_times=jax.ShapeDtypeStruct((sizes.M,), dtype),
-                k=jax.ShapeDtypeStruct((), jnp.int32),
-                key=jax.eval_shape(lambda: jax.random.key(0)))
+    return dict(
+        theta=jax.ShapeDtypeStruct(theta0.shape, dtype),
+        grads=jax.ShapeDtypeStruct((sizes.P, sizes.d), dtype),
+        unit_times=jax.ShapeDtypeStruct((sizes.M,), dtype),
+        k=jax.ShapeDtypeStruct((), jnp.int32),
+        key=jax.eval_shape(lambda: jax.random.key(0)),
+    )
 
 
 def _a_round(strategy, theta, grads, unit_times, k, key):
     """A Round as the engine builds it (with ``draw``, the unit times by job index)."""
+
     def draw(jobs):  # X_{jobs[m], m}: the round's times stand in for any job's
         return unit_times * jnp.ones(jnp.shape(jobs), unit_times.dtype)
+
     return Round(theta, grads, unit_times, k, key, draw)
 
 
@@ -498,19 +574,27 @@ def _abstract_round(strategy, state, theta0, knobs, sizes, names, composed):
     def one_round(strategy, state, knobs, theta, grads, unit_times, k, key):
         round = _a_round(strategy, theta, grads, unit_times, k, key)
         if composed:
-            out = _guarded(names, "Strategy.step", strategy.step_with, state, round, knobs,
-                           checks)
+            out = _guarded(names, "Strategy.step", strategy.step_with, state, round, knobs, checks)
             if type(strategy).step is not Strategy.step:  # a subclass adds to the round
-                out = _guarded(names, f"{type(strategy).__name__}.step", strategy.step,
-                               state, round, knobs)
+                out = _guarded(
+                    names, f"{type(strategy).__name__}.step", strategy.step, state, round, knobs
+                )
         else:
             out = _guarded(names, names.piece("step"), strategy.step, state, round, knobs)
         _check_step_outputs(strategy, out, state_in, sizes, names, composed)
         return out[0]
 
     inputs = _abstract_inputs(theta0, sizes)
-    _traced(names, "one round failed to trace", jax.eval_shape, one_round, strategy, state, knobs,
-            *(inputs[k] for k in ("theta", "grads", "unit_times", "k", "key")))
+    _traced(
+        names,
+        "one round failed to trace",
+        jax.eval_shape,
+        one_round,
+        strategy,
+        state,
+        knobs,
+        *(inputs[k] for k in ("theta", "grads", "unit_times", "k", "key")),
+    )
 
 
 def _abstract(tree):
@@ -537,46 +621,64 @@ def _check_step_outputs(strategy, out, state_in, sizes, names, composed):
     try:
         structure_out, leaves_out = _abstract(state)
     except TypeError:
-        raise ContractError(f"{names.prefix}{owner} returned a state that is not a pytree of "
-                            "arrays") from None
+        raise ContractError(
+            f"{names.prefix}{owner} returned a state that is not a pytree of arrays"
+        ) from None
     if structure_out != structure_in:
-        raise ContractError(f"{names.prefix}{owner} returned a state of structure "
-                            f"{structure_out}; init gave {structure_in} (the state is a scan "
-                            "carry: its structure cannot change)")
+        raise ContractError(
+            f"{names.prefix}{owner} returned a state of structure "
+            f"{structure_out}; init gave {structure_in} (the state is a scan "
+            "carry: its structure cannot change)"
+        )
     for (path, shape_in, dtype_in), (_, shape_out, dtype_out) in zip(leaves_in, leaves_out):
         if shape_out != shape_in or dtype_out != dtype_in:
             raise ContractError(
                 f"{names.prefix}{owner} returned state{path} of shape {shape_out} and dtype "
                 f"{_name(dtype_out)}; init gave {shape_in} and {_name(dtype_in)} "
-                "(the state is a scan carry: shapes and dtypes cannot change)")
+                "(the state is a scan carry: shapes and dtypes cannot change)"
+            )
     if not all(hasattr(stats, field) for field in Stats._fields):
-        raise ContractError(f"{names.prefix}{where} returned {type(stats).__name__} for the "
-                            "stats; expected lagc_jax.strategies.Stats")
-    _expect(names, names.piece("wait") if composed else where, "Stats.duration",
-            stats.duration, sizes, "", "float")
+        raise ContractError(
+            f"{names.prefix}{where} returned {type(stats).__name__} for the "
+            "stats; expected lagc_jax.strategies.Stats"
+        )
+    _expect(
+        names,
+        names.piece("wait") if composed else where,
+        "Stats.duration",
+        stats.duration,
+        sizes,
+        "",
+        "float",
+    )
     for field in ("uploads", "downloads", "computations"):
         _expect(names, where, f"Stats.{field}", getattr(stats, field), sizes, "", "int32")
-    _expect(names, where, "Stats.decoding_residual", stats.decoding_residual, sizes, "",
-            "float")
+    _expect(names, where, "Stats.decoding_residual", stats.decoding_residual, sizes, "", "float")
     mask = _aval(stats.upload_mask)
     if mask is None or len(mask[0]) != 1 or mask[1] != np.bool_:
         got = "nothing" if mask is None else f"shape {mask[0]} dtype {_name(mask[1])}"
-        raise ContractError(f"{names.prefix}{where} returned {got} for Stats.upload_mask; "
-                            "expected a 1-D bool array ((U,) units updated or (M,) messages)")
+        raise ContractError(
+            f"{names.prefix}{where} returned {got} for Stats.upload_mask; "
+            "expected a 1-D bool array ((U,) units updated or (M,) messages)"
+        )
     metrics = stats.metrics if isinstance(stats.metrics, dict) else None
-    declared = [getattr(metric, "name", metric) for metric in getattr(strategy, "metrics", ())
-                or ()]
+    declared = [
+        getattr(metric, "name", metric) for metric in getattr(strategy, "metrics", ()) or ()
+    ]
     if metrics is None or set(metrics) != set(declared):  # the engine's own words
         raise ContractError(
             f"{names.prefix}its step reports the metrics "
             f"{sorted(metrics or ()) or 'none'} but it declares {sorted(declared) or 'none'} "
-            "(strategy.metrics: a Metric for each name in Stats.metrics)")
+            "(strategy.metrics: a Metric for each name in Stats.metrics)"
+        )
     for metric_name in declared:
         value = _aval(metrics[metric_name])
         if value is None or value[0] != ():
             got = "a non-array" if value is None else f"shape {value[0]}"
-            raise ContractError(f"{names.prefix}{where} reported {got} for the metric "
-                                f"{metric_name!r}; expected a scalar ()")
+            raise ContractError(
+                f"{names.prefix}{where} reported {got} for the metric "
+                f"{metric_name!r}; expected a scalar ()"
+            )
 
 
 def _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, composed):
@@ -588,22 +690,37 @@ def _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, c
 
     def iterates(strategy, state, knobs, theta, grads, k, unit_times, key):
         aggregate, state, _ = strategy.step(
-            state, _a_round(strategy, theta, grads, unit_times, k, key), knobs)
+            state, _a_round(strategy, theta, grads, unit_times, k, key), knobs
+        )
         return aggregate, state
 
-    batched = jax.vmap(iterates, in_axes=(None, None, None, None, None, None, 0, 0),
-                       out_axes=(None, None))
+    batched = jax.vmap(
+        iterates, in_axes=(None, None, None, None, None, None, 0, 0), out_axes=(None, None)
+    )
     try:
-        jax.eval_shape(batched, strategy, state, knobs, inputs["theta"], inputs["grads"],
-                       inputs["k"], inputs["unit_times"], inputs["key"])
+        jax.eval_shape(
+            batched,
+            strategy,
+            state,
+            knobs,
+            inputs["theta"],
+            inputs["grads"],
+            inputs["k"],
+            inputs["unit_times"],
+            inputs["key"],
+        )
     except ContractError as error:
         raise ContractError(error.line) from None
     except ValueError as error:
         if "out_axes" not in str(error):
-            raise ContractError(f"{names.prefix}one round failed under vmap over trials: "
-                                f"{_first_line(error)}") from error
-        who = (f"its wait rule {_describe(strategy.wait)} says delay_dependent = False"
-               if composed else "delay_dependent is False")
+            raise ContractError(
+                f"{names.prefix}one round failed under vmap over trials: {_first_line(error)}"
+            ) from error
+        who = (
+            f"its wait rule {_describe(strategy.wait)} says delay_dependent = False"
+            if composed
+            else "delay_dependent is False"
+        )
         remedy = "declare delay_dependent = True"
         compressor = getattr(strategy, "compressor", None) if composed else None
         if compressor is not None:
@@ -612,10 +729,12 @@ def _abstract_delay_independence(strategy, state, theta0, knobs, sizes, names, c
         raise ContractError(
             f"{names.prefix}{who}, but the aggregate or the state depends on the unit times or "
             "the round's key, which differ between trials (the engine computes θ once for "
-            f"all trials); {remedy}") from None
+            f"all trials); {remedy}"
+        ) from None
     except Exception as error:
-        raise ContractError(f"{names.prefix}one round failed under vmap over trials: "
-                            f"{_first_line(error)}") from error
+        raise ContractError(
+            f"{names.prefix}one round failed under vmap over trials: {_first_line(error)}"
+        ) from error
 
 
 # --------------------------------------------------------------------------- #
@@ -655,29 +774,35 @@ def _check_wait_rule(strategy, sizes, names, dtype, rng):
     all_arrivals = np.stack([a for a, _ in cases])
     all_participating = np.stack([p for _, p in cases])
     with _on_cpu():
-        used_all, time_all = _guarded(names, where, _apply_wait, wait, all_arrivals,
-                                      all_participating)
+        used_all, time_all = _guarded(
+            names, where, _apply_wait, wait, all_arrivals, all_participating
+        )
     used_all, time_all = np.asarray(used_all), np.asarray(time_all, np.float64)
     heard = []
-    for arrivals, participating, used, time in zip(all_arrivals, all_participating, used_all,
-                                                   time_all):
+    for arrivals, participating, used, time in zip(
+        all_arrivals, all_participating, used_all, time_all
+    ):
         shown = np.array2string(arrivals, precision=3, separator=", ")
         if not np.isfinite(time) or time < 0:
-            raise ContractError(f"{names.prefix}{where} returned time {time:g} for arrivals "
-                                f"{shown}; a wait time must be finite and >= 0")
+            raise ContractError(
+                f"{names.prefix}{where} returned time {time:g} for arrivals "
+                f"{shown}; a wait time must be finite and >= 0"
+            )
         got = used & participating
         latest = float(np.max(arrivals[got], initial=0.0))
         if time < latest - 1e-6 * (1.0 + latest):
             raise ContractError(
                 f"{names.prefix}{where} returned time {time:g}, before the latest message it "
                 f"uses arrives ({latest:g}, arrivals {shown}, used {_bits(used)}); a wait "
-                "rule cannot proceed before the messages it uses have arrived")
+                "rule cannot proceed before the messages it uses have arrived"
+            )
         if participating.all():
             if not got.any() and not getattr(wait, "may_use_no_message", False):
                 raise ContractError(
                     f"{names.prefix}{where} uses no message when all {M} workers participate "
                     f"(used {_bits(used)} for arrivals {shown}); the server would update from "
-                    "nothing it received")
+                    "nothing it received"
+                )
             heard.append((_heard_units(strategy, used), used, shown))
     if bool(wait.delay_dependent) or not heard:
         return
@@ -686,14 +811,16 @@ def _check_wait_rule(strategy, sizes, names, dtype, rng):
             raise ContractError(
                 f"{names.prefix}{where} says delay_dependent = False, but the messages it uses "
                 f"depend on the arrival times (used {_bits(heard[0][1])} for arrivals "
-                f"{heard[0][2]}, {_bits(used)} for {shown}); declare delay_dependent = True")
+                f"{heard[0][2]}, {_bits(used)} for {shown}); declare delay_dependent = True"
+            )
     units, used, _ = heard[0]
     if not np.array_equal(units, _heard_units(strategy, np.ones(M, bool))):
         raise ContractError(
             f"{names.prefix}{where} says delay_dependent = False, but does not use every "
             f"participating worker's message (used {_bits(used)} with all {M} participating); "
             "a rule that does not depend on the delays must use them all (one per lazy unit "
-            "at least); declare delay_dependent = True")
+            "at least); declare delay_dependent = True"
+        )
 
 
 def _bits(mask) -> str:
@@ -727,8 +854,9 @@ def _aggregate_from(strategy, plan_state, plan, heard, used, messages, round, co
     if hasattr(plan, "_replace"):  # a Plan: recompute the fresh unit gradients
         plan = plan._replace(fresh=fresh)
     _, held, _ = strategy.trigger.commit(plan_state, plan, heard, round.theta)
-    aggregate, _ = strategy.aggregate(Delivered(messages, held, used, plan.selected, plan.held,
-                                                round.grads, strategy.placement))
+    aggregate, _ = strategy.aggregate(
+        Delivered(messages, held, used, plan.selected, plan.held, round.grads, strategy.placement)
+    )
     return aggregate
 
 
@@ -749,12 +877,18 @@ def _perturbed_round(strategy, state, knobs, theta, grads, unit_times, k, key, d
         (compressor_state, _, compress_key), compressed = recorder.records["compress"]
         compressing = (compressor_state, compress_key)
     sent = used & plan.participating & plan.uploads
-    base = _aggregate_from(strategy, plan_state, plan, heard, used, messages, round,
-                           compressing)
+    base = _aggregate_from(strategy, plan_state, plan, heard, used, messages, round, compressing)
     changed_round = _a_round(strategy, theta, grads + delta, unit_times, k, key)
-    changed = _aggregate_from(strategy, plan_state, plan, heard, used,
-                              jnp.where(sent[:, None], messages, junk), changed_round,
-                              compressing)
+    changed = _aggregate_from(
+        strategy,
+        plan_state,
+        plan,
+        heard,
+        used,
+        jnp.where(sent[:, None], messages, junk),
+        changed_round,
+        compressing,
+    )
     return base, changed, sent, messages, compressed
 
 
@@ -785,8 +919,9 @@ def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
         try:
             state = strategy.init(theta, _unit_smoothness)
         except Exception as error:
-            raise _PieceFailed(f"{names.prefix}{names.piece('init')} failed: "
-                               f"{_first_line(error)}") from error
+            raise _PieceFailed(
+                f"{names.prefix}{names.piece('init')} failed: {_first_line(error)}"
+            ) from error
         grads = rng.standard_normal((P, d)).astype(dtype)
         encoding = np.asarray(strategy.placement.encoding, np.float64)
         for _ in range(NUM_ROUNDS):
@@ -797,11 +932,22 @@ def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
             # δ with B[sent] δ = 0 (sent: what the first evaluation says was received)
             for attempt in range(2):
                 try:
-                    outputs = _perturbed_round(strategy, state, knobs, theta, grads, unit_times,
-                                               jnp.int32(0), jax.random.key(0), delta, junk)
+                    outputs = _perturbed_round(
+                        strategy,
+                        state,
+                        knobs,
+                        theta,
+                        grads,
+                        unit_times,
+                        jnp.int32(0),
+                        jax.random.key(0),
+                        delta,
+                        junk,
+                    )
                 except Exception as error:
-                    raise _PieceFailed(f"{names.prefix}one round failed when evaluated: "
-                                       f"{_first_line(error)}") from error
+                    raise _PieceFailed(
+                        f"{names.prefix}one round failed when evaluated: {_first_line(error)}"
+                    ) from error
                 base, changed, messages = (np.asarray(outputs[i], np.float64) for i in (0, 1, 3))
                 sent = np.asarray(outputs[2], bool)
                 if outputs[4] is not None:
@@ -809,24 +955,34 @@ def _perturbation_check(strategy, theta, knobs, sizes, names, rng):
                 # a non-finite aggregate (a decoding that cannot decode the set used: the
                 # engine reports its residual) counts only where it changed
                 finite = np.isfinite(base) & np.isfinite(changed)
-                scale = (np.max(np.abs(base[finite]), initial=0.0)
-                         + np.max(np.abs(changed[finite]), initial=0.0)
-                         + P * max(np.max(np.abs(grads)), np.max(np.abs(delta), initial=0.0),
-                                   np.max(np.abs(messages[np.isfinite(messages)]),
-                                          initial=0.0), 1.0))
+                scale = (
+                    np.max(np.abs(base[finite]), initial=0.0)
+                    + np.max(np.abs(changed[finite]), initial=0.0)
+                    + P
+                    * max(
+                        np.max(np.abs(grads)),
+                        np.max(np.abs(delta), initial=0.0),
+                        np.max(np.abs(messages[np.isfinite(messages)]), initial=0.0),
+                        1.0,
+                    )
+                )
                 difference = float(np.max(np.abs(changed - base)[finite], initial=0.0))
                 if not np.array_equal(np.isfinite(base), np.isfinite(changed)):
                     difference = np.inf
                 if not difference <= rtol * scale:
-                    changes = ("the messages not received" if attempt == 0 else
-                               "the messages not received and the gradients no received "
-                               "message depends on")
+                    changes = (
+                        "the messages not received"
+                        if attempt == 0
+                        else "the messages not received and the gradients no received "
+                        "message depends on"
+                    )
                     raise ContractError(
                         f"{names.prefix}{where} uses what the server did not receive: its "
                         f"aggregate changed by {difference:.3g} (tolerance {rtol * scale:.3g}) "
                         f"when only {changes} were changed (sent: {_bits(sent)}); an "
                         "aggregator may only read the messages used (Delivered.used) and the "
-                        "held values of the units heard")
+                        "held values of the units heard"
+                    )
                 delta = _null_space_perturbation(encoding, sent, (P, d), rng).astype(dtype)
 
 
@@ -835,13 +991,16 @@ def _check_compressed(compressed, names):
     where = names.piece("compress")
     values, errors, bits = (np.asarray(a, np.float64) for a in compressed)
     if not np.all(np.isfinite(values)):
-        raise ContractError(f"{names.prefix}{where} returned non-finite values for finite "
-                            "gradients")
+        raise ContractError(
+            f"{names.prefix}{where} returned non-finite values for finite gradients"
+        )
     for what, array in (("errors", errors), ("bits", bits)):
         if not np.all(np.isfinite(array) & (array >= 0)):
-            raise ContractError(f"{names.prefix}{where} returned {what} "
-                                f"{np.array2string(array, precision=3, separator=', ')}; "
-                                f"{what} must be finite and >= 0 (one per message)")
+            raise ContractError(
+                f"{names.prefix}{where} returned {what} "
+                f"{np.array2string(array, precision=3, separator=', ')}; "
+                f"{what} must be finite and >= 0 (one per message)"
+            )
 
 
 def _null_space_perturbation(encoding, sent, shape, rng):
@@ -881,8 +1040,13 @@ def _shapes_key(strategy, theta0, num_partitions, knobs):
             if aval is None or isinstance(leaf, jax.core.Tracer):
                 return None
             avals.append(aval)
-        key = (structure, tuple(avals), tuple(theta0.shape), np.dtype(theta0.dtype).str,
-               int(num_partitions))
+        key = (
+            structure,
+            tuple(avals),
+            tuple(theta0.shape),
+            np.dtype(theta0.dtype).str,
+            int(num_partitions),
+        )
         hash(key)
         return key
     except Exception:  # unhashable static metadata: trace every time

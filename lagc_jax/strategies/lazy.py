@@ -85,8 +85,14 @@ class NoTrigger:
         M, dtype = placement.num_workers, round.grads.dtype
         everyone = jnp.ones((M,), bool)
         fresh = _fresh(placement, round, messages, compressed)
-        return Plan(everyone, everyone, placement.loads(dtype), fresh,
-                    jnp.ones((placement.num_units,), bool), fresh), state
+        return Plan(
+            everyone,
+            everyone,
+            placement.loads(dtype),
+            fresh,
+            jnp.ones((placement.num_units,), bool),
+            fresh,
+        ), state
 
     def commit(self, state, plan, heard, theta):
         """The server holds the fresh gradient of every unit it heard from (``heard`` None:
@@ -95,8 +101,7 @@ class NoTrigger:
         aggregators as before, so their results are unchanged bit for bit.)"""
         if heard is None:
             return state, plan.fresh, plan.selected
-        return (state, plan.fresh * heard[:, None].astype(plan.fresh.dtype),
-                plan.selected & heard)
+        return (state, plan.fresh * heard[:, None].astype(plan.fresh.dtype), plan.selected & heard)
 
 
 @pytree_dataclass
@@ -114,8 +119,11 @@ class _LazyTrigger:
         theta0 = jnp.asarray(theta0)
         U, d, dtype = placement.num_units, theta0.shape[0], theta0.dtype
         reference = self.start == "lag-reference"
-        smoothness = (np.array([union_smoothness(mask) for mask in placement.unit_masks()])
-                      if self.server_side else np.zeros(0))
+        smoothness = (
+            np.array([union_smoothness(mask) for mask in placement.unit_masks()])
+            if self.server_side
+            else np.zeros(0)
+        )
         return LazyState(
             stored_grads=jnp.full((U, d), 1.0 if reference else 0.0, dtype),
             stored_params=jnp.broadcast_to(theta0, (U if self.server_side else 0, d)),
@@ -150,7 +158,8 @@ class _LazyTrigger:
         )
         if self.server_side:  # θ̂_u is only read by the server-side rule
             state = state._replace(
-                stored_params=jnp.where(updated[:, None], theta, state.stored_params))
+                stored_params=jnp.where(updated[:, None], theta, state.stored_params)
+            )
         return state, stored, updated
 
 
@@ -165,8 +174,7 @@ class WorkerTrigger(_LazyTrigger):
             raise ValueError("a worker-side trigger needs worker or group units, not partitions")
         state, threshold, active = self._begin(state, round, knobs, placement.num_units)
         fresh = _fresh(placement, round, messages, compressed)
-        sends = (worker_trigger(fresh, state.stored_grads, threshold)
-                 | self.forced(state)) & active
+        sends = (worker_trigger(fresh, state.stored_grads, threshold) | self.forced(state)) & active
         return self._plan_of(placement, round, active, fresh, sends, state.stored_grads), state
 
     @staticmethod
@@ -190,16 +198,16 @@ class ServerTrigger(_LazyTrigger):
     def plan(self, state, placement, round, messages, knobs, compressed=None):
         dtype = round.grads.dtype
         state, threshold, active = self._begin(state, round, knobs, placement.num_units)
-        selected = (server_trigger(round.theta, state.stored_params,
-                                            state.unit_smoothness, threshold)
-                    | self.forced(state)) & active
+        selected = (
+            server_trigger(round.theta, state.stored_params, state.unit_smoothness, threshold)
+            | self.forced(state)
+        ) & active
         unit_matrix = jnp.asarray(placement.unit_matrix, dtype)
         needed = selected.astype(dtype) @ (unit_matrix != 0).astype(dtype) > 0
         loads = (jnp.asarray(placement.encoding, dtype) != 0).astype(dtype) @ needed.astype(dtype)
         participating = loads > 0
         fresh = _fresh(placement, round, messages, compressed)
-        return Plan(participating, participating, loads, fresh, selected,
-                    state.stored_grads), state
+        return Plan(participating, participating, loads, fresh, selected, state.stored_grads), state
 
     def commit(self, state, plan, heard, theta):
         return super().commit(state, plan, None, theta)
@@ -212,12 +220,14 @@ def check_max_skips(max_skips) -> float:
     >>> check_max_skips(100), check_max_skips(math.inf)
     (100.0, inf)
     """
-    if isinstance(max_skips, (int, float, np.integer, np.floating)) \
-            and not isinstance(max_skips, bool) and max_skips >= 0 \
-            and (max_skips == math.inf or float(max_skips).is_integer()):
+    if (
+        isinstance(max_skips, (int, float, np.integer, np.floating))
+        and not isinstance(max_skips, bool)
+        and max_skips >= 0
+        and (max_skips == math.inf or float(max_skips).is_integer())
+    ):
         return float(max_skips)
-    raise ValueError(f"max_skips must be an integer >= 0 or math.inf (no limit), "
-                     f"got {max_skips!r}")
+    raise ValueError(f"max_skips must be an integer >= 0 or math.inf (no limit), got {max_skips!r}")
 
 
 class LaqState(NamedTuple):
@@ -250,9 +260,11 @@ class LaqTrigger(WorkerTrigger):
     def validate(self, strategy, *, dtype, link):
         check_max_skips(self.max_skips)
         if getattr(strategy, "compressor", None) is None:
-            raise ValueError(f"strategy {strategy.name!r}: trigger LaqTrigger decides on "
-                             "compressed messages; give the strategy a compressor "
-                             "(e.g. compressor=InnovationQuantizer(bits=4))")
+            raise ValueError(
+                f"strategy {strategy.name!r}: trigger LaqTrigger decides on "
+                "compressed messages; give the strategy a compressor "
+                "(e.g. compressor=InnovationQuantizer(bits=4))"
+            )
 
     def init(self, placement, theta0, union_smoothness):
         lazy = super().init(placement, theta0, union_smoothness)
@@ -265,16 +277,16 @@ class LaqTrigger(WorkerTrigger):
 
     def plan(self, state, placement, round, messages, knobs, compressed=None):
         if compressed is None:
-            raise ValueError("LaqTrigger decides on compressed messages; give the strategy a "
-                             "compressor")
+            raise ValueError(
+                "LaqTrigger decides on compressed messages; give the strategy a compressor"
+            )
         if placement.units == "partitions":
             raise ValueError("a worker-side trigger needs worker or group units, not partitions")
         lazy, threshold, active = self._begin(state.lazy, round, knobs, placement.num_units)
         innovation = sum_squares(compressed.values - lazy.stored_grads)
         rule = innovation >= threshold + 3 * (compressed.errors + state.held_error)
         sends = (rule | self.forced(lazy)) & active
-        plan = self._plan_of(placement, round, active, compressed.values, sends,
-                             lazy.stored_grads)
+        plan = self._plan_of(placement, round, active, compressed.values, sends, lazy.stored_grads)
         return plan, LaqState(lazy, state.held_error, compressed.errors)
 
     def commit(self, state, plan, heard, theta):

@@ -141,23 +141,31 @@ def from_encoding(encoding, units: str = "workers", group_size: int | None = Non
         raise ValueError(f"units must be one of {UNITS}, got {units!r}")
     M, P = B.shape
     if np.any(~(B != 0).any(axis=0)):
-        raise ValueError("encoding: every partition must be stored by some worker "
-                         "(a column of B is all zero)")
+        raise ValueError(
+            "encoding: every partition must be stored by some worker (a column of B is all zero)"
+        )
     if units == "workers":
         unit_matrix, unit_of_worker = B, tuple(range(M))
     elif units == "partitions":
         unit_matrix, unit_of_worker = np.eye(P), ()
     else:
         if not isinstance(group_size, (int, np.integer)) or group_size < 1 or M % group_size:
-            raise ValueError(f"group_size must be an integer >= 1 dividing M = {M}, "
-                             f"got {group_size!r}")
+            raise ValueError(
+                f"group_size must be an integer >= 1 dividing M = {M}, got {group_size!r}"
+            )
         groups = np.arange(M) // group_size
-        unit_matrix = np.stack([(B[groups == g] != 0).any(0) for g in range(M // group_size)]
-                               ).astype(np.float64)
+        unit_matrix = np.stack(
+            [(B[groups == g] != 0).any(0) for g in range(M // group_size)]
+        ).astype(np.float64)
         unit_of_worker = tuple(int(g) for g in groups)
-    return Placement(encoding=B, unit_matrix=unit_matrix, units=units,
-                     unit_of_worker=unit_of_worker, shifts=_shifts(B),
-                     support_loads=_support_loads(B))
+    return Placement(
+        encoding=B,
+        unit_matrix=unit_matrix,
+        units=units,
+        unit_of_worker=unit_of_worker,
+        shifts=_shifts(B),
+        support_loads=_support_loads(B),
+    )
 
 
 def identity(num_workers: int) -> Placement:
@@ -167,9 +175,14 @@ def identity(num_workers: int) -> Placement:
     ()
     """
     B = coding.identity(num_workers)
-    return Placement(encoding=B, unit_matrix=B, units="workers",
-                     unit_of_worker=tuple(range(B.shape[0])), shifts=(),
-                     support_loads=_support_loads(B))
+    return Placement(
+        encoding=B,
+        unit_matrix=B,
+        units="workers",
+        unit_of_worker=tuple(range(B.shape[0])),
+        shifts=(),
+        support_loads=_support_loads(B),
+    )
 
 
 def cyclic(num_workers: int, stragglers: int, encoding=None, units: str = "workers") -> Placement:

@@ -154,5 +154,7 @@ class Round:
 
 def is_strategy(obj) -> bool:
     """Whether ``obj`` has the members of :class:`StrategyProtocol`."""
-    return all(hasattr(obj, member) for member in (
-        "name", "num_workers", "num_partitions", "delay_dependent", "init", "step"))
+    return all(
+        hasattr(obj, member)
+        for member in ("name", "num_workers", "num_partitions", "delay_dependent", "init", "step")
+    )

@@ -71,7 +71,8 @@ class FirstPerGroup:
     def __call__(self, arrivals, participating):
         waited_groups = participating.reshape(-1, self.group_size).any(axis=1)
         return wait_first_per_group(
-            jnp.where(participating, arrivals, jnp.inf), self.group_size, waited_groups)
+            jnp.where(participating, arrivals, jnp.inf), self.group_size, waited_groups
+        )
 
 
 @pytree_dataclass
@@ -139,8 +140,11 @@ def _fastest_by_top_k(keys, num_needed: int):
 def _canonical(keys):
     """Keys the sort's comparison finds equal given equal bits: -0 (and flushed
     denormals) become 0, every NaN one NaN."""
-    return jnp.where(keys == 0, jnp.zeros((), keys.dtype),
-                     jnp.where(jnp.isnan(keys), jnp.full((), jnp.nan, keys.dtype), keys))
+    return jnp.where(
+        keys == 0,
+        jnp.zeros((), keys.dtype),
+        jnp.where(jnp.isnan(keys), jnp.full((), jnp.nan, keys.dtype), keys),
+    )
 
 
 def _sort_key(keys):
@@ -182,7 +186,7 @@ def wait_first_per_group(arrivals, group_size: int, waited_groups=None):
     arrivals = jnp.asarray(arrivals)
     grouped = arrivals.reshape(-1, group_size)
     first = jnp.argmin(grouped, axis=1)  # lowest index on ties
-    used = (jnp.arange(group_size)[None, :] == first[:, None])
+    used = jnp.arange(group_size)[None, :] == first[:, None]
     group_time = jnp.min(grouped, axis=1)
     if waited_groups is not None:
         used = used & waited_groups[:, None]
