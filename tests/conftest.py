@@ -23,13 +23,15 @@ def _share_one_compilation_cache() -> str | None:
     kept; otherwise a temporary one, removed at the end (returned)."""
     given = os.environ.get("JAX_COMPILATION_CACHE_DIR")
     owned = None if given else tempfile.mkdtemp(prefix="lagc_jax_tests_xla_cache_")
-    settings = {"jax_compilation_cache_dir": given or owned,
-                # cache every program, however small or quick to compile
-                "jax_persistent_cache_min_compile_time_secs": 0,
-                "jax_persistent_cache_min_entry_size_bytes": 0}
+    settings = {
+        "jax_compilation_cache_dir": given or owned,
+        # cache every program, however small or quick to compile
+        "jax_persistent_cache_min_compile_time_secs": 0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
     for name, value in settings.items():
         os.environ[name.upper()] = str(value)  # for the subprocesses
-        jax.config.update(name, value)         # this process imported jax already
+        jax.config.update(name, value)  # this process imported jax already
     return owned
 
 
@@ -55,6 +57,8 @@ def reference_dir():
 def release_compiled_programs():
     """Drop jax's compiled programs after each test module. A full run compiles thousands
     of programs; kept alive, their code mappings grow toward the kernel's per-process map
-    limit (vm.max_map_count, 65530) and XLA's compiler then crashes the process."""
+    limit (vm.max_map_count, 65530) and XLA's compiler then crashes the process. It costs
+    no measurable time: a program another module compiled comes back from the persistent
+    cache (seven modules in one process: 111 s of CPU with it, 112 s without, mean of two)."""
     yield
     jax.clear_caches()

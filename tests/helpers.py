@@ -25,6 +25,7 @@ def count_compilations():
     def listener(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             events.append(event)
+
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         yield events

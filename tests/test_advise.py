@@ -12,23 +12,47 @@ SMALL = "w0,w1,w2,w3\n5.0,1.0,1.1,0.9\n5.2,1.2,0.8,1.0\n4.8,0.9,1.0,1.3\n5.1,1.0
 
 
 def table_rows(text):
-    return [[c.strip() for c in line.strip("|").split("|")]
-            for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if re.match(r"\| \d+ \|", line)
+    ]
 
 
 def test_advise_ranks_strategies_on_a_small_csv(tmp_path, capsys):
     csv = tmp_path / "times.csv"
     csv.write_text(SMALL)
     out = tmp_path / "figs" / "small"
-    rc = cli.main(["advise", "--times", str(csv), "--problem", "lag_synthetic", "--trials", "24",
-                   "--iters", "60", "--stragglers", "1,2", "--strategies", "gd,gc,grouping",
-                   "--keep-columns", "--normalize", "none", "--quiet", "--out", str(out)])
+    rc = cli.main(
+        [
+            "advise",
+            "--times",
+            str(csv),
+            "--problem",
+            "lag_synthetic",
+            "--trials",
+            "24",
+            "--iters",
+            "60",
+            "--stragglers",
+            "1,2",
+            "--strategies",
+            "gd,gc,grouping",
+            "--keep-columns",
+            "--normalize",
+            "none",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     # --quiet: what was read, no line per simulated strategy
     assert captured.err.splitlines() == [
         f"{csv}: 4 steps × 4 workers (header on line 1); row bootstrap of 4 measured steps, "
-        "worker m = column m (columns as measured)"]
+        "worker m = column m (columns as measured)"
+    ]
     rows = table_rows(captured.out)
     labels = [f"{r[1]} S={r[2]}" for r in rows]
     # grouping S=2 does not apply (3 does not divide 4): skipped; gd ignores S, so gd S=2
@@ -43,7 +67,8 @@ def test_advise_ranks_strategies_on_a_small_csv(tmp_path, capsys):
     iters = float(gd[7].split()[0])
     assert gd[5].split()[0] == f"{32 * 50 * float(gd[4].split()[0]):.3g}"  # bits up: 32·d each
     per_iter = analysis.expected_iteration_time(
-        "gd", 4, 0, delays.Empirical(np.loadtxt(csv, delimiter=",", skiprows=1)))
+        "gd", 4, 0, delays.Empirical(np.loadtxt(csv, delimiter=",", skiprows=1))
+    )
     assert per_iter == pytest.approx(np.mean([5.0, 5.2, 4.8, 5.1]))
     # median of 24 sums of `iters` row maxima (sd 0.15 each): SE of the median < 0.2
     assert abs(float(gd[3].split()[0]) - iters * per_iter) < 1.0
@@ -67,24 +92,27 @@ def test_delay_from_times_row_bootstrap_or_pooled():
     assert d.pooled and d.mean == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("argv, match", [
-    ([], r"--times/--trace: give exactly one"),
-    (["--trace", "AR", "--times", "x.csv"], r"--times/--trace: give exactly one"),
-    (["--trace", "XY"], r"--trace: name must be one of AR, SE, ST"),
-    (["--trace", "ST", "--trials", "0"], r"--trials: must be an integer >= 1, got 0"),
-    (["--trace", "ST", "--iters", "-3"], r"--iters: must be an integer >= 1"),
-    (["--trace", "ST", "--upload-time", "-1"], r"--upload-time: must be finite and >= 0"),
-    (["--trace", "ST", "--latency", "-1"], r"--latency: must be finite and >= 0, got -1"),
-    (["--trace", "ST", "--latency", "nan"], r"--latency: must be finite and >= 0, got nan"),
-    (["--trace", "ST", "--link", "foo"], r"--link: must be one of parallel, shared, got 'foo'"),
-    (["--trace", "ST", "--stragglers", "1,9"], r"--stragglers: each S must be in 0..7"),
-    (["--trace", "ST", "--stragglers", "a"], r"--stragglers: must be comma-separated integers"),
-    (["--trace", "ST", "--workers", "0"], r"--workers: must be an integer >= 1"),
-    (["--trace", "ST", "--target-gap", "0"], r"--target-gap: must be finite and > 0"),
-    (["--trace", "SE", "--problem", "lag_synthetic"], r"--problem: num_partitions must be"),
-    (["--trace", "ST", "--trials", "abc"], r"argument --trials: invalid int value: 'abc'"),
-    (["--trace", "ST", "--problem", "mnist"], r"argument --problem: invalid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        ([], r"--times/--trace: give exactly one"),
+        (["--trace", "AR", "--times", "x.csv"], r"--times/--trace: give exactly one"),
+        (["--trace", "XY"], r"--trace: name must be one of AR, SE, ST"),
+        (["--trace", "ST", "--trials", "0"], r"--trials: must be an integer >= 1, got 0"),
+        (["--trace", "ST", "--iters", "-3"], r"--iters: must be an integer >= 1"),
+        (["--trace", "ST", "--upload-time", "-1"], r"--upload-time: must be finite and >= 0"),
+        (["--trace", "ST", "--latency", "-1"], r"--latency: must be finite and >= 0, got -1"),
+        (["--trace", "ST", "--latency", "nan"], r"--latency: must be finite and >= 0, got nan"),
+        (["--trace", "ST", "--link", "foo"], r"--link: must be one of parallel, shared, got 'foo'"),
+        (["--trace", "ST", "--stragglers", "1,9"], r"--stragglers: each S must be in 0..7"),
+        (["--trace", "ST", "--stragglers", "a"], r"--stragglers: must be comma-separated integers"),
+        (["--trace", "ST", "--workers", "0"], r"--workers: must be an integer >= 1"),
+        (["--trace", "ST", "--target-gap", "0"], r"--target-gap: must be finite and > 0"),
+        (["--trace", "SE", "--problem", "lag_synthetic"], r"--problem: num_partitions must be"),
+        (["--trace", "ST", "--trials", "abc"], r"argument --trials: invalid int value: 'abc'"),
+        (["--trace", "ST", "--problem", "mnist"], r"argument --problem: invalid choice"),
+    ],
+)
 def test_advise_errors_are_one_line_naming_the_flag(argv, match, capsys):
     rc = cli.main(["advise", *argv])  # argparse errors too: main returns the status
     err = capsys.readouterr().err
@@ -108,18 +136,52 @@ def test_advise_rejects_bad_csv_and_unwritable_out(tmp_path, capsys):
 
 def test_run_accepts_problem(tmp_path, capsys):
     pytest.importorskip("sklearn")
-    rc = cli.main(["run", "--problem", "diabetes", "--strategy", "gd", "--workers", "4",
-                   "--stragglers", "0", "--trials", "2", "--iters", "5", "--target-gap", "10",
-                   "--out", str(tmp_path / "r")])
+    rc = cli.main(
+        [
+            "run",
+            "--problem",
+            "diabetes",
+            "--strategy",
+            "gd",
+            "--workers",
+            "4",
+            "--stragglers",
+            "0",
+            "--trials",
+            "2",
+            "--iters",
+            "5",
+            "--target-gap",
+            "10",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0 and "| gd |" in out.out and "diabetes(P=4" in out.err
 
 
 @pytest.mark.slow
 def test_advise_every_strategy_on_a_trace(tmp_path, capsys):
-    rc = cli.main(["advise", "--trace", "ST", "--problem", "lag_synthetic", "--trials", "16",
-                   "--iters", "100", "--stragglers", "0,1", "--upload-time", "0.1",
-                   "--out", str(tmp_path / "st")])
+    rc = cli.main(
+        [
+            "advise",
+            "--trace",
+            "ST",
+            "--problem",
+            "lag_synthetic",
+            "--trials",
+            "16",
+            "--iters",
+            "100",
+            "--stragglers",
+            "0,1",
+            "--upload-time",
+            "0.1",
+            "--out",
+            str(tmp_path / "st"),
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     # each strategy has at least one (S) whose trials differ from every other's
@@ -129,8 +191,15 @@ def test_advise_every_strategy_on_a_trace(tmp_path, capsys):
 def test_recommendation_names_gd_once_when_it_is_the_runner_up():
     import lagc_jax as lj
 
-    ranked = advise.compare(lj.problems.lag_synthetic(4), lj.ShiftedExponential(), 4, [1],
-                            names=["gd", "grouping"], num_iters=40, num_trials=40)
+    ranked = advise.compare(
+        lj.problems.lag_synthetic(4),
+        lj.ShiftedExponential(),
+        4,
+        [1],
+        names=["gd", "grouping"],
+        num_iters=40,
+        num_trials=40,
+    )
     assert [c.label for c in ranked] == ["grouping S=1", "gd S=1"]
     text = advise.recommendation(ranked)
     assert text.count("gd S=1") == 1 and "vs the runner-up gd S=1" in text
@@ -157,24 +226,36 @@ def test_latency_adds_to_every_round_of_gd_and_ties_go_to_fewer_bits():
         iterations = plain[name].reach["iterations"]
         assert np.isfinite(iterations).all()
         np.testing.assert_array_equal(late[name].reach["iterations"], iterations)
-        np.testing.assert_allclose(late[name].reach["wall_clock"],
-                                   plain[name].reach["wall_clock"] + 0.5 * iterations,
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            late[name].reach["wall_clock"],
+            plain[name].reach["wall_clock"] + 0.5 * iterations,
+            rtol=1e-12,
+        )
     # the ranking key: wall clock, then bits uploaded, then uploads
     a, b = plain["gd"], plain["grouping"]
-    a.summary = dict(a.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(2.0, 2.0, 2.0),
-                     uploads=(1.0, 1.0, 1.0))
-    b.summary = dict(b.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(1.0, 1.0, 1.0),
-                     uploads=(5.0, 5.0, 5.0))
+    a.summary = dict(
+        a.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(2.0, 2.0, 2.0), uploads=(1.0, 1.0, 1.0)
+    )
+    b.summary = dict(
+        b.summary, wall_clock=(1.0, 1.0, 1.0), bits_up=(1.0, 1.0, 1.0), uploads=(5.0, 5.0, 5.0)
+    )
     assert [c.name for c in advise.rank([a, b])] == ["grouping", "gd"]
 
 
 def test_table_shows_the_final_gap_of_a_strategy_that_does_not_reach():
     never = (np.inf, 3.0, np.inf)
-    summary = dict(wall_clock=never, uploads=never, bits_up=never, computations=never,
-                   iterations=never, final_gap=(0.0123, 0.01, 0.02), reached=0.2)
+    summary = dict(
+        wall_clock=never,
+        uploads=never,
+        bits_up=never,
+        computations=never,
+        iterations=never,
+        final_gap=(0.0123, 0.01, 0.02),
+        reached=0.2,
+    )
     stalled = advise.Candidate("fastest-k", 1, summary, {}, result=None)
     table = advise.format_table([stalled], "f − f* ≤ 1e-06")
     assert table.splitlines()[0].endswith("; not reached: the gap at the end of the run")
-    assert ("| 1 | fastest-k | 1 | not reached; final gap 0.012 [0.01, 0.02] | — | — | — | — "
-            "| 20% |") in table
+    assert (
+        "| 1 | fastest-k | 1 | not reached; final gap 0.012 [0.01, 0.02] | — | — | — | — | 20% |"
+    ) in table

@@ -94,8 +94,9 @@ def test_costs_counts():
 
 
 @pytest.mark.parametrize("delay", [EXP, PAR3, PAR15, ShiftedExponential(2.5, 0.2)])
-@pytest.mark.parametrize("k,n", [(1, 1), (1, 12), (4, 12), (10, 12), (12, 12),
-                                 (30, 60), (60, 60), (2, 200)])
+@pytest.mark.parametrize(
+    "k,n", [(1, 1), (1, 12), (4, 12), (10, 12), (12, 12), (30, 60), (60, 60), (2, 200)]
+)
 def test_order_statistic_closed_vs_numeric(delay, k, n):
     closed = expected_order_statistic(delay, k, n, method="closed")
     numeric = expected_order_statistic(delay, k, n, method="numeric")
@@ -137,7 +138,8 @@ def test_generic_distributions_use_the_numeric_path():
     wrapped = CdfOnly(EXP.cdf)
     for name in analysis.NON_LAZY_STRATEGIES:
         assert expected_iteration_time(name, M, S, wrapped) == pytest.approx(
-            expected_iteration_time(name, M, S, EXP), rel=1e-7)
+            expected_iteration_time(name, M, S, EXP), rel=1e-7
+        )
 
 
 # ------------------------------------------------------------- infinite means
@@ -150,7 +152,8 @@ def test_pareto_infinite_mean_is_inf():
         # n-k+1 = 2 <= 1/beta = 2: infinite; n-k+1 = 3 > 2: finite (= 66 x_m for 10 of 12)
         assert expected_order_statistic(Pareto(1.0, 0.5), 11, 12, method=method) == math.inf
         assert expected_order_statistic(Pareto(1.0, 0.5), 10, 12, method=method) == (
-            pytest.approx(66.0, rel=1e-6))
+            pytest.approx(66.0, rel=1e-6)
+        )
     assert expected_iteration_time("gd", M, S, Pareto(1.0, 1.0)) == math.inf
     assert expected_iteration_time("fastest-k", M, S, Pareto(1.0, 0.3)) == math.inf
     assert math.isfinite(expected_iteration_time("fastest-k", M, S, Pareto(1.0, 0.4)))
@@ -191,8 +194,7 @@ def test_non_lazy_against_monte_carlo(delay):
         "grouping": (S + 1) * group_first,
     }
     for name, compute in sims.items():
-        expected = expected_iteration_time(name, M, S, delay, upload_time=TAU,
-                                           broadcast_time=TAU_B)
+        expected = expected_iteration_time(name, M, S, delay, upload_time=TAU, broadcast_time=TAU_B)
         _assert_within_4se(TAU_B + TAU + compute, expected)
 
 
@@ -203,23 +205,27 @@ def test_lazy_against_monte_carlo(delay):
     # lag-wk with 5 uploaders: messages of workers 0..4 pay tau, skips do not
     n = 5
     sim = TAU_B + np.maximum((x[:, :n] + TAU).max(1), x[:, n:].max(1))
-    c = expected_lazy_iteration_costs("lag-wk", M, S, delay, n, upload_time=TAU,
-                                      broadcast_time=TAU_B)
+    c = expected_lazy_iteration_costs(
+        "lag-wk", M, S, delay, n, upload_time=TAU, broadcast_time=TAU_B
+    )
     _assert_within_4se(sim, c["time"])
     # g-lag-wk with 1 of 4 groups uploading
     first = (S + 1) * x.reshape(N_DRAWS, G, S + 1).min(axis=2)
     sim = TAU_B + np.maximum(first[:, 0] + TAU, first[:, 1:].max(1))
-    c = expected_lazy_iteration_costs("g-lag-wk", M, S, delay, 1, upload_time=TAU,
-                                      broadcast_time=TAU_B)
+    c = expected_lazy_iteration_costs(
+        "g-lag-wk", M, S, delay, 1, upload_time=TAU, broadcast_time=TAU_B
+    )
     _assert_within_4se(sim, c["time"])
     # g-lag with 3 selected groups; lag-ps with 7 selected workers
     sim = TAU_B + TAU + first[:, :3].max(1)
-    c = expected_lazy_iteration_costs("g-lag", M, S, delay, 3, upload_time=TAU,
-                                      broadcast_time=TAU_B)
+    c = expected_lazy_iteration_costs(
+        "g-lag", M, S, delay, 3, upload_time=TAU, broadcast_time=TAU_B
+    )
     _assert_within_4se(sim, c["time"])
     sim = TAU_B + TAU + x[:, :7].max(1)
-    c = expected_lazy_iteration_costs("lag-ps", M, S, delay, 7, upload_time=TAU,
-                                      broadcast_time=TAU_B)
+    c = expected_lazy_iteration_costs(
+        "lag-ps", M, S, delay, 7, upload_time=TAU, broadcast_time=TAU_B
+    )
     _assert_within_4se(sim, c["time"])
 
 
@@ -253,15 +259,24 @@ def test_lagc_and_lagc_ps_times_are_upper_bounds():
 @pytest.mark.parametrize("tau", [0.0, 0.35])
 def test_lazy_reduces_to_non_lazy_twin(delay, tau):
     kw = dict(upload_time=tau, broadcast_time=0.2)
-    twins = [("lag-ps", M, "gd"), ("lag-wk", M, "gd"), ("g-lag", G, "grouping"),
-             ("g-lag-wk", G, "grouping"), ("lagc", M - S, "gc"), ("lagc-ps", M, "gc")]
+    twins = [
+        ("lag-ps", M, "gd"),
+        ("lag-wk", M, "gd"),
+        ("g-lag", G, "grouping"),
+        ("g-lag-wk", G, "grouping"),
+        ("lagc", M - S, "gc"),
+        ("lagc-ps", M, "gc"),
+    ]
     for lazy, n, twin in twins:
         got = expected_lazy_iteration_costs(lazy, M, S, delay, n, **kw)
         want = expected_iteration_costs(twin, M, S, delay, **kw)
         assert got.keys() == want.keys()
         assert got["time"] == pytest.approx(want["time"], rel=1e-12), (lazy, twin)
         assert (got["uploads"], got["downloads"], got["computations"]) == (
-            want["uploads"], want["downloads"], want["computations"]), (lazy, twin)
+            want["uploads"],
+            want["downloads"],
+            want["computations"],
+        ), (lazy, twin)
 
 
 def test_lazy_counts_and_idle_iterations():
@@ -277,12 +292,12 @@ def test_lazy_counts_and_idle_iterations():
     c = expected_lazy_iteration_costs("g-lag-wk", M, S, EXP, 2, **kw)
     assert (c["uploads"], c["downloads"], c["computations"]) == (2, 12, 36)
     c = expected_lazy_iteration_costs("lagc", M, S, EXP, 0, **kw)
-    assert c["time"] == pytest.approx(
-        0.2 + 3 * expected_order_statistic(EXP, M - S, M), rel=1e-14)
+    assert c["time"] == pytest.approx(0.2 + 3 * expected_order_statistic(EXP, M - S, M), rel=1e-14)
     assert (c["uploads"], c["downloads"], c["computations"]) == (0, 12, 36)
     # lag-wk time is monotone in the number of uploaders, between its two ends
-    times = [expected_lazy_iteration_costs("lag-wk", M, S, EXP, n, **kw)["time"]
-             for n in range(M + 1)]
+    times = [
+        expected_lazy_iteration_costs("lag-wk", M, S, EXP, n, **kw)["time"] for n in range(M + 1)
+    ]
     assert all(np.diff(times) > 0)
     assert times[-1] == pytest.approx(times[0] + 0.5, rel=1e-12)
     # with tau = 0 the uploaders do not matter
@@ -294,34 +309,47 @@ def test_lazy_counts_and_idle_iterations():
 # ------------------------------------------------------------------ validation
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: expected_iteration_time("sgd", M, S, EXP), "name must be one of.*'gd'"),
-    (lambda: expected_lazy_iteration_costs("lag", M, S, EXP, 1), "name must be one of.*lagc"),
-    (lambda: expected_iteration_time("gc", M, M, EXP), r"stragglers must be in 0\.\.11"),
-    (lambda: expected_iteration_time("gc", M, -1, EXP), "stragglers"),
-    (lambda: expected_iteration_time("gd", 0, 0, EXP), "num_workers must be >= 1"),
-    (lambda: expected_iteration_time("gd", 2.5, 0, EXP), "num_workers must be an integer"),
-    (lambda: expected_iteration_time("grouping", 12, 4, EXP), r"\(stragglers \+ 1\) to divide"),
-    (lambda: expected_lazy_iteration_costs("g-lag", 12, 4, EXP, 1), "divide num_workers"),
-    (lambda: expected_order_statistic(EXP, 0, 5), r"k must be in 1\.\.5"),
-    (lambda: expected_order_statistic(EXP, 6, 5), r"k must be in 1\.\.5"),
-    (lambda: expected_order_statistic(EXP, 1, 0), "n must be >= 1"),
-    (lambda: expected_min_then_max(EXP, 0, 3), "group_size"),
-    (lambda: expected_iteration_time("gd", M, S, EXP, upload_time=-1.0), "upload_time"),
-    (lambda: expected_iteration_time("gd", M, S, EXP, broadcast_time=-0.1), "broadcast_time"),
-    (lambda: expected_iteration_time("gd", M, S, EXP, upload_time=math.inf), "upload_time"),
-    (lambda: expected_iteration_time("gd", M, S, EXP, method="exact"), "method must be one of"),
-    (lambda: expected_order_statistic(Uniform(1.0), 1, 2, method="closed"), "method='closed'"),
-    (lambda: expected_lazy_iteration_costs("lag-wk", M, S, EXP, 13), r"num_units_active.*0\.\.12"),
-    (lambda: expected_lazy_iteration_costs("lagc", M, S, EXP, 11), r"num_units_active.*0\.\.10"),
-    (lambda: expected_lazy_iteration_costs("g-lag", M, S, EXP, 5), r"num_units_active.*0\.\.4"),
-    (lambda: expected_lazy_iteration_costs("lag-ps", M, S, EXP, -1), "num_units_active"),
-    (lambda: expected_lazy_iteration_costs("lag-wk", M, S, EXP, 3, upload_time=1.0,
-                                           method="closed"), "no closed form"),
-    (lambda: expected_iteration_time("gd", M, S, "exp"), "delay must be"),
-    (lambda: expected_iteration_time("gd", M, S, ShiftedExponential(rate=0.0)), "rate"),
-    (lambda: expected_iteration_time("gd", M, S, Pareto(shape=-1.0)), "shape"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: expected_iteration_time("sgd", M, S, EXP), "name must be one of.*'gd'"),
+        (lambda: expected_lazy_iteration_costs("lag", M, S, EXP, 1), "name must be one of.*lagc"),
+        (lambda: expected_iteration_time("gc", M, M, EXP), r"stragglers must be in 0\.\.11"),
+        (lambda: expected_iteration_time("gc", M, -1, EXP), "stragglers"),
+        (lambda: expected_iteration_time("gd", 0, 0, EXP), "num_workers must be >= 1"),
+        (lambda: expected_iteration_time("gd", 2.5, 0, EXP), "num_workers must be an integer"),
+        (lambda: expected_iteration_time("grouping", 12, 4, EXP), r"\(stragglers \+ 1\) to divide"),
+        (lambda: expected_lazy_iteration_costs("g-lag", 12, 4, EXP, 1), "divide num_workers"),
+        (lambda: expected_order_statistic(EXP, 0, 5), r"k must be in 1\.\.5"),
+        (lambda: expected_order_statistic(EXP, 6, 5), r"k must be in 1\.\.5"),
+        (lambda: expected_order_statistic(EXP, 1, 0), "n must be >= 1"),
+        (lambda: expected_min_then_max(EXP, 0, 3), "group_size"),
+        (lambda: expected_iteration_time("gd", M, S, EXP, upload_time=-1.0), "upload_time"),
+        (lambda: expected_iteration_time("gd", M, S, EXP, broadcast_time=-0.1), "broadcast_time"),
+        (lambda: expected_iteration_time("gd", M, S, EXP, upload_time=math.inf), "upload_time"),
+        (lambda: expected_iteration_time("gd", M, S, EXP, method="exact"), "method must be one of"),
+        (lambda: expected_order_statistic(Uniform(1.0), 1, 2, method="closed"), "method='closed'"),
+        (
+            lambda: expected_lazy_iteration_costs("lag-wk", M, S, EXP, 13),
+            r"num_units_active.*0\.\.12",
+        ),
+        (
+            lambda: expected_lazy_iteration_costs("lagc", M, S, EXP, 11),
+            r"num_units_active.*0\.\.10",
+        ),
+        (lambda: expected_lazy_iteration_costs("g-lag", M, S, EXP, 5), r"num_units_active.*0\.\.4"),
+        (lambda: expected_lazy_iteration_costs("lag-ps", M, S, EXP, -1), "num_units_active"),
+        (
+            lambda: expected_lazy_iteration_costs(
+                "lag-wk", M, S, EXP, 3, upload_time=1.0, method="closed"
+            ),
+            "no closed form",
+        ),
+        (lambda: expected_iteration_time("gd", M, S, "exp"), "delay must be"),
+        (lambda: expected_iteration_time("gd", M, S, ShiftedExponential(rate=0.0)), "rate"),
+        (lambda: expected_iteration_time("gd", M, S, Pareto(shape=-1.0)), "shape"),
+    ],
+)
 def test_validation_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()

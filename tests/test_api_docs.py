@@ -9,11 +9,23 @@ import pytest
 
 API = Path(__file__).resolve().parents[1] / "docs" / "API.md"
 # Modules whose public API docs/API.md covers (cli, plotting and study have their own docs).
-DOCUMENTED = ("lagc_jax", "lagc_jax.problems", "lagc_jax.datasets", "lagc_jax.delays",
-              "lagc_jax.strategies", "lagc_jax.coding", "lagc_jax.timing",
-              "lagc_jax.reductions", "lagc_jax.random_words",
-              "lagc_jax.analysis", "lagc_jax.results", "lagc_jax.engine", "lagc_jax.advise",
-              "lagc_jax.study_files", "lagc_jax.checks")
+DOCUMENTED = (
+    "lagc_jax",
+    "lagc_jax.problems",
+    "lagc_jax.datasets",
+    "lagc_jax.delays",
+    "lagc_jax.strategies",
+    "lagc_jax.coding",
+    "lagc_jax.timing",
+    "lagc_jax.reductions",
+    "lagc_jax.random_words",
+    "lagc_jax.analysis",
+    "lagc_jax.results",
+    "lagc_jax.engine",
+    "lagc_jax.advise",
+    "lagc_jax.study_files",
+    "lagc_jax.checks",
+)
 
 
 def api_blocks():
@@ -39,9 +51,13 @@ def public_names(module_name):
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, obj in vars(module).items()
-                 if not n.startswith("_") and (inspect.isfunction(obj) or inspect.isclass(obj))
-                 and getattr(obj, "__module__", None) == module_name]
+        names = [
+            n
+            for n, obj in vars(module).items()
+            if not n.startswith("_")
+            and (inspect.isfunction(obj) or inspect.isclass(obj))
+            and getattr(obj, "__module__", None) == module_name
+        ]
     return sorted(names)
 
 
@@ -50,6 +66,9 @@ def test_every_public_name_is_documented(module_name):
     if module_name == "lagc_jax.datasets":
         pytest.importorskip("sklearn")
     text = API.read_text()
-    missing = [n for n in public_names(module_name) if f"`{n}" not in text and f".{n}`" not in text
-               and f"{n}(" not in text]
+    missing = [
+        n
+        for n in public_names(module_name)
+        if f"`{n}" not in text and f".{n}`" not in text and f"{n}(" not in text
+    ]
     assert not missing, f"{module_name}: not in docs/API.md: {missing}"

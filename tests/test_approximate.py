@@ -29,8 +29,9 @@ ALPHA = 1.0 / PROBLEM.smoothness  # the default step size
 TAU, TAU_B = 0.25, 0.125  # upload and broadcast times of the replayed runs
 _rng = np.random.default_rng(11)
 # trial 0 replays integer unit times: ties (broken by worker index) and arrivals at T
-TIMES = np.concatenate([_rng.integers(1, 4, (1, K, M)).astype(float),
-                        _rng.exponential(size=(TRIALS - 1, K, M)) + 0.1])
+TIMES = np.concatenate(
+    [_rng.integers(1, 4, (1, K, M)).astype(float), _rng.exponential(size=(TRIALS - 1, K, M)) + 0.1]
+)
 LINKS = ("parallel", "shared")
 # option sets of the replayed runs: deadlines that some arrivals miss, k with erasures
 CASES = {
@@ -114,7 +115,7 @@ def reference_round(name, options, B, grads, unit_times, link):
         estimate = sum(messages[m] for m in covered.values())  # the covered groups' sums
         uploads = len(covered)
     else:  # graph-gc
-        finished = order[:M - S]
+        finished = order[: M - S]
         t = arrivals[order[M - S - 1]]
         if options.get("decoder", "optimal") == "optimal":
             weights = np.linalg.lstsq(B[finished].T, np.ones(B.shape[1]), rcond=None)[0]
@@ -135,23 +136,39 @@ def reference_run(name, options, B, link):
         for k in range(K):
             grads = partition_grads(theta)
             estimate, duration[trial, k], uploads[trial, k], computations[trial, k] = (
-                reference_round(name, options, B, grads, TIMES[trial, k], link))
+                reference_round(name, options, B, grads, TIMES[trial, k], link)
+            )
             full = grads.sum(axis=0)
-            eta[trial, k] = np.sum((estimate - full) ** 2) / np.sum(full ** 2)
+            eta[trial, k] = np.sum((estimate - full) ** 2) / np.sum(full**2)
             loss[trial, k] = np_loss(theta)
             theta = theta - ALPHA * estimate
         loss[trial, K] = np_loss(theta)
 
     def cumulative(values):
         return np.concatenate([np.zeros((TRIALS, 1)), np.cumsum(values, axis=1)], axis=1)
-    return dict(loss=loss, wall_clock=cumulative(duration), uploads=cumulative(uploads),
-                downloads=cumulative(np.full(shape, M)), computations=cumulative(computations),
-                grad_error=eta)
+
+    return dict(
+        loss=loss,
+        wall_clock=cumulative(duration),
+        uploads=cumulative(uploads),
+        downloads=cumulative(np.full(shape, M)),
+        computations=cumulative(computations),
+        grad_error=eta,
+    )
 
 
 def replayed(strategy, link):
-    return lj.simulate(PROBLEM, strategy, num_iters=K, num_trials=TRIALS, unit_times=TIMES,
-                       upload_time=TAU, broadcast_time=TAU_B, link=link, record=("grad_error",))
+    return lj.simulate(
+        PROBLEM,
+        strategy,
+        num_iters=K,
+        num_trials=TRIALS,
+        unit_times=TIMES,
+        upload_time=TAU,
+        broadcast_time=TAU_B,
+        link=link,
+        record=("grad_error",),
+    )
 
 
 def assert_matches_reference(result, expected, link):
@@ -164,16 +181,21 @@ def assert_matches_reference(result, expected, link):
     else:
         np.testing.assert_allclose(result.wall_clock, expected["wall_clock"], rtol=1e-14)
     np.testing.assert_allclose(result.loss, expected["loss"], rtol=1e-11)
-    np.testing.assert_allclose(result.grad_error[:, 1:], expected["grad_error"], rtol=1e-9,
-                               atol=1e-24)
+    np.testing.assert_allclose(
+        result.grad_error[:, 1:], expected["grad_error"], rtol=1e-9, atol=1e-24
+    )
 
 
 @pytest.mark.parametrize("link", LINKS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_matches_a_numpy_reading_of_section_10(name, link):
     strategy = lj.make(name, M, S, **CASES[name])
-    B = {"deadline": np.eye(M), "erasurehead": fractional_encoding(), "sgc": cyclic_ones(),
-         "graph-gc": strategy.encoding}[name]
+    B = {
+        "deadline": np.eye(M),
+        "erasurehead": fractional_encoding(),
+        "sgc": cyclic_ones(),
+        "graph-gc": strategy.encoding,
+    }[name]
     if name == "graph-gc":  # B = A/s of a 2-regular graph on the M workers
         assert set(np.unique(B)) == {0.0, 0.5} and (B.sum(axis=0) == 1).all()
     expected = reference_run(name, CASES[name], B, link)
@@ -210,8 +232,9 @@ def test_erasurehead_with_k_at_least_m_minus_s_is_grouping(link):
     """k = M, and any k ≥ M − S (every group is covered by then: pigeonhole)."""
     grouping = replayed(lj.make("grouping", M, S), link)
     for k in (M, M - S):
-        assert_same_counts_and_clock(replayed(lj.make("erasurehead", M, S, k=k), link),
-                                     grouping, loss_rtol=0)
+        assert_same_counts_and_clock(
+            replayed(lj.make("erasurehead", M, S, k=k), link), grouping, loss_rtol=0
+        )
     assert np.nanmax(grouping.grad_error) < 1e-20
 
 
@@ -255,11 +278,14 @@ def test_a_hard_deadline_before_every_arrival_uses_nothing():
 # --------------------------------------------------------------------------- #
 def test_sweeps_over_deadline_and_p_compile_once_and_equal_separate_runs():
     def points(deadlines, probabilities):
-        return [lj.make("sgc", M, S, deadline=T, straggle_probability=p)
-                for T, p in zip(deadlines, probabilities)]
+        return [
+            lj.make("sgc", M, S, deadline=T, straggle_probability=p)
+            for T, p in zip(deadlines, probabilities)
+        ]
 
-    kw = dict(num_iters=K, num_trials=TRIALS, unit_times=TIMES, upload_time=TAU,
-              broadcast_time=TAU_B)
+    kw = dict(
+        num_iters=K, num_trials=TRIALS, unit_times=TIMES, upload_time=TAU, broadcast_time=TAU_B
+    )
     first = lj.sweep(PROBLEM, points([2.0, 3.25, math.inf], [0.4, 0.3, 0.0]), **kw)
     with count_compilations() as compiled:
         again = lj.sweep(PROBLEM, points([1.0, 2.5, 6.0], [0.6, 0.35, 0.05]), **kw)
@@ -286,8 +312,14 @@ BAD_OPTIONS = [
     ("deadline", M, S, dict(deadline=True), r"deadline must be a number > 0"),
     ("sgc", M, S, dict(deadline=0.0, straggle_probability=0.1), r"deadline must be"),
     ("sgc", M, S, dict(deadline=2.0), r"straggle_probability is required with a finite dead"),
-    ("sgc", M, S, dict(deadline=2.0, straggle_probability=1.0), r"straggle_probability must be "
-     r"a number in \[0, 1\), got 1.0"),
+    (
+        "sgc",
+        M,
+        S,
+        dict(deadline=2.0, straggle_probability=1.0),
+        r"straggle_probability must be "
+        r"a number in \[0, 1\), got 1.0",
+    ),
     ("sgc", M, S, dict(deadline=2.0, straggle_probability=-0.1), r"in \[0, 1\), got -0.1"),
     ("sgc", M, S, dict(deadline=2.0, straggle_probability=math.nan), r"in \[0, 1\), got nan"),
     ("erasurehead", M, S, dict(k=0), r"k must be an integer in \[1, num_workers = 6\], got 0"),
@@ -306,8 +338,9 @@ BAD_OPTIONS = [
 
 
 @pytest.mark.parametrize("name, workers, stragglers, options, message", BAD_OPTIONS)
-def test_bad_options_are_refused_by_name_before_compiling(name, workers, stragglers, options,
-                                                          message):
+def test_bad_options_are_refused_by_name_before_compiling(
+    name, workers, stragglers, options, message
+):
     with count_compilations() as compiled, pytest.raises(ValueError, match=message):
         lj.make(name, workers, stragglers, **options)
     assert compiled == []
@@ -320,19 +353,32 @@ def test_bad_analysis_arguments_are_refused_by_name():
         (lambda: analysis.straggle_probability(delay, 1.0, load=0), r"load must be a finite"),
         (lambda: analysis.straggle_probability(delay, 1.0, upload_time=-1.0), r"upload_time"),
         (lambda: analysis.straggle_probability(object(), 1.0), r"delay must be a delay model"),
-        (lambda: analysis.expected_approximate_iteration_costs("gc", M, S, delay),
-         r"name must be one of \('deadline', 'erasurehead', 'sgc', 'graph-gc'\)"),
-        (lambda: analysis.expected_approximate_iteration_costs("deadline", M, S, delay, k=2),
-         r"option 'k' does not apply to 'deadline' \(valid: deadline\)"),
-        (lambda: analysis.expected_approximate_iteration_costs("erasurehead", M, S, delay, k=0),
-         r"k must be in 1\.\.6, got 0"),
-        (lambda: analysis.expected_approximate_iteration_costs("erasurehead", 5, 1, delay),
-         r"erasurehead needs \(stragglers \+ 1\) to divide num_workers"),
-        (lambda: analysis.expected_approximate_iteration_costs("graph-gc", 5, 2, delay),
-         r"degree: no 3-regular graph on 5 nodes"),
-        (lambda: analysis.expected_approximate_iteration_costs("sgc", M, S, delay,
-                                                               deadline=-2.0),
-         r"deadline must be a number > 0"),
+        (
+            lambda: analysis.expected_approximate_iteration_costs("gc", M, S, delay),
+            r"name must be one of \('deadline', 'erasurehead', 'sgc', 'graph-gc'\)",
+        ),
+        (
+            lambda: analysis.expected_approximate_iteration_costs("deadline", M, S, delay, k=2),
+            r"option 'k' does not apply to 'deadline' \(valid: deadline\)",
+        ),
+        (
+            lambda: analysis.expected_approximate_iteration_costs("erasurehead", M, S, delay, k=0),
+            r"k must be in 1\.\.6, got 0",
+        ),
+        (
+            lambda: analysis.expected_approximate_iteration_costs("erasurehead", 5, 1, delay),
+            r"erasurehead needs \(stragglers \+ 1\) to divide num_workers",
+        ),
+        (
+            lambda: analysis.expected_approximate_iteration_costs("graph-gc", 5, 2, delay),
+            r"degree: no 3-regular graph on 5 nodes",
+        ),
+        (
+            lambda: analysis.expected_approximate_iteration_costs(
+                "sgc", M, S, delay, deadline=-2.0
+            ),
+            r"deadline must be a number > 0",
+        ),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -359,16 +405,27 @@ def test_analysis_matches_monte_carlo(name, options, delay):
     make_options = dict(options)
     if name == "sgc":
         make_options["straggle_probability"] = analysis.straggle_probability(
-            delay, options["deadline"], load=S + 1, upload_time=0.2, latency=0.05)
-    expected = analysis.expected_approximate_iteration_costs(name, M, S, delay, **options,
-                                                             **link)
-    result = lj.simulate(PROBLEM, lj.make(name, M, S, **make_options), delay, num_iters=4,
-                         num_trials=1500, seed=2, **link)
+            delay, options["deadline"], load=S + 1, upload_time=0.2, latency=0.05
+        )
+    expected = analysis.expected_approximate_iteration_costs(name, M, S, delay, **options, **link)
+    result = lj.simulate(
+        PROBLEM,
+        lj.make(name, M, S, **make_options),
+        delay,
+        num_iters=4,
+        num_trials=1500,
+        seed=2,
+        **link,
+    )
     for quantity, series in (("time", result.wall_clock), ("uploads", result.uploads)):
         per_round = np.diff(series, axis=1).ravel()
         error = per_round.std(ddof=1) / math.sqrt(per_round.size)
         assert abs(per_round.mean() - expected[quantity]) <= 4 * error + 1e-12, (
-            quantity, per_round.mean(), expected[quantity], error)
+            quantity,
+            per_round.mean(),
+            expected[quantity],
+            error,
+        )
     assert np.diff(result.computations, axis=1).mean() == expected["computations"]
     assert np.diff(result.downloads, axis=1).mean() == expected["downloads"]
 
@@ -380,20 +437,26 @@ def test_analysis_reduces_to_the_exact_strategies():
     delay, m, s = lj.ShiftedExponential(rate=1.0), 12, 2
     kw = dict(upload_time=0.3, broadcast_time=0.2)
     costs = analysis.expected_approximate_iteration_costs
-    np.testing.assert_allclose(costs("deadline", m, s, delay, **kw)["time"],
-                               analysis.expected_iteration_time("gd", m, s, delay, **kw),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        costs("deadline", m, s, delay, **kw)["time"],
+        analysis.expected_iteration_time("gd", m, s, delay, **kw),
+        rtol=1e-12,
+    )
     grouping = analysis.expected_iteration_time("grouping", m, s, delay, **kw)
     for k in (m - s, m):
         c = costs("erasurehead", m, s, delay, k=k, **kw)
         np.testing.assert_allclose(c["time"], grouping, rtol=1e-9)
         assert c["uploads"] == m // (s + 1)
-    np.testing.assert_allclose(costs("graph-gc", m, s, delay, **kw)["time"],
-                               analysis.expected_iteration_time("gc", m, s, delay, **kw),
-                               rtol=1e-12)
-    np.testing.assert_allclose(costs("sgc", m, s, delay, **kw)["time"],
-                               0.5 + 3 * analysis.expected_order_statistic(delay, m, m),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        costs("graph-gc", m, s, delay, **kw)["time"],
+        analysis.expected_iteration_time("gc", m, s, delay, **kw),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        costs("sgc", m, s, delay, **kw)["time"],
+        0.5 + 3 * analysis.expected_order_statistic(delay, m, m),
+        rtol=1e-12,
+    )
     early = costs("deadline", m, s, delay, deadline=0.1, **kw)  # T < τ: nothing by T
     np.testing.assert_allclose(early["time"], 0.2 + 0.3 + 1 / m, rtol=1e-9)
     np.testing.assert_allclose(early["uploads"], 1.0)
@@ -402,8 +465,11 @@ def test_analysis_reduces_to_the_exact_strategies():
     x = np.linspace(0.0, T - 0.3, 200_001)
     max_part = 0.3 + np.trapezoid(1 - (1 - np.exp(-mu * x)) ** m, x)
     min_part = np.exp(-m * mu * (T - 0.3)) / (m * mu)
-    np.testing.assert_allclose(costs("deadline", m, s, delay, deadline=T, **kw)["time"],
-                               0.2 + max_part + min_part, rtol=1e-8)
+    np.testing.assert_allclose(
+        costs("deadline", m, s, delay, deadline=T, **kw)["time"],
+        0.2 + max_part + min_part,
+        rtol=1e-8,
+    )
 
 
 def test_straggle_probability_is_the_survival_at_the_slack():
@@ -426,7 +492,8 @@ def test_unbiased_estimates(name):
     options = dict(CASES[name])
     if name == "sgc":
         options["straggle_probability"] = analysis.straggle_probability(
-            delay, options["deadline"], load=S + 1, upload_time=TAU)
+            delay, options["deadline"], load=S + 1, upload_time=TAU
+        )
     else:
         options["decoder"] = "fixed"
     strategy = lj.make(name, M, S, **options)
@@ -435,13 +502,14 @@ def test_unbiased_estimates(name):
     knobs = st.Knobs(jnp.float64(ALPHA), lj.timing.Link(jnp.float64(TAU)))
     state = strategy.init(theta, lambda mask: 1.0)
     times = jnp.asarray(np.random.default_rng(1).exponential(size=(20_000, M)))
-    step = jax.jit(jax.vmap(lambda x: strategy.step(state, st.Round(theta, grads, x,
-                                                                    jnp.int32(0)), knobs)[0]))
+    step = jax.jit(
+        jax.vmap(lambda x: strategy.step(state, st.Round(theta, grads, x, jnp.int32(0)), knobs)[0])
+    )
     estimates = np.asarray(step(times))
     error = estimates.std(axis=0, ddof=1) / math.sqrt(len(estimates))
     full = np.asarray(grads).sum(axis=0)
     assert np.all(np.abs(estimates.mean(axis=0) - full) <= 4.5 * error)
-    eta = np.sum((estimates - full) ** 2, axis=1) / np.sum(full ** 2)
+    eta = np.sum((estimates - full) ** 2, axis=1) / np.sum(full**2)
     assert eta.mean() > 1e-3  # each estimate is visibly approximate: a real test
 
 
@@ -469,18 +537,33 @@ def test_random_regular_graph_is_regular_seeded_and_uniform_like_the_pairing_mod
     assert coding.random_regular_graph(7, 6, seed=0).sum() == 42  # the complete graph
     # triangles per graph (a statistic the swaps must randomise), 300 graphs each
     rng = np.random.default_rng(0)
-    ours = np.array([np.trace(np.linalg.matrix_power(coding.random_regular_graph(12, 3, seed), 3))
-                     for seed in range(300)]) / 6
-    uniform = np.array([np.trace(np.linalg.matrix_power(_pairing_model_graph(12, 3, rng), 3))
-                        for _ in range(300)]) / 6
+    ours = (
+        np.array(
+            [
+                np.trace(np.linalg.matrix_power(coding.random_regular_graph(12, 3, seed), 3))
+                for seed in range(300)
+            ]
+        )
+        / 6
+    )
+    uniform = (
+        np.array(
+            [
+                np.trace(np.linalg.matrix_power(_pairing_model_graph(12, 3, rng), 3))
+                for _ in range(300)
+            ]
+        )
+        / 6
+    )
     error = math.hypot(ours.std(ddof=1), uniform.std(ddof=1)) / math.sqrt(300)
     assert abs(ours.mean() - uniform.mean()) <= 4 * error
 
 
 def test_least_squares_table_is_the_min_norm_least_squares_decoder():
     exact = coding.cyclic_repetition(M, S)
-    np.testing.assert_array_equal(coding.least_squares_table(exact, S),
-                                  coding.decoding_table(exact, S))
+    np.testing.assert_array_equal(
+        coding.least_squares_table(exact, S), coding.decoding_table(exact, S)
+    )
     B = coding.random_regular_graph(M, 2, seed=4) / 2
     table = coding.least_squares_table(B, 2)
     for row, stragglers in zip(table, [(a, b) for b in range(M) for a in range(b)]):
@@ -506,17 +589,38 @@ def test_erasurehead_wait_takes_arrivals_in_order_with_ties_by_index():
 def test_pieces_pass_the_contract_checks():
     theta = jnp.zeros(DIM)
     for piece_strategy in (
-            st.Strategy(st.placement.identity(M), st.NoTrigger(), st.Deadline(1.0),
-                        st.RescaledSum(), name="my-deadline"),
-            st.Strategy(st.placement.identity(M), st.NoTrigger(),
-                        st.Deadline(0.01, wait_for_first=False), st.UnbiasedSum(0.5, 1),
-                        name="hard-deadline"),
-            st.Strategy(st.placement.cyclic(M, S), st.NoTrigger(), st.FirstK(M - S),
-                        st.LeastSquaresDecode.for_code(coding.cyclic_repetition(M, S), S),
-                        name="least-squares-gc")):
+        st.Strategy(
+            st.placement.identity(M),
+            st.NoTrigger(),
+            st.Deadline(1.0),
+            st.RescaledSum(),
+            name="my-deadline",
+        ),
+        st.Strategy(
+            st.placement.identity(M),
+            st.NoTrigger(),
+            st.Deadline(0.01, wait_for_first=False),
+            st.UnbiasedSum(0.5, 1),
+            name="hard-deadline",
+        ),
+        st.Strategy(
+            st.placement.cyclic(M, S),
+            st.NoTrigger(),
+            st.FirstK(M - S),
+            st.LeastSquaresDecode.for_code(coding.cyclic_repetition(M, S), S),
+            name="least-squares-gc",
+        ),
+    ):
         check_strategy(piece_strategy, theta0=theta, num_partitions=M)
     with pytest.raises(ValueError, match="uses no message when all 6 workers participate"):
-        check_strategy(st.Strategy(st.placement.identity(M), st.NoTrigger(),
-                                   st.WaitFunction(lambda a, p: (a < 0.01, jnp.float64(0.01))),
-                                   st.RescaledSum(), name="silent"),
-                       theta0=theta, num_partitions=M)
+        check_strategy(
+            st.Strategy(
+                st.placement.identity(M),
+                st.NoTrigger(),
+                st.WaitFunction(lambda a, p: (a < 0.01, jnp.float64(0.01))),
+                st.RescaledSum(),
+                name="silent",
+            ),
+            theta0=theta,
+            num_partitions=M,
+        )

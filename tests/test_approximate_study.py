@@ -26,14 +26,16 @@ def quick(tmp_path_factory):
     """The --quick run's rows and the folder its outputs were written to."""
     rows, curves, errors = study.run_study(PLAN, log=lambda text: None)
     out = tmp_path_factory.mktemp("approximate_study")
-    study.write_outputs(out, PLAN, rows, curves, errors,
-                        "python scripts/approximate_study.py --quick", seconds=1.0)
+    study.write_outputs(
+        out, PLAN, rows, curves, errors, "python scripts/approximate_study.py --quick", seconds=1.0
+    )
     return rows, out
 
 
 def row_of(rows, delay, strategy, option=""):
-    matches = [r for r in rows if (r["delay"], r["strategy"], r["option"]) == (delay, strategy,
-                                                                                option)]
+    matches = [
+        r for r in rows if (r["delay"], r["strategy"], r["option"]) == (delay, strategy, option)
+    ]
     assert len(matches) == 1, (delay, strategy, option)
     return matches[0]
 
@@ -74,8 +76,9 @@ def test_gd_matches_numpy_on_the_replayed_unit_times(quick, delay):
         assert k is not None and gd[f"reached_{target:g}"] == 1.0
         assert gd[f"iterations_{target:g}"] == (k, k, k)
         assert gd[f"computations_{target:g}"] == (k * M, k * M, k * M)
-        np.testing.assert_allclose(gd[f"wall_clock_{target:g}"][0],
-                                   np.median(slowest[:, :k].sum(axis=1)), rtol=1e-12)
+        np.testing.assert_allclose(
+            gd[f"wall_clock_{target:g}"][0], np.median(slowest[:, :k].sum(axis=1)), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("delay", PLAN.delays)
@@ -91,10 +94,13 @@ def test_exact_strategies_are_exact_and_approximate_ones_stall(quick, delay):
             assert row["reached_1e-06"] == 1.0 and row["final_gap"][2] < 1e-8
         else:  # every approximate variant errs visibly while far from θ*
             assert eta_low > 1e-3, (row["strategy"], row["option"])
-    stalling = [row_of(rows, delay, "fastest-k"), row_of(rows, delay, "sgc", "p = 0.25"),
-                row_of(rows, delay, "deadline", "p = 0.25"),
-                row_of(rows, delay, "graph-gc", "optimal, seed 1"),
-                row_of(rows, delay, "graph-gc", "fixed, seed 1")]
+    stalling = [
+        row_of(rows, delay, "fastest-k"),
+        row_of(rows, delay, "sgc", "p = 0.25"),
+        row_of(rows, delay, "deadline", "p = 0.25"),
+        row_of(rows, delay, "graph-gc", "optimal, seed 1"),
+        row_of(rows, delay, "graph-gc", "fixed, seed 1"),
+    ]
     for row in stalling:  # their floors are ~1e-4 here, 4 decades above gd's final gap
         assert row["reached_1e-06"] < 0.5 and row["final_gap"][0] > 1e-5, row["strategy"]
 
@@ -103,8 +109,9 @@ def test_exact_strategies_are_exact_and_approximate_ones_stall(quick, delay):
 def test_deadline_without_a_deadline_is_gd(quick, delay):
     rows, _ = quick
     gd, no_deadline = row_of(rows, delay, "gd"), row_of(rows, delay, "deadline", "T = ∞")
-    for field in [f for f in gd if f not in ("strategy", "option", "deadline",
-                                              "straggle_probability")]:
+    for field in [
+        f for f in gd if f not in ("strategy", "option", "deadline", "straggle_probability")
+    ]:
         assert no_deadline[field] == gd[field], field
 
 
@@ -114,7 +121,8 @@ def test_sgc_probability_is_the_miss_frequency(quick):
     rows, _ = quick
     exponential = row_of(rows, "exponential", "sgc", "p = 0.25")
     assert exponential["straggle_probability"] == pytest.approx(
-        math.exp(-exponential["deadline"] / (S + 1)), rel=1e-12)
+        math.exp(-exponential["deadline"] / (S + 1)), rel=1e-12
+    )
     assert exponential["straggle_probability"] == pytest.approx(0.25, rel=1e-12)
     trace = row_of(rows, "trace", "sgc", "p = 0.25")
     times = study.trace_times().ravel()
@@ -129,9 +137,14 @@ def test_trace_draws_are_measured_steps_of_distinct_random_ranks():
     draws = study.unit_time_draws("trace", 12, 4, 30, seed=1)
     chosen = []
     for trial in draws:
-        ranks = [int(np.flatnonzero([np.isin(trial[:, m], times[:, c]).all()
-                                     for c in range(times.shape[1])])[0])
-                 for m in range(trial.shape[1])]
+        ranks = [
+            int(
+                np.flatnonzero(
+                    [np.isin(trial[:, m], times[:, c]).all() for c in range(times.shape[1])]
+                )[0]
+            )
+            for m in range(trial.shape[1])
+        ]
         assert len(set(ranks)) == len(ranks)
         for unit_times in trial:
             assert (times[:, ranks] == unit_times).all(axis=1).any()

@@ -11,6 +11,7 @@ from lagc_jax import strategies as st
 from lagc_jax.results import Result
 
 from helpers import COUNTS, assert_same_run
+from test_results import small_result
 
 M = 6
 PROBLEM = lj.problems.lag_synthetic(M, dim=10)
@@ -60,11 +61,18 @@ def event_simulation(X, y, times, k, alpha, tau, tau_b, num_updates):
 # --------------------------------------------------------------------------- #
 # k = M is gd
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("delay", [DELAY, lj.Pareto(1.0, 2.5), None],
-                         ids=["exponential", "pareto", "replayed"])
+@pytest.mark.parametrize(
+    "delay", [DELAY, lj.Pareto(1.0, 2.5), None], ids=["exponential", "pareto", "replayed"]
+)
 def test_k_equal_m_is_gd_in_iterates_wall_clock_and_counts(delay):
-    kw = dict(num_iters=40, num_trials=5, upload_time=0.3, broadcast_time=0.2, seed=3,
-              slowdown=np.linspace(1.0, 2.0, M))
+    kw = dict(
+        num_iters=40,
+        num_trials=5,
+        upload_time=0.3,
+        broadcast_time=0.2,
+        seed=3,
+        slowdown=np.linspace(1.0, 2.0, M),
+    )
     if delay is None:
         kw["unit_times"] = np.random.default_rng(2).exponential(size=(5, 40, M)) + 0.05
     gd = lj.simulate(PROBLEM, lj.make("gd", M), delay, **kw)
@@ -80,12 +88,16 @@ def test_k_equal_m_is_gd_in_iterates_wall_clock_and_counts(delay):
 # a tiny case by hand, update by update
 # --------------------------------------------------------------------------- #
 # Unit times X_{j,m} of jobs j = 0…3 of workers m = 0…2 (integers: every time is exact).
-TIMES = np.array([[2.0, 1.0, 3.0],
-                  [2.0, 2.0, 1.0],
-                  [1.0, 3.0, 1.0],
-                  [4.0, 1.0, 2.0],
-                  [1.0, 1.0, 1.0],
-                  [2.0, 2.0, 2.0]])
+TIMES = np.array(
+    [
+        [2.0, 1.0, 3.0],
+        [2.0, 2.0, 1.0],
+        [1.0, 3.0, 1.0],
+        [4.0, 1.0, 2.0],
+        [1.0, 1.0, 1.0],
+        [2.0, 2.0, 2.0],
+    ]
+)
 
 
 def test_async_tiny_case_by_hand():
@@ -95,16 +107,25 @@ def test_async_tiny_case_by_hand():
     n=5: w0, w2 tie at 4 → w0 (θ2), w0 job 2 → 5.   n=6: w2 at 4 (θ4)."""
     problem, X, y = tiny_problem()
     alpha = 0.5 / problem.smoothness
-    r = lj.simulate(problem, lj.make("async", 3), unit_times=TIMES[None], num_iters=6,
-                    num_trials=1, step_size=alpha, record_masks=True)
+    r = lj.simulate(
+        problem,
+        lj.make("async", 3),
+        unit_times=TIMES[None],
+        num_iters=6,
+        num_trials=1,
+        step_size=alpha,
+        record_masks=True,
+    )
     assert [np.flatnonzero(m).tolist() for m in r.upload_mask[0]] == [[1], [0], [1], [2], [0], [2]]
     np.testing.assert_array_equal(r.wall_clock[0], [0, 1, 2, 3, 3, 4, 4])
     np.testing.assert_array_equal(r.uploads[0], np.arange(7))
     np.testing.assert_array_equal(r.downloads[0], [0, 3, 4, 5, 6, 7, 8])
     np.testing.assert_array_equal(r.computations[0], r.downloads[0])
+
     # θ^n by hand: the gradients used were computed at θ0, θ0, θ1, θ0, θ2, θ4
     def grad(m, theta):
         return X[m].T @ (X[m] @ theta - y[m])
+
     thetas = [np.zeros(2)]
     for m, at in zip([1, 0, 1, 2, 0, 2], [0, 0, 1, 0, 2, 4]):
         thetas.append(thetas[-1] - alpha * grad(m, thetas[at]))
@@ -113,14 +134,25 @@ def test_async_tiny_case_by_hand():
     assert len(set(np.round(losses, 9))) == 7  # every update moved θ: a real check
 
 
-@pytest.mark.parametrize("k, tau, tau_b", [(1, 1.0, 0.0), (2, 0.0, 1.0), (2, 1.0, 2.0), (3, 1.0, 1.0)])
+@pytest.mark.parametrize(
+    "k, tau, tau_b", [(1, 1.0, 0.0), (2, 0.0, 1.0), (2, 1.0, 2.0), (3, 1.0, 1.0)]
+)
 def test_k_async_against_the_event_simulation(k, tau, tau_b):
     problem, X, y = tiny_problem()
     alpha = 0.3 / problem.smoothness
     K = len(TIMES)
-    r = lj.simulate(problem, lj.make("k-async", 3, k=k), unit_times=TIMES[None], num_iters=K,
-                    num_trials=1, step_size=alpha, upload_time=tau, broadcast_time=tau_b,
-                    record_masks=True, chunk_size=2)
+    r = lj.simulate(
+        problem,
+        lj.make("k-async", 3, k=k),
+        unit_times=TIMES[None],
+        num_iters=K,
+        num_trials=1,
+        step_size=alpha,
+        upload_time=tau,
+        broadcast_time=tau_b,
+        record_masks=True,
+        chunk_size=2,
+    )
     used, clock, losses = event_simulation(X, y, TIMES, k, alpha, tau, tau_b, K)
     assert [np.flatnonzero(m).tolist() for m in r.upload_mask[0]] == used
     np.testing.assert_array_equal(r.wall_clock[0], clock)
@@ -138,11 +170,24 @@ def test_job_draws_are_the_synchronous_draws():
     delay = lj.Pareto(1.0, 2.0)
     K, seed = 12, 4
     key = jax.random.fold_in(jax.random.key(seed), 0)  # trial 0
-    times = np.array([np.asarray(lj.delays.sample_unit_times(delay, jax.random.fold_in(key, j), 3))
-                      for j in range(K)])
+    times = np.array(
+        [
+            np.asarray(lj.delays.sample_unit_times(delay, jax.random.fold_in(key, j), 3))
+            for j in range(K)
+        ]
+    )
     alpha = 0.3 / problem.smoothness
-    drawn = lj.simulate(problem, lj.make("async", 3), delay, num_iters=K, num_trials=1,
-                        seed=seed, step_size=alpha, upload_time=0.25, record_masks=True)
+    drawn = lj.simulate(
+        problem,
+        lj.make("async", 3),
+        delay,
+        num_iters=K,
+        num_trials=1,
+        seed=seed,
+        step_size=alpha,
+        upload_time=0.25,
+        record_masks=True,
+    )
     used, clock, losses = event_simulation(X, y, times, 1, alpha, 0.25, 0.0, K)
     assert [np.flatnonzero(m).tolist() for m in drawn.upload_mask[0]] == used
     np.testing.assert_allclose(drawn.wall_clock[0], clock, rtol=1e-12)
@@ -164,21 +209,25 @@ def test_updates_per_unit_time_against_renewal_theory():
     gd = lj.simulate(PROBLEM, lj.make("gd", M), delay, num_iters=K // M, num_trials=trials)
     gd_time = gd.wall_clock[:, -1] / (K // M)  # mean Δ of gd per trial
     assert abs(gd_time.mean() - harmonic[M]) < 4 * gd_time.std(ddof=1) / np.sqrt(trials)
-    for k in (1, 3):
-        r = lj.simulate(PROBLEM, lj.make("k-async", M, k=k), delay, num_iters=K,
-                        num_trials=trials)
+    by_k = {1: lj.make("async", M), 3: lj.make("k-async", M, k=3)}  # async is k = 1
+    runs = {
+        k: lj.simulate(PROBLEM, s, delay, num_iters=K, num_trials=trials) for k, s in by_k.items()
+    }
+    for k, r in runs.items():
         t_K = r.wall_clock[:, -1]
         mean = K * (harmonic[M] - harmonic[M - k])
-        sd = np.sqrt(K * sum(1 / i ** 2 for i in range(M - k + 1, M + 1)))
+        sd = np.sqrt(K * sum(1 / i**2 for i in range(M - k + 1, M + 1)))
         assert abs(t_K.mean() - mean) < 4 * sd / np.sqrt(trials)
         # sample sd of 400 normal-ish values: relative standard error 1/√(2·399) ≈ 3.5 %
         assert abs(t_K.std(ddof=1) - sd) < 4 * sd / np.sqrt(2 * (trials - 1))
     # the ratio of update rates, async / gd, with its standard error (delta method)
-    async_rate = K / lj.simulate(PROBLEM, lj.make("async", M), delay, num_iters=K,
-                                 num_trials=trials).wall_clock[:, -1]
+    async_rate = K / runs[1].wall_clock[:, -1]
     ratio = async_rate.mean() * gd_time.mean()
-    se = ratio * np.hypot(async_rate.std(ddof=1) / async_rate.mean(),
-                          gd_time.std(ddof=1) / gd_time.mean()) / np.sqrt(trials)
+    se = (
+        ratio
+        * np.hypot(async_rate.std(ddof=1) / async_rate.mean(), gd_time.std(ddof=1) / gd_time.mean())
+        / np.sqrt(trials)
+    )
     assert abs(ratio - M * harmonic[M]) < 4 * se + 0.01 * M * harmonic[M]  # E[K/t_K] bias ≈ 1/K
 
 
@@ -193,19 +242,24 @@ def test_deterministic_chunk_invariant_and_replayed_across_chunks(name):
     assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, **kw), rtol=0)
     assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, chunk_size=5, **kw))
     times = np.random.default_rng(5).exponential(size=(3, 30, M))
-    whole = lj.simulate(PROBLEM, s, unit_times=times, record_masks=True, **kw)
+    kw["record_masks"] = True  # every replayed run: one program per chunk length
+    whole = lj.simulate(PROBLEM, s, unit_times=times, **kw)
     assert_same_run(whole, lj.simulate(PROBLEM, s, unit_times=times, chunk_size=3, **kw))
     # rows are read by job index, not by update: worker m ran jobs 0 … c_m (c_m completed),
     # so rows past c_m are never read, and a row it did read changes the run
     completed = whole.upload_mask.sum(axis=1)  # (trials, M)
     assert completed.max() < 30 // 2  # most rows belong to no job at all
     unread = np.arange(30)[None, :, None] > completed[:, None, :]
-    assert_same_run(whole, lj.simulate(PROBLEM, s, unit_times=np.where(unread, 50.0, times),
-                                       chunk_size=10, **kw), rtol=0)
+    assert_same_run(
+        whole,
+        lj.simulate(PROBLEM, s, unit_times=np.where(unread, 50.0, times), chunk_size=10, **kw),
+        rtol=0,
+    )
     read = times.copy()
     read[:, 1] += 5.0  # every worker's job 1
-    assert (lj.simulate(PROBLEM, s, unit_times=read, **kw).wall_clock[:, -1]
-            > whole.wall_clock[:, -1]).all()
+    assert (
+        lj.simulate(PROBLEM, s, unit_times=read, **kw).wall_clock[:, -1] > whole.wall_clock[:, -1]
+    ).all()
 
 
 def test_sweep_points_equal_separate_runs():
@@ -213,15 +267,19 @@ def test_sweep_points_equal_separate_runs():
     kw = dict(num_iters=20, num_trials=3, seed=1)
     points = lj.sweep(PROBLEM, s, DELAY, upload_time=[0.0, 0.5], step_size=[0.01, 0.02], **kw)
     for point, (tau, alpha) in zip(points, [(0.0, 0.01), (0.5, 0.02)]):
-        assert_same_run(point, lj.simulate(PROBLEM, s, DELAY, upload_time=tau, step_size=alpha,
-                                           **kw))
+        assert_same_run(
+            point, lj.simulate(PROBLEM, s, DELAY, upload_time=tau, step_size=alpha, **kw)
+        )
 
 
 def test_masks_and_counts():
-    r = lj.simulate(PROBLEM, lj.make("k-async", M, k=4), DELAY, num_iters=12, num_trials=2,
-                    record_masks=True)
+    r = lj.simulate(
+        PROBLEM, lj.make("k-async", M, k=4), DELAY, num_iters=12, num_trials=2, record_masks=True
+    )
     assert r.upload_mask.shape == (2, 12, M) and (r.upload_mask.sum(-1) == 4).all()
-    np.testing.assert_array_equal(r.downloads[:, 1:], np.broadcast_to(M + 4 * np.arange(12), (2, 12)))
+    np.testing.assert_array_equal(
+        r.downloads[:, 1:], np.broadcast_to(M + 4 * np.arange(12), (2, 12))
+    )
     assert (np.diff(r.wall_clock, axis=1) >= 0).all()
     assert r.config["strategy"] == "k-async" and r.config["xi"] is None
 
@@ -248,10 +306,14 @@ def test_bad_options_and_settings_are_named():
 
     def listener(event, duration, **kwargs):
         events.append(event)
+
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        with pytest.raises(ValueError, match="link='shared' does not apply to strategy 'async' "
-                                             r"\(supported: parallel\)"):
+        with pytest.raises(
+            ValueError,
+            match="link='shared' does not apply to strategy 'async' "
+            r"\(supported: parallel\)",
+        ):
             lj.simulate(PROBLEM, s, DELAY, num_iters=4, num_trials=1, link="shared")
         with pytest.raises(ValueError, match="delay: MarkovStragglers cannot be indexed by job"):
             lj.simulate(PROBLEM, s, lj.MarkovStragglers(), num_iters=4, num_trials=1)
@@ -273,10 +335,21 @@ def test_registry_metadata():
     assert isinstance(lj.make("async", M), st.KAsync) and lj.make("async", M).k == 1
 
 
-def test_command_line(tmp_path, capsys):
+def test_command_line(tmp_path, capsys, monkeypatch):
     stem = str(tmp_path / "run")
-    base = ["run", "--workers", "4", "--stragglers", "1", "--trials", "3", "--iters", "12",
-            "--out", stem]
+    base = [
+        "run",
+        "--workers",
+        "4",
+        "--stragglers",
+        "1",
+        "--trials",
+        "3",
+        "--iters",
+        "12",
+        "--out",
+        stem,
+    ]
     assert cli.main(base + ["--strategy", "k-async"]) == 0  # default k = M − S = 3
     assert "| k-async |" in capsys.readouterr().out
     assert (np.diff(Result.load(stem + "_k-async.npz").uploads, axis=1) == 3).all()
@@ -286,10 +359,15 @@ def test_command_line(tmp_path, capsys):
     assert "k must be an integer in [1, num_workers = 4], got 5" in capsys.readouterr().err
     assert cli.main(base + ["--strategy", "async", "--link", "shared"]) == 2
     assert "--link shared does not apply to strategy 'async'" in capsys.readouterr().err
+    # every strategy on a shared link: the runs are replaced by a recorder (which strategies
+    # run is the claim; test_cli.py::test_run_all_strategies_small runs them all, slow)
+    ran = []
+    monkeypatch.setattr(lj, "simulate", lambda p, s, *a, **k: ran.append(s.name) or small_result())
     assert cli.main(base + ["--strategy", "all", "--link", "shared", "--upload-time", "0.1"]) == 0
     captured = capsys.readouterr()
     assert "note: skipping async: --link shared does not apply to strategy 'async'" in captured.err
     assert "| gd |" in captured.out and "| async |" not in captured.out
+    assert ran == [name for name in st.names() if name not in ("async", "k-async")]
 
 
 def test_k_equals_m_is_gd_on_a_shuffled_row_bootstrap():
@@ -299,8 +377,14 @@ def test_k_equals_m_is_gd_on_a_shuffled_row_bootstrap():
     delay = lj.Empirical(samples, shuffle_columns=True)
     p = lj.problems.lag_synthetic(4, dim=8)
     # per-worker slowdowns apply after the permutation: the maximum then depends on it
-    kw = dict(num_iters=25, num_trials=6, seed=2, upload_time=0.1, broadcast_time=0.05,
-              slowdown=[1.0, 3.0, 1.0, 0.5])
+    kw = dict(
+        num_iters=25,
+        num_trials=6,
+        seed=2,
+        upload_time=0.1,
+        broadcast_time=0.05,
+        slowdown=[1.0, 3.0, 1.0, 0.5],
+    )
     a = lj.simulate(p, lj.make("k-async", 4, k=4), delay, **kw)
     b = lj.simulate(p, lj.make("gd", 4), delay, **kw)
     np.testing.assert_allclose(a.wall_clock, b.wall_clock, rtol=1e-12)
@@ -316,7 +400,8 @@ def test_advise_compares_k_async_with_k_m_minus_s_and_skips_it_on_a_shared_link(
     kw = dict(num_iters=40, num_trials=6, names=["gd", "k-async"])
     ranked = advise.compare(p, lj.ShiftedExponential(), 4, [1], **kw)
     k_async = next(c for c in ranked if c.name == "k-async")
-    assert (np.diff(k_async.result.uploads, axis=1) == 3).all()      # k = M − S = 3
-    shared = advise.compare(p, lj.ShiftedExponential(), 4, [1], link="shared",
-                            upload_time=0.1, **kw)
+    assert (np.diff(k_async.result.uploads, axis=1) == 3).all()  # k = M − S = 3
+    shared = advise.compare(
+        p, lj.ShiftedExponential(), 4, [1], link="shared", upload_time=0.1, **kw
+    )
     assert [c.name for c in shared] == ["gd"]

@@ -19,8 +19,9 @@ import bandwidth_study as bs  # noqa: E402
 
 M, S, DIM, K = 6, 1, 10, 120
 PROBLEM = lj.problems.lag_synthetic(M, dim=DIM)
-PLAN = bs.Plan(workers=M, stragglers=S, trials=24, iters={"tiny": K}, tau_factors=(0.1, 10.0),
-               bits=(2, 4))
+PLAN = bs.Plan(
+    workers=M, stragglers=S, trials=24, iters={"tiny": K}, tau_factors=(0.1, 10.0), bits=(2, 4)
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,9 @@ def numpy_gd_gaps():
     theta, gaps = np.zeros(DIM), []
     for _ in range(K + 1):
         residual = w * (np.einsum("pni,i->pn", X, theta) - y)
-        gaps.append(0.5 * np.sum(residual * (np.einsum("pni,i->pn", X, theta) - y))
-                    - PROBLEM.optimal_value)
+        gaps.append(
+            0.5 * np.sum(residual * (np.einsum("pni,i->pn", X, theta) - y)) - PROBLEM.optimal_value
+        )
         theta = theta - np.einsum("pni,pn->i", X, residual) / PROBLEM.smoothness
     return np.array(gaps)
 
@@ -75,8 +77,7 @@ def test_gd_row_is_a_hand_computed_shared_link(study, delay):
         assert row["iterations"] == (target_iteration,) * 3
         assert row["uploads"] == (M * target_iteration,) * 3
         assert row["bits_up"] == (32 * DIM * M * target_iteration,) * 3
-        np.testing.assert_allclose(trial_times["tiny", delay, factor, "gd"], to_target,
-                                   rtol=1e-10)
+        np.testing.assert_allclose(trial_times["tiny", delay, factor, "gd"], to_target, rtol=1e-10)
         np.testing.assert_allclose(row["wall_clock"], median_interval(to_target), rtol=1e-10)
         assert row["reached"] == 1.0 and row["diverged"] == 0
 
@@ -91,8 +92,15 @@ def test_every_upload_carries_its_message_bits(study):
         np.testing.assert_array_equal(result.bits_up, (variant.bits * DIM + 32) * result.uploads)
     rows, _ = study
     reached = [r for r in rows if r["reached"] > 0.5]
-    assert {r["family"] for r in reached} >= {"gd", "qgd", "lag-wk", "laq", "g-lag", "qg-lag",
-                                             "lagc"}
+    assert {r["family"] for r in reached} >= {
+        "gd",
+        "qgd",
+        "lag-wk",
+        "laq",
+        "g-lag",
+        "qg-lag",
+        "lagc",
+    }
     for r in reached:
         assert r["bits_up"] == tuple(r["message_bits"] * u for u in r["uploads"]), r["strategy"]
 

@@ -24,7 +24,11 @@ def run_all(name, M, S, d, unit_times):
     strategy = strategies.make(name, M, S)
     result = lj.simulate(problem, strategy, num_iters=K, num_trials=T, unit_times=unit_times)
     setup = ref.setup(problem, name, M, S, np.float64)
-    return result, ref.run_loop(setup, K, T, unit_times), ref.run_vectorised(setup, K, T, unit_times)
+    return (
+        result,
+        ref.run_loop(setup, K, T, unit_times),
+        ref.run_vectorised(setup, K, T, unit_times),
+    )
 
 
 @pytest.mark.parametrize("name", ref.STRATEGIES)
@@ -33,8 +37,9 @@ def test_numpy_references_agree_with_lagc_jax(name):
     S = 0 if name in ("gd", "lag-wk") else 1
     rng = np.random.default_rng(3)
     # trial 0 replays integer unit times: the wait rules must break ties by worker index
-    unit_times = np.concatenate([rng.integers(1, 4, (1, K, M)).astype(float),
-                                 rng.exponential(size=(T - 1, K, M))])
+    unit_times = np.concatenate(
+        [rng.integers(1, 4, (1, K, M)).astype(float), rng.exponential(size=(T - 1, K, M))]
+    )
     result, loop, vectorised = run_all(name, M, S, d, unit_times)
     assert ref.compare_with(result, loop) == []
     assert ref.compare_with(result, vectorised) == []

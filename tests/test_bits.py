@@ -56,7 +56,9 @@ def loss(problem, theta):
         per_example = np.logaddexp(0.0, -y * margins)
     else:
         per_example = 0.5 * (margins - y) ** 2
-    return float(np.sum(w * per_example) + 0.5 * problem.num_partitions * problem.l2 * theta @ theta)
+    return float(
+        np.sum(w * per_example) + 0.5 * problem.num_partitions * problem.l2 * theta @ theta
+    )
 
 
 def np_quantize(g, q, b):
@@ -114,16 +116,29 @@ def numpy_laq(problem, *, bits, lazy, xi=0.8, history=10, max_skips=100, link="p
         masks.append(send)
     masks = np.array(masks)
     duration = LATENCY + TAU * (bits * d + 32) / (32 * d)
-    rounds = np.array([[TAU_B + np_arrivals(TIMES[t, k], masks[k], duration, link).max()
-                        for k in range(K)] for t in range(T)])
+    rounds = np.array(
+        [
+            [TAU_B + np_arrivals(TIMES[t, k], masks[k], duration, link).max() for k in range(K)]
+            for t in range(T)
+        ]
+    )
     wall_clock = np.concatenate([np.zeros((T, 1)), np.cumsum(rounds, axis=1)], axis=1)
-    return dict(loss=np.array(losses), masks=masks, margins=np.array(margins),
-                wall_clock=wall_clock)
+    return dict(
+        loss=np.array(losses), masks=masks, margins=np.array(margins), wall_clock=wall_clock
+    )
 
 
 def simulate(problem, strategy, link="parallel", **options):
-    settings = dict(num_iters=K, num_trials=T, unit_times=TIMES, upload_time=TAU,
-                    latency=LATENCY, broadcast_time=TAU_B, link=link, record_masks=True)
+    settings = dict(
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=TAU,
+        latency=LATENCY,
+        broadcast_time=TAU_B,
+        link=link,
+        record_masks=True,
+    )
     return lj.simulate(problem, strategy, None, **(settings | options))
 
 
@@ -131,19 +146,27 @@ def cumulative(per_round):
     return np.concatenate([[0], np.cumsum(per_round)])
 
 
-@pytest.mark.parametrize("problem_name, name, options, link", [
-    ("lag_synthetic", "qgd", {}, "parallel"),
-    ("lag_synthetic", "laq", {}, "parallel"),
-    ("logistic", "qgd", {"bits": 3}, "shared"),
-    ("logistic", "laq", {"bits": 3, "max_skips": 3, "xi": 0.5}, "shared"),
-])
+@pytest.mark.parametrize(
+    "problem_name, name, options, link",
+    [
+        ("lag_synthetic", "qgd", {}, "parallel"),
+        ("lag_synthetic", "laq", {}, "parallel"),
+        ("logistic", "qgd", {"bits": 3}, "shared"),
+        ("logistic", "laq", {"bits": 3, "max_skips": 3, "xi": 0.5}, "shared"),
+    ],
+)
 def test_qgd_and_laq_match_numpy(problem_name, name, options, link):
     """Decisions and counts exact, bits_up = (b·d + 32) per upload, losses to rounding and
     wall clocks (τ, latency, τ_b > 0) of a NumPy implementation of §9, on both problems."""
     problem = PROBLEMS[problem_name]
     bits = options.get("bits", 4)
-    expected = numpy_laq(problem, bits=bits, lazy=name == "laq", link=link,
-                         **{k: v for k, v in options.items() if k != "bits"})
+    expected = numpy_laq(
+        problem,
+        bits=bits,
+        lazy=name == "laq",
+        link=link,
+        **{k: v for k, v in options.items() if k != "bits"},
+    )
     r = simulate(problem, lj.make(name, M, **options), link)
     for t in range(T):
         np.testing.assert_array_equal(r.upload_mask[t], expected["masks"])
@@ -152,8 +175,7 @@ def test_qgd_and_laq_match_numpy(problem_name, name, options, link):
     np.testing.assert_array_equal(r.bits_down, 32 * DIM * r.downloads)
     np.testing.assert_array_equal(np.diff(r.downloads, axis=1), M)
     np.testing.assert_array_equal(np.diff(r.computations, axis=1), M)
-    np.testing.assert_allclose(r.loss, np.broadcast_to(expected["loss"], r.loss.shape),
-                               rtol=1e-10)
+    np.testing.assert_allclose(r.loss, np.broadcast_to(expected["loss"], r.loss.shape), rtol=1e-10)
     np.testing.assert_allclose(r.wall_clock, expected["wall_clock"], rtol=1e-12)
     if name == "laq":
         uploads = expected["masks"].sum()
@@ -269,7 +291,7 @@ def np_keep_probabilities(a, budget):
 
 def test_keep_probabilities_are_wangnis():
     rng = np.random.default_rng(3)
-    for trial in range(20):
+    for _ in range(20):
         a = np.abs(rng.standard_cauchy(12)) * (rng.random(12) < 0.8)  # heavy tails: caps
         budget = float(rng.uniform(0.5, 12))
         p = np.asarray(compress.keep_probabilities(jnp.asarray(a), budget))
@@ -306,8 +328,9 @@ def test_quantized_fastest_k_at_40_bits_is_fastest_k():
     per used message."""
     plain = dict(upload_time=0.0, latency=0.0)
     original = simulate(SYNTHETIC, lj.make("fastest-k", M, 1), **plain)
-    quantized = simulate(SYNTHETIC, with_compressor("fastest-k",
-                                                    compress.InnovationQuantizer(40)), **plain)
+    quantized = simulate(
+        SYNTHETIC, with_compressor("fastest-k", compress.InnovationQuantizer(40)), **plain
+    )
     assert_same_run(quantized, original, rtol=1e-12)
     np.testing.assert_array_equal(quantized.upload_mask, original.upload_mask)
     np.testing.assert_array_equal(quantized.wall_clock, original.wall_clock)
@@ -362,17 +385,20 @@ def test_random_sparsifier_on_fastest_k_reports_its_bits():
 # --------------------------------------------------------------------------- #
 # bad input: refused by name, before compiling
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("name, options, pattern", [
-    ("qgd", {"bits": 0}, r"bits must be an integer in \[1, 52\], got 0"),
-    ("qgd", {"bits": 53}, r"bits must be an integer in \[1, 52\], got 53"),
-    ("laq", {"bits": 4.5}, r"bits must be an integer in \[1, 52\], got 4.5"),
-    ("laq", {"bits": True}, r"bits must be an integer .* got True"),
-    ("laq", {"xi": -0.1}, r"xi must be a finite number >= 0, got -0.1"),
-    ("laq", {"max_skips": -1}, r"max_skips must be an integer >= 0 or math.inf .* got -1"),
-    ("laq", {"max_skips": 2.5}, r"max_skips must be .* got 2.5"),
-    ("laq", {"start": "lag-reference"}, r"option 'start' does not apply to strategy 'laq'"),
-    ("qgd", {"xi": 1.0}, r"option 'xi' does not apply to strategy 'qgd'"),
-])
+@pytest.mark.parametrize(
+    "name, options, pattern",
+    [
+        ("qgd", {"bits": 0}, r"bits must be an integer in \[1, 52\], got 0"),
+        ("qgd", {"bits": 53}, r"bits must be an integer in \[1, 52\], got 53"),
+        ("laq", {"bits": 4.5}, r"bits must be an integer in \[1, 52\], got 4.5"),
+        ("laq", {"bits": True}, r"bits must be an integer .* got True"),
+        ("laq", {"xi": -0.1}, r"xi must be a finite number >= 0, got -0.1"),
+        ("laq", {"max_skips": -1}, r"max_skips must be an integer >= 0 or math.inf .* got -1"),
+        ("laq", {"max_skips": 2.5}, r"max_skips must be .* got 2.5"),
+        ("laq", {"start": "lag-reference"}, r"option 'start' does not apply to strategy 'laq'"),
+        ("qgd", {"xi": 1.0}, r"option 'xi' does not apply to strategy 'qgd'"),
+    ],
+)
 def test_bad_options_are_named(name, options, pattern):
     with pytest.raises(ValueError, match=pattern):
         lj.make(name, M, **options)
@@ -394,24 +420,52 @@ def test_bad_runs_are_refused_by_name_before_compiling():
     quantizer = compress.InnovationQuantizer(4)
     cases = [
         (lj.make("laq", M), dict(latency=-1.0), r"latency"),
-        (with_compressor("gc", quantizer), {}, r"compressor InnovationQuantizer on a strategy "
-                                               r"that decodes coded messages \(aggregate Decode\)"),
+        (
+            with_compressor("gc", quantizer),
+            {},
+            r"compressor InnovationQuantizer on a strategy "
+            r"that decodes coded messages \(aggregate Decode\)",
+        ),
         (with_compressor("lagc", quantizer), {}, r"decodes coded messages .* allow_decoding"),
-        (with_compressor("lagc-ps", quantizer), {}, r"needs lazy units that are workers or "
-                                                    r"groups .* not partitions"),
-        (dataclasses.replace(lj.make("laq", M), compressor=None), {},
-         r"trigger LaqTrigger decides on compressed messages; give the strategy a compressor"),
-        (with_compressor("lag-wk", quantizer, start="lag-reference"), {},
-         r"needs start='clean'"),
-        (st.Strategy(st.placement.identity(M), PlanWithoutCompressed(), st.WaitAll(), st.Sum(),
-                     name="old", compressor=quantizer), {},
-         r"trigger PlanWithoutCompressed cannot take compressed messages"),
-        (with_compressor("gd", compress.InnovationQuantizer(60)), {},
-         r"bits must be an integer in \[1, 52\], got 60"),
-        (with_compressor("gd", compress.StochasticQuantizer(levels=0)), {},
-         r"levels must be an integer >= 1, got 0"),
-        (with_compressor("gd", compress.RandomSparsifier(density=0.0)), {},
-         r"density must be a number in \(0, 1\], got 0.0"),
+        (
+            with_compressor("lagc-ps", quantizer),
+            {},
+            r"needs lazy units that are workers or "
+            r"groups .* not partitions",
+        ),
+        (
+            dataclasses.replace(lj.make("laq", M), compressor=None),
+            {},
+            r"trigger LaqTrigger decides on compressed messages; give the strategy a compressor",
+        ),
+        (with_compressor("lag-wk", quantizer, start="lag-reference"), {}, r"needs start='clean'"),
+        (
+            st.Strategy(
+                st.placement.identity(M),
+                PlanWithoutCompressed(),
+                st.WaitAll(),
+                st.Sum(),
+                name="old",
+                compressor=quantizer,
+            ),
+            {},
+            r"trigger PlanWithoutCompressed cannot take compressed messages",
+        ),
+        (
+            with_compressor("gd", compress.InnovationQuantizer(60)),
+            {},
+            r"bits must be an integer in \[1, 52\], got 60",
+        ),
+        (
+            with_compressor("gd", compress.StochasticQuantizer(levels=0)),
+            {},
+            r"levels must be an integer >= 1, got 0",
+        ),
+        (
+            with_compressor("gd", compress.RandomSparsifier(density=0.0)),
+            {},
+            r"density must be a number in \(0, 1\], got 0.0",
+        ),
     ]
     with count_compilations() as compiled:
         for strategy, options, pattern in cases:
@@ -460,23 +514,42 @@ class NoAcknowledge:
         return ()
 
     def compress(self, state, fresh, key):
-        return compress.Compressed(fresh, jnp.zeros(fresh.shape[:1], fresh.dtype),
-                                   jnp.full(fresh.shape[:1], 32.0 * fresh.shape[1]))
+        return compress.Compressed(
+            fresh,
+            jnp.zeros(fresh.shape[:1], fresh.dtype),
+            jnp.full(fresh.shape[:1], 32.0 * fresh.shape[1]),
+        )
 
 
-@pytest.mark.parametrize("compressor, pattern", [
-    (NegativeBits(4), r"compressor NegativeBits returned bits \[-64\., .*must be finite and >= 0"),
-    (OneSizeForAll(4), r"compressor OneSizeForAll returned shape \(\) for Compressed.bits; "
-                       r"expected \(U,\) = \(6,\)"),
-    (SecretlyRandom(4), r"its compressor SecretlyRandom says stochastic = False, but .* depends "
-                        r"on .* the round's key"),
-    (ForgetsItsDtype(4), r"compressor ForgetsItsDtype returned a state of another structure, "
-                         r"shape or dtype"),
-    (NoAcknowledge(), r"compressor NoAcknowledge lacks the method 'acknowledge'"),
-])
+@pytest.mark.parametrize(
+    "compressor, pattern",
+    [
+        (
+            NegativeBits(4),
+            r"compressor NegativeBits returned bits \[-64\., .*must be finite and >= 0",
+        ),
+        (
+            OneSizeForAll(4),
+            r"compressor OneSizeForAll returned shape \(\) for Compressed.bits; "
+            r"expected \(U,\) = \(6,\)",
+        ),
+        (
+            SecretlyRandom(4),
+            r"its compressor SecretlyRandom says stochastic = False, but .* depends "
+            r"on .* the round's key",
+        ),
+        (
+            ForgetsItsDtype(4),
+            r"compressor ForgetsItsDtype returned a state of another structure, "
+            r"shape or dtype",
+        ),
+        (NoAcknowledge(), r"compressor NoAcknowledge lacks the method 'acknowledge'"),
+    ],
+)
 def test_a_faulty_compressor_is_named(compressor, pattern):
     strategy = dataclasses.replace(lj.make("gd", M), compressor=compressor)
     with pytest.raises(ValueError, match=pattern) as error:
-        check_strategy(strategy, theta0=jnp.zeros(DIM), num_partitions=M,
-                       knobs=st.Knobs(step_size=0.1))
+        check_strategy(
+            strategy, theta0=jnp.zeros(DIM), num_partitions=M, knobs=st.Knobs(step_size=0.1)
+        )
     assert "\n" not in str(error.value)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,6 +37,7 @@ def stop_at(iteration):
     def progress(done, total):
         if done == iteration:
             raise Interrupt
+
     return progress
 
 
@@ -47,8 +49,9 @@ def assert_identical(a, b):
 def run(problem, directory=None, **kwargs):
     options = dict(num_iters=24, num_trials=3, chunk_size=6)
     options.update(kwargs)
-    return lj.simulate(problem, strategies.make("lagc", 6, 1), EXP, checkpoint_dir=directory,
-                       **options)
+    return lj.simulate(
+        problem, strategies.make("lagc", 6, 1), EXP, checkpoint_dir=directory, **options
+    )
 
 
 def manifest(directory):
@@ -58,20 +61,33 @@ def manifest(directory):
 # --------------------------------------------------------------------------- #
 # fault injection: SIGKILL at random points
 # --------------------------------------------------------------------------- #
+def killed_run(checkpoint_dir, progress):
+    """The run the fault-injection test kills (in a child) and runs uninterrupted (here)."""
+    p = lag_synthetic(4, dim=10)
+    delay = lj.MarkovStragglers(lj.ShiftedExponential(1.0), 4.0, 0.2, 0.3)
+    return lj.simulate(
+        p,
+        strategies.make("lagc", 4, 1),
+        delay,
+        num_iters=120,
+        num_trials=3,
+        chunk_size=4,
+        record_masks=True,
+        optimizer=optax.sgd(0.5 / p.smoothness, momentum=0.3),
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+    )
+
+
 CHILD = """
-import sys, jax, numpy as np, optax
+import sys, jax
 jax.config.update("jax_enable_x64", True)
-import lagc_jax as lj
-p = lj.problems.lag_synthetic(4, dim=10)
-delay = lj.MarkovStragglers(lj.ShiftedExponential(1.0), 4.0, 0.2, 0.3)
+sys.path.insert(0, {tests!r})
+from test_checkpoints import killed_run
 print("started", flush=True)
-r = lj.simulate(p, lj.strategies.make("lagc", 4, 1), delay, num_iters=120, num_trials=3,
-                chunk_size=4, record_masks=True,
-                optimizer=optax.sgd(0.5 / p.smoothness, momentum=0.3),
-                checkpoint_dir=sys.argv[1] if sys.argv[1] != "-" else None,
-                progress=lambda done, total: print("done", done, flush=True))
+r = killed_run(sys.argv[1], lambda done, total: print("done", done, flush=True))
 r.save(sys.argv[2])
-"""
+""".format(tests=str(Path(__file__).resolve().parent))
 
 
 def start_child(directory, out):
@@ -79,8 +95,13 @@ def start_child(directory, out):
     (XLA logs a line per program loaded from the compilation cache on some CPUs)."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     log = tempfile.TemporaryFile("w+")
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(directory), str(out)],
-                             stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(directory), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=env,
+    )
     child.log = log
     return child
 
@@ -95,12 +116,9 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request
     resuming each time: after a random number of committed chunks, a random delay of up
     to a few chunk durations lands the kill inside computing, writing a chunk or carry
     file, or committing the manifest. The final Result equals the uninterrupted run."""
-    ref = start_child("-", tmp_path / "whole")
-    assert ref.stdout.readline() == "started\n"
-    times = [time.monotonic() for line in ref.stdout]   # one "done k" line per chunk
-    assert ref.wait(timeout=120) == 0, stderr_of(ref)
+    times = []  # one per chunk
+    whole = killed_run(None, lambda done, total: times.append(time.monotonic()))
     chunk_time = float(np.median(np.diff(times)))
-    whole = lj.Result.load(tmp_path / "whole")
 
     rng = random.Random(0)
     directory, kills, progress = tmp_path / "ckpt", 0, []
@@ -126,8 +144,8 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request
     assert_identical(whole, resumed)
     np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
     assert whole.uploads[0, -1] > 0 and np.all(np.isfinite(whole.loss))
-    assert progress == sorted(progress)        # committed iterations never go back
-    assert len(set(progress)) >= 2             # kills landed at several points of the run
+    assert progress == sorted(progress)  # committed iterations never go back
+    assert len(set(progress)) >= 2  # kills landed at several points of the run
     # the directory holds exactly the manifest and the files it names
     names = {p.name for p in directory.iterdir()}
     m = manifest(directory)
@@ -152,34 +170,57 @@ def test_any_other_knob_is_rejected(tmp_path):
     p = lag_synthetic(6, dim=12)
     with pytest.raises(Interrupt):
         run(p, tmp_path, progress=stop_at(12), optimizer=optax.sgd(0.01, momentum=0.3))
-    for change in (dict(seed=1), dict(num_trials=4), dict(chunk_size=12), dict(upload_time=0.5),
-                   dict(step_size=0.01), dict(optimizer=optax.sgd(0.01, momentum=0.5)),
-                   dict(optimizer=optax.adam(0.01)), dict(record_every=2),
-                   dict(delay=lj.ShiftedExponential(rate=2.0))):
+    for change in (
+        dict(seed=1),
+        dict(num_trials=4),
+        dict(chunk_size=12),
+        dict(upload_time=0.5),
+        dict(step_size=0.01),
+        dict(optimizer=optax.sgd(0.01, momentum=0.5)),
+        dict(optimizer=optax.adam(0.01)),
+        dict(record_every=2),
+        dict(delay=lj.ShiftedExponential(rate=2.0)),
+    ):
         options = dict(optimizer=optax.sgd(0.01, momentum=0.3))
         options.update(change)
         delay = options.pop("delay", EXP)
         with pytest.raises(ValueError, match="different run"):
-            lj.simulate(p, strategies.make("lagc", 6, 1), delay, checkpoint_dir=tmp_path,
-                        **{**dict(num_iters=24, num_trials=3, chunk_size=6), **options})
+            lj.simulate(
+                p,
+                strategies.make("lagc", 6, 1),
+                delay,
+                checkpoint_dir=tmp_path,
+                **{**dict(num_iters=24, num_trials=3, chunk_size=6), **options},
+            )
     # the same configuration (a fresh but equal optimizer object) resumes
     seen = []
-    run(p, tmp_path, optimizer=optax.sgd(0.01, momentum=0.3),
-        progress=lambda done, total: seen.append(done))
+    run(
+        p,
+        tmp_path,
+        optimizer=optax.sgd(0.01, momentum=0.3),
+        progress=lambda done, total: seen.append(done),
+    )
     assert seen == [18, 24]
-
-
-class Interrupt(Exception):
-    pass
 
 
 def interrupted_after_first_chunk(problem, strategy, directory, **kwargs):
     """Run with a checkpoint and stop after the first chunk is committed."""
+
     def stop(done, total):
         raise Interrupt
+
     with pytest.raises(Interrupt):
-        lj.simulate(problem, strategy, EXP, num_iters=12, num_trials=2, chunk_size=6,
-                    checkpoint_dir=directory, progress=stop, **kwargs)
+        lj.simulate(
+            problem,
+            strategy,
+            EXP,
+            num_iters=12,
+            num_trials=2,
+            chunk_size=6,
+            checkpoint_dir=directory,
+            progress=stop,
+            **kwargs,
+        )
 
 
 def slowest_two(arrivals, participating):
@@ -217,8 +258,13 @@ ThirdSum.__name__ = ThirdSum.__qualname__ = "HalfSum"  # only the body differs
 
 def with_wait(wait, aggregate=None):
     M = 4
-    return strategies.Strategy(strategies.placement.identity(M), strategies.NoTrigger(), wait,
-                               aggregate or strategies.ScaledSum(2.0), name="user")
+    return strategies.Strategy(
+        strategies.placement.identity(M),
+        strategies.NoTrigger(),
+        wait,
+        aggregate or strategies.ScaledSum(2.0),
+        name="user",
+    )
 
 
 @pytest.mark.parametrize("case", ["lambda", "named function", "aggregator", "optimizer"])
@@ -231,22 +277,50 @@ def test_resume_refused_when_code_inside_the_run_changed(tmp_path, case):
     wait_b = strategies.WaitFunction(lambda a, part: slowest_three(a, part), delay_dependent=True)
     before, after, options_before, options_after = {
         "lambda": (with_wait(wait_a), with_wait(wait_b), {}, {}),
-        "named function": (with_wait(strategies.WaitFunction(slowest_two, True)),
-                           with_wait(strategies.WaitFunction(slowest_three, True)), {}, {}),
+        "named function": (
+            with_wait(strategies.WaitFunction(slowest_two, True)),
+            with_wait(strategies.WaitFunction(slowest_three, True)),
+            {},
+            {},
+        ),
         "aggregator": (with_wait(wait_a, HalfSum()), with_wait(wait_a, ThirdSum()), {}, {}),
-        "optimizer": (strategies.make("gd", 4), strategies.make("gd", 4),
-                      dict(optimizer=lambda learning_rate: optax.adam(learning_rate),
-                           optimizer_args=dict(learning_rate=0.01)),
-                      dict(optimizer=lambda learning_rate: optax.nadam(learning_rate),
-                           optimizer_args=dict(learning_rate=0.01))),
+        "optimizer": (
+            strategies.make("gd", 4),
+            strategies.make("gd", 4),
+            dict(
+                optimizer=lambda learning_rate: optax.adam(learning_rate),
+                optimizer_args=dict(learning_rate=0.01),
+            ),
+            dict(
+                optimizer=lambda learning_rate: optax.nadam(learning_rate),
+                optimizer_args=dict(learning_rate=0.01),
+            ),
+        ),
     }[case]
     interrupted_after_first_chunk(p, before, tmp_path, **options_before)
     with pytest.raises(ValueError, match="its program differs"):
-        lj.simulate(p, after, EXP, num_iters=12, num_trials=2, chunk_size=6,
-                    checkpoint_dir=tmp_path, **options_after)
+        lj.simulate(
+            p,
+            after,
+            EXP,
+            num_iters=12,
+            num_trials=2,
+            chunk_size=6,
+            checkpoint_dir=tmp_path,
+            **options_after,
+        )
     seen = []  # the unchanged code resumes after the committed chunk
-    lj.simulate(p, before, EXP, num_iters=12, num_trials=2, chunk_size=6, checkpoint_dir=tmp_path,
-                progress=lambda done, total: seen.append(done), **options_before)
+    lj.simulate(
+        p,
+        before,
+        EXP,
+        num_iters=12,
+        num_trials=2,
+        chunk_size=6,
+        checkpoint_dir=tmp_path,
+        progress=lambda done, total: seen.append(done),
+        **options_before,
+    )
     assert seen == [12]
 
 
@@ -256,8 +330,7 @@ def test_kill_between_carry_and_manifest_resumes_from_the_committed_chunk(tmp_pa
     real = checkpoints.atomic_write
 
     def die_before_third_manifest(path, write):
-        if (path.name == checkpoints.MANIFEST and path.exists()
-                and manifest(tmp_path)["done"] == 12):
+        if path.name == checkpoints.MANIFEST and path.exists() and manifest(tmp_path)["done"] == 12:
             raise Interrupt  # the chunk and carry of iterations 12-18 are written, not committed
         real(path, write)
 
@@ -266,12 +339,12 @@ def test_kill_between_carry_and_manifest_resumes_from_the_committed_chunk(tmp_pa
         run(p, tmp_path)
     monkeypatch.setattr(checkpoints, "atomic_write", real)
     assert manifest(tmp_path)["done"] == 12
-    assert len(list(tmp_path.glob("carry_*.npz"))) == 2   # the uncommitted carry is there too
+    assert len(list(tmp_path.glob("carry_*.npz"))) == 2  # the uncommitted carry is there too
     seen = []
     resumed = run(p, tmp_path, progress=lambda done, total: seen.append(done))
     assert seen == [18, 24]
     assert_identical(whole, resumed)
-    assert len(list(tmp_path.glob("carry_*.npz"))) == 1   # leftovers removed at the next commit
+    assert len(list(tmp_path.glob("carry_*.npz"))) == 1  # leftovers removed at the next commit
 
 
 def interrupted(tmp_path):
@@ -304,64 +377,100 @@ def test_stale_chunk_is_detected(tmp_path):
 @pytest.mark.parametrize("which", ["carry", "chunk", "manifest"])
 def test_corrupt_file_gives_a_value_error_naming_it(tmp_path, damage, which):
     p, m = interrupted(tmp_path)
-    name = {"carry": m["carry"]["file"], "chunk": m["chunks"][2]["file"],
-            "manifest": checkpoints.MANIFEST}[which]
+    name = {
+        "carry": m["carry"]["file"],
+        "chunk": m["chunks"][2]["file"],
+        "manifest": checkpoints.MANIFEST,
+    }[which]
     path = tmp_path / name
     data = path.read_bytes()
-    path.write_bytes({"empty": b"", "truncated": data[:len(data) // 2],
-                      "garbage": b"\x00garbage" * 10}[damage])
+    path.write_bytes(
+        {"empty": b"", "truncated": data[: len(data) // 2], "garbage": b"\x00garbage" * 10}[damage]
+    )
     with pytest.raises(ValueError, match=name.replace(".", r"\.")):
         run(p, tmp_path)
 
 
+def device_count_run(directory, progress=None):
+    """The run moved between device counts: 3 trials, padded to 4 on 2 devices."""
+    return lj.simulate(
+        lag_synthetic(6, dim=12),
+        strategies.make("lagc", 6, 1),
+        lj.Pareto(1.0, 2.0),
+        num_iters=20,
+        num_trials=3,
+        chunk_size=5,
+        checkpoint_dir=directory,
+        progress=progress,
+    )
+
+
 RESUME = """
-import sys, jax, numpy as np
+import sys, jax
 jax.config.update("jax_enable_x64", True)
-assert len(jax.devices()) == int(sys.argv[1]), jax.devices()
-import lagc_jax as lj
-p = lj.problems.lag_synthetic(6, dim=12)
+assert len(jax.devices()) == 2, jax.devices()
+sys.path.insert(0, {tests!r})
+from test_checkpoints import device_count_run
 
 def stop(done, total):
-    if sys.argv[3] != "go" and done == int(sys.argv[3]):
+    if sys.argv[2] != "go" and done == int(sys.argv[2]):
         raise SystemExit(3)
 
-for name in ("lagc",):
-    r = lj.simulate(p, lj.strategies.make(name, 6, 1), lj.Pareto(1.0, 2.0), num_iters=20,
-                    num_trials=3, chunk_size=5, checkpoint_dir=sys.argv[2] + name, progress=stop)
-    r.save(sys.argv[2] + name + "_result")
-"""
+device_count_run(sys.argv[1], stop).save(sys.argv[1] + "_result")
+""".format(tests=str(Path(__file__).resolve().parent))
 
 
-def resume_child(devices, directory, mode):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu"}
-    return subprocess.run([sys.executable, "-c", RESUME, str(devices), str(directory), mode],
-                          capture_output=True, text=True, env=env)
+def on_two_devices(directory, mode):
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
+    return subprocess.run(
+        [sys.executable, "-c", RESUME, str(directory), mode],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def test_resume_on_another_device_count(tmp_path):
     """3 trials are padded to 4 on 2 devices; files hold the 3 real trials, so a run
-    moves between device counts (2 -> 1 -> 2) and ends with the uninterrupted run's numbers."""
-    for devices, mode, rc in ((2, "5", 3), (1, "10", 3), (2, "go", 0)):
-        out = resume_child(devices, tmp_path / "a_", mode)
-        assert out.returncode == rc, out.stderr[-3000:]
-    a = lj.Result.load(tmp_path / "a_lagc_result")
-    b = lj.simulate(lag_synthetic(6, dim=12), strategies.make("lagc", 6, 1), lj.Pareto(1.0, 2.0),
-                    num_iters=20, num_trials=3, chunk_size=5)   # uninterrupted, one device
+    moves between device counts (2 -> 1 -> 2) and ends with the uninterrupted run's numbers
+    (the one-device steps run in this process)."""
+    directory = tmp_path / "run"
+    out = on_two_devices(directory, "5")
+    assert out.returncode == 3, out.stderr[-3000:]
+    with pytest.raises(Interrupt):
+        device_count_run(directory, stop_at(10))
+    assert manifest(directory)["done"] == 10
+    out = on_two_devices(directory, "go")
+    assert out.returncode == 0, out.stderr[-3000:]
+    a = lj.Result.load(tmp_path / "run_result")
+    b = device_count_run(None)  # uninterrupted, one device
     for field in ("uploads", "downloads", "computations"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
-    for field in ("loss", "wall_clock"):   # batches of 3 vs 4 trials may round differently
+    for field in ("loss", "wall_clock"):  # batches of 3 vs 4 trials may round differently
         np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-12)
 
 
 def test_fingerprint_sees_every_array_leaf_and_the_tree_structure():
     import jax.numpy as jnp
+
     base = {"a": np.arange(3.0), "b": (jnp.ones(2), 1)}
     key = checkpoints.fingerprint(strategy_arrays=base)
-    assert key == checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2), 1)})
-    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2) * 2, 1)})
-    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0), "b": [jnp.ones(2), 1]})
-    assert key != checkpoints.fingerprint(strategy_arrays={"a": np.arange(3.0, dtype=np.float32),
-                                                           "b": (jnp.ones(2), 1)})
+    assert key == checkpoints.fingerprint(
+        strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2), 1)}
+    )
+    assert key != checkpoints.fingerprint(
+        strategy_arrays={"a": np.arange(3.0), "b": (jnp.ones(2) * 2, 1)}
+    )
+    assert key != checkpoints.fingerprint(
+        strategy_arrays={"a": np.arange(3.0), "b": [jnp.ones(2), 1]}
+    )
+    assert key != checkpoints.fingerprint(
+        strategy_arrays={"a": np.arange(3.0, dtype=np.float32), "b": (jnp.ones(2), 1)}
+    )
     assert checkpoints.fingerprint(optimizer=optax.adam) == checkpoints.fingerprint(
-        optimizer=optax.adam)
+        optimizer=optax.adam
+    )

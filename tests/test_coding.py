@@ -121,8 +121,9 @@ def test_cyclic_left_null_space_is_the_trig_system(M, S):
     sets = np.array(_colex_sets(M, S))
     coeffs = np.linalg.solve(K[sets], a0[sets][..., None])[..., 0]
     expected = a0[None] - coeffs @ K.T
-    np.testing.assert_allclose(decoding_table(B, S), expected,
-                               atol=1e-10 * max(1.0, np.abs(expected).max()))
+    np.testing.assert_allclose(
+        decoding_table(B, S), expected, atol=1e-10 * max(1.0, np.abs(expected).max())
+    )
 
 
 def test_fractional_structure_and_groups():
@@ -141,17 +142,20 @@ def test_fractional_structure_and_groups():
             np.testing.assert_array_equal(fractional_repetition(M, S), ids[:, None] == ids[None, :])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: identity(0),
-    lambda: identity(2.0),
-    lambda: cyclic_repetition(0, 0),
-    lambda: cyclic_repetition(5, -1),
-    lambda: cyclic_repetition(5, 5),
-    lambda: cyclic_repetition(5, 1.0),
-    lambda: cyclic_repetition(True, 0),
-    lambda: tandon_cyclic(5, 1, -1),
-    lambda: tandon_cyclic(5, 5, 0),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: identity(0),
+        lambda: identity(2.0),
+        lambda: cyclic_repetition(0, 0),
+        lambda: cyclic_repetition(5, -1),
+        lambda: cyclic_repetition(5, 5),
+        lambda: cyclic_repetition(5, 1.0),
+        lambda: cyclic_repetition(True, 0),
+        lambda: tandon_cyclic(5, 1, -1),
+        lambda: tandon_cyclic(5, 5, 0),
+    ],
+)
 def test_bad_sizes_raise(call):
     with pytest.raises(ValueError, match="num_workers|stragglers|seed"):
         call()
@@ -159,7 +163,9 @@ def test_bad_sizes_raise(call):
 
 def test_fractional_divisibility_error_names_rule():
     for call in (fractional_repetition, group_ids):
-        with pytest.raises(ValueError, match=r"stragglers \+ 1 = 3 does not divide num_workers = 7"):
+        with pytest.raises(
+            ValueError, match=r"stragglers \+ 1 = 3 does not divide num_workers = 7"
+        ):
             call(7, 2)
         with pytest.raises(ValueError, match="stragglers"):
             call(6, 6)
@@ -220,10 +226,15 @@ def test_cyclic_decodes_every_straggler_set(M, S):
     np.testing.assert_allclose(table @ B, 1.0, rtol=0, atol=1e-9)
     # rows agree with the one-set decoder, for masks and index arrays alike
     for r in range(0, len(sets), max(1, len(sets) // 7)):
-        np.testing.assert_allclose(decoding_weights(B, masks[r]), table[r], rtol=0,
-                                   atol=1e-12 * max(1.0, np.abs(table[r]).max()))
-        np.testing.assert_array_equal(decoding_weights(B, np.flatnonzero(masks[r])),
-                                      decoding_weights(B, masks[r]))
+        np.testing.assert_allclose(
+            decoding_weights(B, masks[r]),
+            table[r],
+            rtol=0,
+            atol=1e-12 * max(1.0, np.abs(table[r]).max()),
+        )
+        np.testing.assert_array_equal(
+            decoding_weights(B, np.flatnonzero(masks[r])), decoding_weights(B, masks[r])
+        )
 
 
 @pytest.mark.parametrize("M,S", [(M, S) for (M, S) in ALL_SMALL if M % (S + 1) == 0])
@@ -242,8 +253,11 @@ def test_fractional_decodes_every_straggler_set(M, S):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 16).flatmap(lambda M: st.tuples(
-    st.just(M), st.integers(0, M - 1), st.integers(0, 2**32 - 1))))
+@given(
+    st.integers(2, 16).flatmap(
+        lambda M: st.tuples(st.just(M), st.integers(0, M - 1), st.integers(0, 2**32 - 1))
+    )
+)
 def test_property_any_superset_of_survivors_decodes(args):
     M, S, seed = args
     rng = np.random.default_rng(seed)
@@ -270,7 +284,9 @@ def test_property_any_superset_of_survivors_decodes(args):
 # conformance with the Gradient Coding authors' outputs
 
 
-@pytest.mark.parametrize("name,seed", [("cyclic_n5_s1", 0), ("cyclic_n6_s2", 1), ("cyclic_n10_s3", 2)])
+@pytest.mark.parametrize(
+    "name,seed", [("cyclic_n5_s1", 0), ("cyclic_n6_s2", 1), ("cyclic_n10_s3", 2)]
+)
 def test_reference_cyclic_fixtures(name, seed):
     ref = _fixture(name)
     B, sets, A_ref = ref["B"], ref["straggler_sets"], ref["A_ref"]
@@ -316,12 +332,15 @@ def test_reference_paper_toy():
 # jax decoders
 
 
-@pytest.mark.parametrize("B,S", [
-    (cyclic_repetition(7, 2), 2),
-    (cyclic_repetition(8, 3), 3),
-    (fractional_repetition(6, 2), 2),
-    (tandon_cyclic(6, 1, 3), 1),
-])
+@pytest.mark.parametrize(
+    "B,S",
+    [
+        (cyclic_repetition(7, 2), 2),
+        (cyclic_repetition(8, 3), 3),
+        (fractional_repetition(6, 2), 2),
+        (tandon_cyclic(6, 1, 3), 1),
+    ],
+)
 def test_jax_decoders_match_numpy_under_jit_and_vmap(B, S):
     M = B.shape[0]
     sets = _colex_sets(M, S)
@@ -336,7 +355,9 @@ def test_jax_decoders_match_numpy_under_jit_and_vmap(B, S):
         np.testing.assert_allclose(solved, expected, rtol=0, atol=1e-10 * scale)
         ranks = jax.jit(jax.vmap(lambda m: straggler_rank(m, S)))(jnp.asarray(masks))
         np.testing.assert_array_equal(ranks, np.arange(len(sets)))  # colex order
-        looked = jax.jit(jax.vmap(lambda m: lookup_decoding_weights(table, m, S)))(jnp.asarray(masks))
+        looked = jax.jit(jax.vmap(lambda m: lookup_decoding_weights(table, m, S)))(
+            jnp.asarray(masks)
+        )
         np.testing.assert_allclose(looked, expected, rtol=0, atol=1e-12 * scale)
         one = jax.jit(lookup_decoding_weights, static_argnums=2)(table, jnp.asarray(masks[-1]), S)
         np.testing.assert_allclose(one, expected[-1], rtol=0, atol=1e-12 * scale)
@@ -348,7 +369,9 @@ def test_jax_decoder_keeps_float32_and_accepts_numeric_masks():
     a32 = jax.jit(decoding_weights_jax)(jnp.asarray(B, jnp.float32), jnp.asarray(mask))
     assert a32.dtype == jnp.float32
     expected = decoding_weights(B, mask.astype(bool))
-    np.testing.assert_allclose(np.asarray(a32), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        np.asarray(a32), expected, rtol=0, atol=1e-5 * np.abs(expected).max()
+    )
     assert float(a32[2]) == 0.0
     t32 = jnp.asarray(decoding_table(B, 1), jnp.float32)
     assert lookup_decoding_weights(t32, jnp.asarray(mask), 1).dtype == jnp.float32
@@ -448,9 +471,11 @@ def test_decoding_weights_tolerance_does_not_grow_with_the_weights():
     """Half of cyclic_repetition(100, 50) finished: the least-squares weights are huge
     and miss a·B = 1 by 1; a tolerance proportional to |a| used to accept them."""
     B = cyclic_repetition(100, 50)
-    with pytest.raises(ValueError, match=r"cannot decode: .*max\|a·B − 1\| = 1 \(> tolerance 1e-08\)"):
+    with pytest.raises(
+        ValueError, match=r"cannot decode: .*max\|a·B − 1\| = 1 \(> tolerance 1e-08\)"
+    ):
         decoding_weights(B, range(50, 100))
-    a = decoding_weights(cyclic_repetition(30, 5), range(5, 30))   # large weights that decode
+    a = decoding_weights(cyclic_repetition(30, 5), range(5, 30))  # large weights that decode
     assert np.abs(a).max() > 100 and np.abs(a @ cyclic_repetition(30, 5) - 1).max() < 1e-8
 
 
@@ -460,7 +485,7 @@ def test_check_decodable_exhaustive_small_codes():
     assert out["max_residual"] < 1e-12 and out["max_abs_weight"] == pytest.approx(8.596, abs=1e-3)
     # a code with one bad straggler set among C(8, 2) = 28: found by the exhaustive check
     B = cyclic_repetition(8, 2)
-    B[3] = B[4]            # workers 3 and 4 send the same message: 5 distinct rows cannot decode
+    B[3] = B[4]  # workers 3 and 4 send the same message: 5 distinct rows cannot decode
     with pytest.raises(ValueError, match=r"cannot decode with stragglers = 2: straggler set \["):
         coding.check_decodable(B, 2)
 
@@ -492,7 +517,11 @@ def test_check_decodable_validates_samples(bad):
 def test_float32_decoding_check():
     """(12, 2): max|a| = 8.6, error ~1e-6: fine. (30, 10): max|a| = 7e5, error ~0.08: not."""
     ok = coding.float32_decoding_check(cyclic_repetition(12, 2), 2)
-    assert ok["ok"] and ok["exhaustive"] and ok["error_bound"] == pytest.approx(8.596 * 2**-23, rel=1e-3)
+    assert (
+        ok["ok"]
+        and ok["exhaustive"]
+        and ok["error_bound"] == pytest.approx(8.596 * 2**-23, rel=1e-3)
+    )
     bad = coding.float32_decoding_check(cyclic_repetition(30, 10), 10)
     assert not bad["ok"] and not bad["exhaustive"] and bad["max_abs_weight"] > 5e5
     assert "float32 cannot represent this code's decoding" in bad["reason"]

@@ -22,7 +22,9 @@ PAGES_RUN_ELSEWHERE = ("API.md", "EXTENDING.md")
 @pytest.mark.parametrize("module_name", MODULES)
 def test_docstring_examples(module_name):
     module = importlib.import_module(module_name)
-    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures, _ = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert failures == 0
 
 
@@ -68,11 +70,17 @@ def test_readme_and_site_name_only_tests_that_exist():
     """Every `test_file.py::test_name` the README or a site page cites is a test function."""
     tests_dir = Path(__file__).resolve().parent
     pages = [README, *sorted(DOCS.rglob("*.md"))]
-    refs = {(page.name, *ref) for page in pages
-            for ref in re.findall(r"`(test_\w+\.py)::(test_\w+)`", page.read_text())}
+    refs = {
+        (page.name, *ref)
+        for page in pages
+        for ref in re.findall(r"`(test_\w+\.py)::(test_\w+)`", page.read_text())
+    }
     assert len(refs) >= 60
-    missing = [f"{page}: {filename}::{name}" for page, filename, name in sorted(refs)
-               if not re.search(rf"^def {name}\(", (tests_dir / filename).read_text(), flags=re.M)]
+    missing = [
+        f"{page}: {filename}::{name}"
+        for page, filename, name in sorted(refs)
+        if not re.search(rf"^def {name}\(", (tests_dir / filename).read_text(), flags=re.M)
+    ]
     assert not missing, missing
 
 

@@ -18,28 +18,33 @@ from lagc_jax.problems import lag_synthetic
 # --------------------------------------------------------------------------- construction checks
 
 
-@pytest.mark.parametrize("build, match", [
-    (lambda: lj.ShiftedExponential(rate=0), r"rate must be finite and > 0, got 0"),
-    (lambda: lj.ShiftedExponential(rate=-2.0), r"rate must be finite and > 0"),
-    (lambda: lj.ShiftedExponential(shift=-1), r"shift must be finite and >= 0, got -1"),
-    (lambda: lj.ShiftedExponential(rate=math.inf), r"rate must be finite"),
-    (lambda: lj.ShiftedExponential(shift=math.nan), r"shift must be finite"),
-    (lambda: lj.ShiftedExponential(rate="2"), r"rate must be a real number"),
-    (lambda: lj.Pareto(shape=-1), r"shape must be finite and > 0, got -1"),
-    (lambda: lj.Pareto(scale=0.0), r"scale must be finite and > 0"),
-    (lambda: lj.Pareto(scale=np.float32(np.inf)), r"scale must be finite"),
-    (lambda: lj.MarkovStragglers(slow_factor=0.0), r"slow_factor must be finite and > 0"),
-    (lambda: lj.MarkovStragglers(p_slow=1.5), r"p_slow must be in \(0, 1\]"),
-    (lambda: lj.MarkovStragglers(p_recover=0.0), r"p_recover must be finite and > 0"),
-    (lambda: lj.MarkovStragglers(base="exp"), r"base must be ShiftedExponential or Pareto"),
-])
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: lj.ShiftedExponential(rate=0), r"rate must be finite and > 0, got 0"),
+        (lambda: lj.ShiftedExponential(rate=-2.0), r"rate must be finite and > 0"),
+        (lambda: lj.ShiftedExponential(shift=-1), r"shift must be finite and >= 0, got -1"),
+        (lambda: lj.ShiftedExponential(rate=math.inf), r"rate must be finite"),
+        (lambda: lj.ShiftedExponential(shift=math.nan), r"shift must be finite"),
+        (lambda: lj.ShiftedExponential(rate="2"), r"rate must be a real number"),
+        (lambda: lj.Pareto(shape=-1), r"shape must be finite and > 0, got -1"),
+        (lambda: lj.Pareto(scale=0.0), r"scale must be finite and > 0"),
+        (lambda: lj.Pareto(scale=np.float32(np.inf)), r"scale must be finite"),
+        (lambda: lj.MarkovStragglers(slow_factor=0.0), r"slow_factor must be finite and > 0"),
+        (lambda: lj.MarkovStragglers(p_slow=1.5), r"p_slow must be in \(0, 1\]"),
+        (lambda: lj.MarkovStragglers(p_recover=0.0), r"p_recover must be finite and > 0"),
+        (lambda: lj.MarkovStragglers(base="exp"), r"base must be ShiftedExponential or Pareto"),
+    ],
+)
 def test_delay_models_check_parameters_when_built(build, match):
     with pytest.raises(ValueError, match=match):
         build()
 
 
 def test_pareto_shape_at_most_one_warns_and_analysis_returns_inf():
-    with pytest.warns(delays.InfiniteMeanWarning, match="shape=1 <= 1: the mean unit time is infinite"):
+    with pytest.warns(
+        delays.InfiniteMeanWarning, match="shape=1 <= 1: the mean unit time is infinite"
+    ):
         d = lj.Pareto(1.0, 1.0)
     assert d.mean == math.inf
     with pytest.warns(delays.InfiniteMeanWarning, match=r"E X_\(6:6\) is infinite: Pareto shape 1"):
@@ -53,9 +58,13 @@ def test_pareto_shape_at_most_one_warns_and_analysis_returns_inf():
 
 def test_delay_models_survive_jit_vmap_and_tree_map():
     key = jax.random.key(0)
-    models = [lj.ShiftedExponential(0.5, 2.0), lj.Pareto(1.0, 2.5),
-              lj.MarkovStragglers(lj.Pareto(1.0, 3.0), 4.0, 0.1, 0.5),
-              delays.Empirical([1.0, 2.0, 4.0]), delays.Empirical(np.ones((3, 4)) * 2.0)]
+    models = [
+        lj.ShiftedExponential(0.5, 2.0),
+        lj.Pareto(1.0, 2.5),
+        lj.MarkovStragglers(lj.Pareto(1.0, 3.0), 4.0, 0.1, 0.5),
+        delays.Empirical([1.0, 2.0, 4.0]),
+        delays.Empirical(np.ones((3, 4)) * 2.0),
+    ]
     for d in models:
         eager = delays.sample_unit_times(d, key, 4)
         jitted = jax.jit(lambda m: delays.sample_unit_times(m, key, 4))(d)
@@ -83,17 +92,24 @@ def test_delay_models_survive_jit_vmap_and_tree_map():
 # --------------------------------------------------------------------------- Empirical
 
 
-@pytest.mark.parametrize("samples, kwargs, match", [
-    (np.ones((2, 2, 2)), {}, r"shape \(N,\) or \(N, M\)"),
-    (np.ones(0), {}, r"at least one time"),
-    (np.ones((3, 0)), {}, r"at least one time"),
-    ([1.0, math.nan], {}, r"finite and > 0, got nan at index 1"),
-    ([[1.0, 2.0], [0.0, 1.0]], {}, r"finite and > 0, got 0.0 at index \(1, 0\)"),
-    ([1.0, -1.0], {}, r"finite and > 0"),
-    ([[1.0, 2.0], [1.0]], {}, r"ragged"),
-    ([1.0, 2.0], dict(shuffle_columns=True), r"shuffle_columns=True needs samples of shape \(N, M\)"),
-    ([[1.0]], dict(shuffle_columns=1), r"shuffle_columns must be True or False"),
-])
+@pytest.mark.parametrize(
+    "samples, kwargs, match",
+    [
+        (np.ones((2, 2, 2)), {}, r"shape \(N,\) or \(N, M\)"),
+        (np.ones(0), {}, r"at least one time"),
+        (np.ones((3, 0)), {}, r"at least one time"),
+        ([1.0, math.nan], {}, r"finite and > 0, got nan at index 1"),
+        ([[1.0, 2.0], [0.0, 1.0]], {}, r"finite and > 0, got 0.0 at index \(1, 0\)"),
+        ([1.0, -1.0], {}, r"finite and > 0"),
+        ([[1.0, 2.0], [1.0]], {}, r"ragged"),
+        (
+            [1.0, 2.0],
+            dict(shuffle_columns=True),
+            r"shuffle_columns=True needs samples of shape \(N, M\)",
+        ),
+        ([[1.0]], dict(shuffle_columns=1), r"shuffle_columns must be True or False"),
+    ],
+)
 def test_empirical_rejects_bad_samples(samples, kwargs, match):
     with pytest.raises(ValueError, match=match):
         delays.Empirical(samples, **kwargs)
@@ -123,8 +139,14 @@ def test_row_bootstrap_gd_time_is_mean_row_maximum():
     exact = samples.max(axis=1).mean()
     assert analysis.expected_iteration_time("gd", 6, 0, d) == pytest.approx(exact, rel=1e-14)
     iters, trials = 40, 500
-    r = lj.simulate(lag_synthetic(6, dim=8), strategies.make("gd", 6), d,
-                    num_iters=iters, num_trials=trials, seed=1)
+    r = lj.simulate(
+        lag_synthetic(6, dim=8),
+        strategies.make("gd", 6),
+        d,
+        num_iters=iters,
+        num_trials=trials,
+        seed=1,
+    )
     mean, se = _mean_iteration_time(r, iters)
     assert abs(mean - exact) < 4 * se, (mean, exact, se)
     assert r.config["delay"]["Empirical"]["shape"] == [7, 6]
@@ -136,12 +158,21 @@ def test_row_bootstrap_matches_exact_row_means(name):
     d = delays.Empirical(samples)
     exact = analysis.expected_iteration_time(name, 6, 1, d)
     rows = np.sort(samples, axis=1)
-    by_hand = {"fastest-k": rows[:, 4].mean(), "gc": 2 * rows[:, 4].mean(),
-               "grouping": 2 * samples.reshape(7, 3, 2).min(2).max(1).mean()}[name]
+    by_hand = {
+        "fastest-k": rows[:, 4].mean(),
+        "gc": 2 * rows[:, 4].mean(),
+        "grouping": 2 * samples.reshape(7, 3, 2).min(2).max(1).mean(),
+    }[name]
     assert exact == pytest.approx(by_hand, rel=1e-14)
     iters = 30
-    r = lj.simulate(lag_synthetic(6, dim=8), strategies.make(name, 6, 1), d,
-                    num_iters=iters, num_trials=400, seed=2)
+    r = lj.simulate(
+        lag_synthetic(6, dim=8),
+        strategies.make(name, 6, 1),
+        d,
+        num_iters=iters,
+        num_trials=400,
+        seed=2,
+    )
     mean, se = _mean_iteration_time(r, iters)
     assert abs(mean - exact) < 4 * se, (name, mean, exact, se)
 
@@ -152,10 +183,13 @@ def test_pooled_exact_order_statistics_match_enumeration():
     for k, n in [(1, 3), (2, 3), (3, 3), (2, 4), (4, 4)]:
         brute = np.mean([sorted(c)[k - 1] for c in itertools.product(values, repeat=n)])
         assert analysis.expected_order_statistic(d, k, n) == pytest.approx(brute, rel=1e-12)
-    brute = np.mean([max(min(c[0], c[1]), min(c[2], c[3]))
-                     for c in itertools.product(values, repeat=4)])
+    brute = np.mean(
+        [max(min(c[0], c[1]), min(c[2], c[3])) for c in itertools.product(values, repeat=4)]
+    )
     assert analysis.expected_min_then_max(d, 2, 2) == pytest.approx(brute, rel=1e-12)
-    brute = np.mean([max(c[0] + 0.3, c[1] + 0.3, c[2]) for c in itertools.product(values, repeat=3)])
+    brute = np.mean(
+        [max(c[0] + 0.3, c[1] + 0.3, c[2]) for c in itertools.product(values, repeat=3)]
+    )
     lazy = analysis.expected_lazy_iteration_costs("lag-wk", 3, 0, d, 2, upload_time=0.3)
     assert lazy["time"] == pytest.approx(brute, rel=1e-12)
     np.testing.assert_array_equal(d.cdf([0.4, 1.0, 2.0, 4.0]), [0.0, 0.6, 0.6, 1.0])
@@ -166,8 +200,14 @@ def test_pooled_monte_carlo_agrees_with_exact_analysis(name, S):
     d = delays.Empirical(_matrix(rows=5, cols=4, seed=7).ravel())
     exact = analysis.expected_iteration_time(name, 6, S, d)
     iters = 40
-    r = lj.simulate(lag_synthetic(6, dim=8), strategies.make(name, 6, S), d,
-                    num_iters=iters, num_trials=400, seed=4)
+    r = lj.simulate(
+        lag_synthetic(6, dim=8),
+        strategies.make(name, 6, S),
+        d,
+        num_iters=iters,
+        num_trials=400,
+        seed=4,
+    )
     mean, se = _mean_iteration_time(r, iters)
     assert abs(mean - exact) < 4 * se, (name, mean, exact, se)
 
@@ -184,8 +224,9 @@ def test_row_bootstrap_analysis_says_which_formulas_fail():
     with pytest.raises(ValueError, match="shuffle_columns=True"):
         analysis.expected_iteration_time("grouping", 6, 1, shuffled)
     # symmetric wait rules do not care about column order
-    assert analysis.expected_iteration_time("gc", 6, 1, shuffled) == \
-        analysis.expected_iteration_time("gc", 6, 1, d)
+    assert analysis.expected_iteration_time(
+        "gc", 6, 1, shuffled
+    ) == analysis.expected_iteration_time("gc", 6, 1, d)
 
 
 def test_column_shuffle_is_per_trial_and_deterministic_per_seed():
@@ -197,8 +238,10 @@ def test_column_shuffle_is_per_trial_and_deterministic_per_seed():
     plain = lj.simulate(problem, strategy, delays.Empirical(row), num_iters=iters, num_trials=3)
     np.testing.assert_array_equal(plain.wall_clock[:, -1], 20.0 * iters)
     shuffled = delays.Empirical(row, shuffle_columns=True)
-    runs = [lj.simulate(problem, strategy, shuffled, num_iters=iters, num_trials=300, seed=s)
-            for s in (0, 0, 1)]
+    runs = [
+        lj.simulate(problem, strategy, shuffled, num_iters=iters, num_trials=300, seed=s)
+        for s in (0, 0, 1)
+    ]
     per_iteration = np.diff(runs[0].wall_clock, axis=1)
     assert set(np.unique(per_iteration)) == {2.0, 20.0}
     assert np.all(per_iteration == per_iteration[:, :1])  # fixed within a trial
@@ -236,8 +279,9 @@ def test_new_samples_of_the_same_shape_do_not_recompile(caplog):
         jax.config.update("jax_log_compiles", True)
         try:
             with caplog.at_level(logging.WARNING):
-                r = lj.simulate(problem, strategy, delays.Empirical(samples), num_iters=3,
-                                num_trials=2)
+                r = lj.simulate(
+                    problem, strategy, delays.Empirical(samples), num_iters=3, num_trials=2
+                )
         finally:
             jax.config.update("jax_log_compiles", False)
         return r, [rec.getMessage() for rec in caplog.records if "Compiling" in rec.getMessage()]
@@ -258,8 +302,9 @@ def test_normalization_helpers():
     with pytest.raises(ValueError, match="by must be 'mean' or 'median'"):
         delays.normalize_samples(samples, by="max")
     assert "2 steps × 2 workers" in delays.Empirical(samples).describe()
-    assert delays.describe_parameters(delays.Empirical(samples)) != \
-        delays.describe_parameters(delays.Empirical(samples * 2))
+    assert delays.describe_parameters(delays.Empirical(samples)) != delays.describe_parameters(
+        delays.Empirical(samples * 2)
+    )
 
 
 def test_models_pickle_and_copy():
@@ -277,7 +322,12 @@ def test_models_pickle_and_copy():
 
 def test_sweep_over_empirical_samples():
     samples = [np.full((2, 3), 1.0), np.array([[1.0, 2.0, 4.0], [2.0, 2.0, 2.0]])]
-    results = lj.sweep(lag_synthetic(3, dim=4), strategies.make("gd", 3),
-                       [delays.Empirical(s) for s in samples], num_iters=5, num_trials=2)
+    results = lj.sweep(
+        lag_synthetic(3, dim=4),
+        strategies.make("gd", 3),
+        [delays.Empirical(s) for s in samples],
+        num_iters=5,
+        num_trials=2,
+    )
     np.testing.assert_array_equal(results[0].wall_clock[:, -1], 5.0)
     assert set(np.diff(results[1].wall_clock[0])) <= {2.0, 4.0}  # one row's maximum per step

@@ -45,6 +45,7 @@ def datasets():
     """lagc_jax.datasets; the real-data tests skip when scikit-learn (extra "data") is absent."""
     pytest.importorskip("sklearn")
     from lagc_jax import datasets
+
     return datasets
 
 
@@ -69,9 +70,9 @@ def test_diabetes_scaling_and_optimum_match_sklearn(datasets):
     X, y = p.examples
     assert (p.num_partitions, p.dim, int(p.weights.sum())) == (10, 11, 442)
     rows = X.reshape(-1, 11)[p.weights.reshape(-1) > 0]
-    np.testing.assert_allclose(rows[:, :10].mean(0), 0, atol=1e-12)   # standardised features
+    np.testing.assert_allclose(rows[:, :10].mean(0), 0, atol=1e-12)  # standardised features
     np.testing.assert_allclose(rows[:, :10].std(0), 1, rtol=1e-12)
-    np.testing.assert_array_equal(rows[:, 10], 1.0)                    # intercept column
+    np.testing.assert_array_equal(rows[:, 10], 1.0)  # intercept column
     # f* = ½ N (1 − R²) with the target standardised: sklearn's R² is an independent check
     raw = load_diabetes(scaled=False)
     r2 = LinearRegression().fit(raw.data, raw.target).score(raw.data, raw.target)
@@ -130,16 +131,22 @@ def test_sorted_partitions_are_heterogeneous_but_lag_saves_no_more(datasets):
     LAG's savings come from heterogeneous *smoothness* (MODEL.md §5, the LAG paper), and
     standardised features sorted by target barely change L_p.
     """
+
     def measure(p):
         theta_star = linear_optimum(p)
         # ζ = Σ_p ‖∇f_p(θ*)‖² / Σ_p ‖∇f_p(0)‖²: 0 for identical partitions
-        zeta = (np.sum(partition_grads_np(p, theta_star) ** 2)
-                / np.sum(partition_grads_np(p, np.zeros(p.dim)) ** 2))
+        zeta = np.sum(partition_grads_np(p, theta_star) ** 2) / np.sum(
+            partition_grads_np(p, np.zeros(p.dim)) ** 2
+        )
         target = 1e-6 * p.optimal_value
-        wk = reach(lj.simulate(p, lj.strategies.make("lag-wk", 10), EXP, num_iters=2200,
-                               num_trials=1), target)[1]
-        ps = reach(simulate_quiet(p, lj.strategies.make("lag-ps", 10), EXP, num_iters=2200,
-                                  num_trials=1), target)[1]
+        wk = reach(
+            lj.simulate(p, lj.strategies.make("lag-wk", 10), EXP, num_iters=2200, num_trials=1),
+            target,
+        )[1]
+        ps = reach(
+            simulate_quiet(p, lj.strategies.make("lag-ps", 10), EXP, num_iters=2200, num_trials=1),
+            target,
+        )[1]
         return zeta, p.partition_smoothness.max() / p.partition_smoothness.min(), wk, ps
 
     sorted_ = measure(datasets.diabetes(10, "sorted"))
@@ -147,9 +154,9 @@ def test_sorted_partitions_are_heterogeneous_but_lag_saves_no_more(datasets):
     # ζ and the L_p spread are smooth functions of the data: exact to rounding
     np.testing.assert_allclose(sorted_[:2], [0.186, 1.87], atol=0.005)
     np.testing.assert_allclose(random_[0, :2], [0.077, 1.78], atol=0.005)
-    assert sorted_[0] > 2 * random_[:, 0].max()                         # heterogeneous
+    assert sorted_[0] > 2 * random_[:, 0].max()  # heterogeneous
     wk, ps = random_[:, 2], random_[:, 3]
-    assert np.all(np.isfinite(wk))                                      # lag-wk always converges
+    assert np.all(np.isfinite(wk))  # lag-wk always converges
     converged = ps[np.isfinite(ps)]
     assert len(converged) >= len(ps) // 2
     wk_mean, wk_se = wk.mean(), wk.std(ddof=1) / math.sqrt(len(wk))
@@ -165,10 +172,17 @@ def test_sorted_partitions_are_heterogeneous_but_lag_saves_no_more(datasets):
 def test_lag_ps_default_xi_can_diverge_on_real_data(datasets):
     """ξ_PS = 10 (the LAG code's default) diverges on this random split; ξ = 5 converges."""
     p = datasets.diabetes(10, "random", seed=2)
-    diverging = simulate_quiet(p, lj.strategies.make("lag-ps", 10), EXP, num_iters=1500,
-                               num_trials=1, record_every=50)
-    converging = simulate_quiet(p, lj.strategies.make("lag-ps", 10, xi=5.0), EXP,
-                                num_iters=1500, num_trials=1, record_every=50)
+    diverging = simulate_quiet(
+        p, lj.strategies.make("lag-ps", 10), EXP, num_iters=1500, num_trials=1, record_every=50
+    )
+    converging = simulate_quiet(
+        p,
+        lj.strategies.make("lag-ps", 10, xi=5.0),
+        EXP,
+        num_iters=1500,
+        num_trials=1,
+        record_every=50,
+    )
     assert diverging.diverged[0] and not converging.diverged[0]
     assert converging.gap[0, -1] < 1e-4 * p.optimal_value
 
@@ -185,8 +199,12 @@ def mlp_data(n=120, d_in=3, seed=0):
 
 def mlp_params(d_in=3, hidden=6):
     k1, k2 = jax.random.split(jax.random.key(0))
-    return {"W1": jax.random.normal(k1, (d_in, hidden)) / np.sqrt(d_in), "b1": jnp.zeros(hidden),
-            "w2": jax.random.normal(k2, (hidden,)) / np.sqrt(hidden), "b2": jnp.zeros(())}
+    return {
+        "W1": jax.random.normal(k1, (d_in, hidden)) / np.sqrt(d_in),
+        "b1": jnp.zeros(hidden),
+        "w2": jax.random.normal(k2, (hidden,)) / np.sqrt(hidden),
+        "b2": jnp.zeros(()),
+    }
 
 
 def mlp_loss(params, example):
@@ -208,12 +226,20 @@ def test_from_loss_partition_gradients_equal_jax_grad(mlp):
     assert mlp.dim == 31 == theta0.size and mlp.estimated
     theta = theta0 + 0.3 * jax.random.normal(jax.random.key(1), theta0.shape)
     loss, grads = loss_and_partition_grads(mlp.weighted_loss, theta, mlp.device_data(jnp.float64))
-    for p in range(4):  # contiguous partitions of 30 rows, gradient w.r.t. the params pytree
+    # gradient w.r.t. the params pytree of a sum over rows (compiled once for every partition)
+    by_hand = jax.jit(
+        jax.grad(lambda prm, x, t: jnp.sum(jax.vmap(lambda xi, ti: mlp_loss(prm, (xi, ti)))(x, t)))
+    )
+    for p in range(4):  # contiguous partitions of 30 rows
         rows = slice(30 * p, 30 * p + 30)
-        by_hand = jax.grad(lambda prm: jnp.sum(jax.vmap(lambda x, t: mlp_loss(prm, (x, t)))(
-            X[rows], y[rows])))(unravel(theta))
-        np.testing.assert_allclose(grads[p], ravel_pytree(by_hand)[0], rtol=1e-12, atol=1e-12)
-    total = sum(float(mlp_loss(unravel(theta), (X[i], y[i]))) for i in range(len(y)))
+        np.testing.assert_allclose(
+            grads[p],
+            ravel_pytree(by_hand(unravel(theta), X[rows], y[rows]))[0],
+            rtol=1e-12,
+            atol=1e-12,
+        )
+    one_example = jax.jit(mlp_loss)
+    total = sum(float(one_example(unravel(theta), (X[i], y[i]))) for i in range(len(y)))
     assert float(loss) == pytest.approx(total, rel=1e-12)
 
 
@@ -221,27 +247,33 @@ def test_from_loss_smoothness_is_the_hessian_spectral_norm_at_init(mlp):
     """L, L_p = max |eigenvalue| of the dense Hessian at θ⁰ (the MLP's is indefinite)."""
     X, y = mlp_data()
     theta0, unravel = ravel_pytree(mlp_params())
+    # the dense Hessian of a sum over rows (compiled once per number of rows)
+    hessian = jax.jit(
+        jax.hessian(
+            lambda th, x, t: jnp.sum(jax.vmap(lambda xi, ti: mlp_loss(unravel(th), (xi, ti)))(x, t))
+        )
+    )
 
     def hessian_norm(rows):
-        h = jax.hessian(lambda th: jnp.sum(jax.vmap(lambda x, t: mlp_loss(unravel(th), (x, t)))(
-            X[rows], y[rows])))(theta0)
-        eig = np.linalg.eigvalsh(np.asarray(h))
+        eig = np.linalg.eigvalsh(np.asarray(hessian(theta0, X[rows], y[rows])))
         return eig, np.abs(eig).max()
 
     eig, norm = hessian_norm(slice(None))
-    assert eig[0] < -80 and norm == pytest.approx(208.037, abs=1e-3)      # non-convex
+    assert eig[0] < -80 and norm == pytest.approx(208.037, abs=1e-3)  # non-convex
     assert mlp.smoothness == pytest.approx(norm, rel=1e-9)
     for p in range(4):
-        assert mlp.partition_smoothness[p] == pytest.approx(hessian_norm(slice(30 * p, 30 * p + 30))[1],
-                                                            rel=1e-9)
+        assert mlp.partition_smoothness[p] == pytest.approx(
+            hessian_norm(slice(30 * p, 30 * p + 30))[1], rel=1e-9
+        )
 
 
 def test_from_loss_matches_linear_regression_exactly():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 5))
     y = X @ rng.standard_normal(5) + rng.standard_normal(60)
-    est = problems.from_loss(lambda w, ex: 0.5 * (ex[0] @ w - ex[1]) ** 2, jnp.zeros(5), (X, y), 4,
-                             optimum_steps=2000)
+    est = problems.from_loss(
+        lambda w, ex: 0.5 * (ex[0] @ w - ex[1]) ** 2, jnp.zeros(5), (X, y), 4, optimum_steps=2000
+    )
     exact = problems.linear_regression(X, y, num_partitions=4)
     assert est.estimated and not exact.estimated
     assert est.smoothness == pytest.approx(exact.smoothness, rel=1e-6)
@@ -250,9 +282,10 @@ def test_from_loss_matches_linear_regression_exactly():
 
 
 def test_from_loss_smoothness_with_close_top_eigenvalues():
-    X, y = np.diag([10.0, 9.9, 1.0]), np.ones(3)     # XᵀX eigenvalues 100, 98.01, 1
-    est = problems.from_loss(lambda w, ex: 0.5 * (ex[0] @ w - ex[1]) ** 2, jnp.zeros(3), (X, y), 1,
-                             optimum_steps=10)
+    X, y = np.diag([10.0, 9.9, 1.0]), np.ones(3)  # XᵀX eigenvalues 100, 98.01, 1
+    est = problems.from_loss(
+        lambda w, ex: 0.5 * (ex[0] @ w - ex[1]) ** 2, jnp.zeros(3), (X, y), 1, optimum_steps=10
+    )
     assert est.smoothness == pytest.approx(100.0, rel=1e-6)
 
 
@@ -263,19 +296,22 @@ def test_mlp_simulation_records_estimated_optimum_and_coding_is_exact(mlp):
     round-off differences between gd and gc's decoded sums grow to visible ones.)
     """
     alpha = 0.5 / mlp.smoothness
-    gd = lj.simulate(mlp, lj.strategies.make("gd", 4), EXP, num_iters=1000, num_trials=4,
-                     step_size=alpha)
-    gc = lj.simulate(mlp, lj.strategies.make("gc", 4, 1), EXP, num_iters=1000, num_trials=4,
-                     step_size=alpha)
-    wk = lj.simulate(mlp, lj.strategies.make("lag-wk", 4), EXP, num_iters=1000, num_trials=4,
-                     step_size=alpha)
+    gd = lj.simulate(
+        mlp, lj.strategies.make("gd", 4), EXP, num_iters=1000, num_trials=4, step_size=alpha
+    )
+    gc = lj.simulate(
+        mlp, lj.strategies.make("gc", 4, 1), EXP, num_iters=1000, num_trials=4, step_size=alpha
+    )
+    wk = lj.simulate(
+        mlp, lj.strategies.make("lag-wk", 4), EXP, num_iters=1000, num_trials=4, step_size=alpha
+    )
     assert gd.config["optimum_estimated"] is True and gd.optimal_value == mlp.optimal_value
     # f* is estimated by GD at 1/L, the edge of stability, where rounding differences between
     # CPUs change the path (measured 2.5916 and 2.5858 on two CPUs): a band, not a value
     assert 2.57 < mlp.optimal_value < 2.61
     np.testing.assert_allclose(gc.loss, gd.loss, rtol=1e-13)
-    assert np.all(np.diff(gd.loss[0]) <= 0)                            # monotone at 0.5/L
-    assert gd.loss[0, -1] == pytest.approx(3.1726, abs=1e-3)          # stable: any CPU
+    assert np.all(np.diff(gd.loss[0]) <= 0)  # monotone at 0.5/L
+    assert gd.loss[0, -1] == pytest.approx(3.1726, abs=1e-3)  # stable: any CPU
     np.testing.assert_allclose(gd.gap, gd.loss - mlp.optimal_value, rtol=1e-12)
     # lag-wk's trajectory depends on discrete trigger decisions (measured: gap 0.6144 with
     # 423 uploads), so assert what holds with margin on any CPU rather than its counts
@@ -303,16 +339,23 @@ def test_minibatch_gradient_is_unbiased(logistic_uneven):
     full = loss_and_partition_grads(p.weighted_loss, theta, data)[1]
     n_keys = 4000
     keys = jax.random.split(jax.random.key(0), n_keys)
-    sample = jax.jit(jax.vmap(lambda k, b: minibatch_partition_grads(p.weighted_loss, theta, data, k, b),
-                              in_axes=(0, None)), static_argnums=1)
+    sample = jax.jit(
+        jax.vmap(
+            lambda k, b: minibatch_partition_grads(p.weighted_loss, theta, data, k, b),
+            in_axes=(0, None),
+        ),
+        static_argnums=1,
+    )
     samples = sample(keys, 4)
     mean, se = samples.mean(0), samples.std(0, ddof=1) / math.sqrt(n_keys)
-    assert float(se.min()) > 0                        # really stochastic, every coordinate
+    assert float(se.min()) > 0  # really stochastic, every coordinate
     z = np.abs(np.asarray(mean - full) / np.asarray(se))
-    assert z.max() < 4.5                              # 12 coordinates, each |z| < 4.5
+    assert z.max() < 4.5  # 12 coordinates, each |z| < 4.5
     # batch = whole (smallest) partition: sampling without replacement, no noise left there
     exact = sample(keys[:5], 11)
-    np.testing.assert_allclose(exact[:, 1:], np.broadcast_to(full[1:], exact[:, 1:].shape), rtol=1e-12)
+    np.testing.assert_allclose(
+        exact[:, 1:], np.broadcast_to(full[1:], exact[:, 1:].shape), rtol=1e-12
+    )
 
 
 def test_minibatch_runs_are_random_across_trials_and_reproducible(logistic_uneven):
@@ -324,14 +367,14 @@ def test_minibatch_runs_are_random_across_trials_and_reproducible(logistic_uneve
     det = lj.simulate(p, s, EXP, seed=0, num_iters=30, num_trials=3)
     for name in ("loss", "uploads", "wall_clock"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))  # same seed: identical
-    assert len({tuple(row) for row in a.loss[:, 1:].round(12)}) == 3        # trials differ
-    assert not np.allclose(a.loss, c.loss)                                   # seeds differ
+    assert len({tuple(row) for row in a.loss[:, 1:].round(12)}) == 3  # trials differ
+    assert not np.allclose(a.loss, c.loss)  # seeds differ
     assert not np.allclose(a.loss[0], det.loss[0])
     assert a.config["batch_size"] == 3
 
 
 def test_full_batch_reproduces_the_deterministic_run():
-    p = problems.lag_synthetic(4, dim=10)      # every partition has 10 rows
+    p = problems.lag_synthetic(4, dim=10)  # every partition has 10 rows
     for name, S in (("lag-ps", 0), ("g-lag", 1)):
         s = lj.strategies.make(name, 4, S)
         det = lj.simulate(p, s, EXP, num_iters=40, num_trials=2)
@@ -343,8 +386,14 @@ def test_full_batch_reproduces_the_deterministic_run():
 @pytest.mark.parametrize("bad", [0, 12, 2.5, -1, "3"])
 def test_bad_batch_size_is_rejected(logistic_uneven, bad):
     with pytest.raises(ValueError, match=r"batch_size must be an integer in \[1, 11\]"):
-        lj.simulate(logistic_uneven, lj.strategies.make("gd", 4), EXP, num_iters=2, num_trials=1,
-                    batch_size=bad)
+        lj.simulate(
+            logistic_uneven,
+            lj.strategies.make("gd", 4),
+            EXP,
+            num_iters=2,
+            num_trials=1,
+            batch_size=bad,
+        )
 
 
 # =========================================================================== #
@@ -356,11 +405,21 @@ def test_heterogeneous_slowdown_mean_iteration_time():
     Workers are no longer identically distributed: the analysis' order-statistic
     formulas do not apply (i.i.d. workers with the mean factor would give 4.083, 18 % low)."""
     factors = np.array([1.0, 1.0, 1.0, 1.0, 2.0, 4.0])
-    exact = sum((-1) ** (len(A) + 1) / sum(1 / factors[list(A)])
-                for r in range(1, 7) for A in itertools.combinations(range(6), r))
+    exact = sum(
+        (-1) ** (len(A) + 1) / sum(1 / factors[list(A)])
+        for r in range(1, 7)
+        for A in itertools.combinations(range(6), r)
+    )
     assert exact == pytest.approx(4.9939, abs=1e-4)
-    r = lj.simulate(problems.lag_synthetic(6, dim=8), lj.strategies.make("gd", 6), EXP,
-                    num_iters=200, num_trials=100, slowdown=factors)
+    # the sizes of the i.i.d. run below (test_markov_engine_...): one program for both
+    r = lj.simulate(
+        problems.lag_synthetic(6, dim=8),
+        lj.strategies.make("gd", 6),
+        EXP,
+        num_iters=200,
+        num_trials=400,
+        slowdown=factors,
+    )
     per_trial = r.wall_clock[:, -1] / 200
     se = per_trial.std(ddof=1) / math.sqrt(len(per_trial))
     assert abs(per_trial.mean() - exact) < 4 * se
@@ -385,8 +444,11 @@ def test_markov_kernels_stationary_law_and_switching_rates():
         new = delays.advance_delay_state(d, state, key)
         return new, (state, new)
 
-    _, (before, after) = jax.lax.scan(step, delays.init_delay_state(d, jax.random.key(1), M),
-                                      jax.random.split(jax.random.key(2), K))
+    _, (before, after) = jax.lax.scan(
+        step,
+        delays.init_delay_state(d, jax.random.key(1), M),
+        jax.random.split(jax.random.key(2), K),
+    )
     before, after = np.asarray(before), np.asarray(after)
     n_fast, n_slow = (~before).sum(), before.sum()
     p_slow_hat = (~before & after).sum() / n_fast
@@ -402,7 +464,8 @@ def test_markov_kernels_stationary_law_and_switching_rates():
     assert (before & after).sum() / n_slow == pytest.approx(0.7, abs=0.01)
     x = jnp.arange(1.0, 5.0)
     np.testing.assert_array_equal(
-        delays.apply_delay_state(d, jnp.array([True, False, True, False]), x), [5.0, 2.0, 15.0, 4.0])
+        delays.apply_delay_state(d, jnp.array([True, False, True, False]), x), [5.0, 2.0, 15.0, 4.0]
+    )
 
 
 def test_markov_engine_mean_time_matches_stationary_mixture_but_not_the_variance():
@@ -415,12 +478,14 @@ def test_markov_engine_mean_time_matches_stationary_mixture_but_not_the_variance
     assert expected == pytest.approx(5.6333, abs=1e-4)
     p = problems.lag_synthetic(M, dim=8)
     r = lj.simulate(p, lj.strategies.make("gd", M), persistent, num_iters=K, num_trials=T)
-    per_trial = r.wall_clock[:, -1] / K            # trials are independent: SE across trials
+    per_trial = r.wall_clock[:, -1] / K  # trials are independent: SE across trials
     se = per_trial.std(ddof=1) / math.sqrt(T)
     assert abs(per_trial.mean() - expected) < 4 * se
 
     def inflation(result):
-        return result.wall_clock[:, -1].var(ddof=1) / (K * np.diff(result.wall_clock, axis=1).var(ddof=1))
+        return result.wall_clock[:, -1].var(ddof=1) / (
+            K * np.diff(result.wall_clock, axis=1).var(ddof=1)
+        )
 
     iid = lj.simulate(p, lj.strategies.make("gd", M), EXP, num_iters=K, num_trials=T)
     # i.i.d.: 1 within ±0.3 (sample variance of T = 400 trials: SE ≈ 0.07); Markov ≈ 4.5
@@ -434,7 +499,7 @@ def test_markov_is_paired_with_its_base_and_deterministic():
     again = lj.simulate(p, s, MARKOV, num_iters=50, num_trials=5, record_every=1)
     np.testing.assert_array_equal(markov.wall_clock, again.wall_clock)
     ratio = np.diff(markov.wall_clock, axis=1) / np.diff(base.wall_clock, axis=1)
-    assert ratio.min() >= 1 - 1e-12 and ratio.max() <= 5 + 1e-12    # slowed copies of base draws
+    assert ratio.min() >= 1 - 1e-12 and ratio.max() <= 5 + 1e-12  # slowed copies of base draws
     assert markov.config["delay"] is not None
 
 
@@ -442,11 +507,20 @@ def test_markov_is_paired_with_its_base_and_deterministic():
 # 5. server optimizers (optax) under G-LAG
 # =========================================================================== #
 def glag_run(problem, M, S, beta, *, xi=10.0, trigger_step=None, num_iters=800):
+    """g-lag with optax.sgd(α = 1/L, momentum=β). The optimizer is a factory of traced
+    arguments (one program for every α, β, ξ and trigger step); β = 0 is plain sgd: the
+    momentum trace g + 0·v is g exactly."""
     alpha = 1.0 / problem.smoothness
-    opt = optax.sgd(alpha, momentum=beta or None)
-    return simulate_quiet(problem, lj.strategies.make("g-lag", M, S, xi=xi), EXP,
-                          num_iters=num_iters, num_trials=1, optimizer=opt,
-                          step_size=trigger_step or alpha)
+    return simulate_quiet(
+        problem,
+        lj.strategies.make("g-lag", M, S, xi=xi),
+        EXP,
+        num_iters=num_iters,
+        num_trials=1,
+        optimizer=optax.sgd,
+        optimizer_args={"learning_rate": alpha, "momentum": beta},
+        step_size=trigger_step or alpha,
+    )
 
 
 def test_momentum_under_glag_paper_setting():
@@ -466,7 +540,7 @@ def test_momentum_under_glag_paper_setting():
         ratios.append(np.array(momentum) / np.array(plain))
     ratios = np.array(ratios)  # (seeds, [iterations, uploads])
     mean, se = ratios.mean(0), ratios.std(0, ddof=1) / math.sqrt(len(ratios))
-    assert np.all(mean + 3 * se < 0.6)                  # momentum: > 1.6x fewer, both measures
+    assert np.all(mean + 3 * se < 0.6)  # momentum: > 1.6x fewer, both measures
     np.testing.assert_allclose(mean, [0.552, 0.448], atol=max(3 * se.max(), 0.02))
     p = problems.lag_synthetic(12)
     alpha = 1.0 / p.smoothness
@@ -486,21 +560,36 @@ def test_momentum_on_the_small_problem_diverges_without_momentum_too():
     ratios = []
     for seed in range(4):
         q = problems.lag_synthetic(4, dim=10, seed=seed)
-        plain, momentum = reach(glag_run(q, 4, 1, 0.0, xi=1.0), 1e-8), reach(glag_run(q, 4, 1, 0.3, xi=1.0), 1e-8)
+        plain, momentum = (
+            reach(glag_run(q, 4, 1, 0.0, xi=1.0), 1e-8),
+            reach(glag_run(q, 4, 1, 0.3, xi=1.0), 1e-8),
+        )
         ratios.append(np.array(momentum) / np.array(plain))
     ratios = np.array(ratios)
     mean, se = ratios.mean(0), ratios.std(0, ddof=1) / math.sqrt(len(ratios))
-    assert np.all(mean - 3 * se > 1)                    # momentum hurts, both measures
-    gd = simulate_quiet(p, lj.strategies.make("gd", 4), EXP, num_iters=200, num_trials=1,
-                        optimizer=optax.sgd(1 / p.smoothness, momentum=0.3))
+    assert np.all(mean - 3 * se > 1)  # momentum hurts, both measures
+    gd = simulate_quiet(
+        p,
+        lj.strategies.make("gd", 4),
+        EXP,
+        num_iters=200,
+        num_trials=1,
+        optimizer=optax.sgd(1 / p.smoothness, momentum=0.3),
+    )
     assert reach(gd, 1e-8)[0] == 18
 
 
-@pytest.mark.parametrize("loss, message", [
-    (lambda w, ex: ex[0] * w - ex[1], r"must return a scalar for one example, got \(3,\)"),
-    (lambda w, ex: jnp.nan * jnp.sum(w), "must be finite: the loss at the initial params is nan"),
-    (lambda w, ex: jnp.log(ex[0] @ w - 100.0), "must be finite"),
-])
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        (lambda w, ex: ex[0] * w - ex[1], r"must return a scalar for one example, got \(3,\)"),
+        (
+            lambda w, ex: jnp.nan * jnp.sum(w),
+            "must be finite: the loss at the initial params is nan",
+        ),
+        (lambda w, ex: jnp.log(ex[0] @ w - 100.0), "must be finite"),
+    ],
+)
 def test_from_loss_requires_a_finite_scalar_loss(loss, message):
     X = np.random.default_rng(0).standard_normal((20, 3))
     with pytest.raises(ValueError, match=message):
@@ -509,8 +598,15 @@ def test_from_loss_requires_a_finite_scalar_loss(loss, message):
 
 def test_problems_without_curvature_are_rejected_with_a_reason():
     y = np.ones(20)
-    with pytest.raises(ValueError, match=r"smoothness L = 0.0 must be finite and > 0 \(L = 0 means"):
+    with pytest.raises(
+        ValueError, match=r"smoothness L = 0.0 must be finite and > 0 \(L = 0 means"
+    ):
         problems.linear_regression(np.zeros((20, 3)), y, num_partitions=2)
     with pytest.raises(ValueError, match=r"L = 0.0; L must be finite and > 0"):
-        problems.from_loss(lambda w, ex: jnp.sum(w) * 0.0 + ex[1], jnp.zeros(3),
-                           (np.zeros((20, 3)), y), 2, optimum_steps=5)
+        problems.from_loss(
+            lambda w, ex: jnp.sum(w) * 0.0 + ex[1],
+            jnp.zeros(3),
+            (np.zeros((20, 3)), y),
+            2,
+            optimum_steps=5,
+        )

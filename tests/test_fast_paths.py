@@ -32,8 +32,11 @@ def test_quadratic_form_equals_residual_form_in_float64(problem):
     slow = problems.gradient_oracle(direct.weighted_loss, direct.device_data(jnp.float64))
     assert slow.combine is None
     rng = np.random.default_rng(1)
-    for theta in [np.zeros(problem.dim), problem.quadratic.minimizer + 1e-3,
-                  rng.standard_normal(problem.dim) * 5]:
+    for theta in [
+        np.zeros(problem.dim),
+        problem.quadratic.minimizer + 1e-3,
+        rng.standard_normal(problem.dim) * 5,
+    ]:
         theta = jnp.asarray(theta)
         f, grads = fast.loss_and_grads(theta)
         f0, grads0 = slow.loss_and_grads(theta)
@@ -42,8 +45,12 @@ def test_quadratic_form_equals_residual_form_in_float64(problem):
         np.testing.assert_allclose(grads, grads0, rtol=0, atol=1e-10 * scale)
         # combine: any (R, P) matrix, also under vmap over trials
         B = jnp.asarray(rng.standard_normal((3, problem.num_partitions)))
-        np.testing.assert_allclose(fast.combine(theta, B), B @ grads0, rtol=0,
-                                   atol=1e-10 * scale * float(jnp.abs(B).sum(1).max()))
+        np.testing.assert_allclose(
+            fast.combine(theta, B),
+            B @ grads0,
+            rtol=0,
+            atol=1e-10 * scale * float(jnp.abs(B).sum(1).max()),
+        )
     thetas = jnp.asarray(rng.standard_normal((4, problem.dim)))
     coded = jax.vmap(lambda t: fast.combine(t, B))(thetas)
     expected = jax.vmap(lambda t: B @ slow.loss_and_grads(t)[1])(thetas)
@@ -57,8 +64,9 @@ def test_quadratic_form_only_where_it_saves_flops():
     assert wide.device_data(jnp.float64).quadratic is None
     tall = problems.linear_regression(rng.standard_normal((4, 7, 12)), rng.standard_normal((4, 7)))
     assert tall.uses_quadratic_form  # d = 12 < 2n = 14
-    logistic = problems.logistic_regression(rng.standard_normal((40, 3)),
-                                            np.sign(rng.standard_normal(40)), num_partitions=4)
+    logistic = problems.logistic_regression(
+        rng.standard_normal((40, 3)), np.sign(rng.standard_normal(40)), num_partitions=4
+    )
     assert logistic.quadratic is None and not logistic.uses_quadratic_form
 
 
@@ -88,8 +96,9 @@ def test_round_combined_matches_the_product_of_gradients():
     plain = Round(jnp.zeros(3), grads, jnp.ones(4), 0)
     np.testing.assert_array_equal(plain.combined(B), B @ grads)
     calls = []
-    through = Round(jnp.zeros(3), grads, jnp.ones(4), 0,
-                    combine=lambda m: calls.append(m.shape) or m @ grads)
+    through = Round(
+        jnp.zeros(3), grads, jnp.ones(4), 0, combine=lambda m: calls.append(m.shape) or m @ grads
+    )
     np.testing.assert_array_equal(through.combined(B), B @ grads)
     assert calls == [(2, 4)]
 
@@ -109,8 +118,11 @@ def test_strategy_steps_through_combine_like_through_grads(name, S):
 
     @jax.jit  # both rounds in one program
     def both_ways(strategy, state):
-        return [strategy.step(state, Round(theta, grads, times, 3, combine=combine), knobs)
-                for combine in (None, lambda m: oracle.combine(theta, m))]
+        return [
+            strategy.step(state, Round(theta, grads, times, 3, combine=combine), knobs)
+            for combine in (None, lambda m: oracle.combine(theta, m))
+        ]
+
     (a, state_a, stats_a), (b, state_b, stats_b) = both_ways(strategy, state)
     np.testing.assert_allclose(a, b, rtol=1e-12)
     assert stats_a.uploads == stats_b.uploads and stats_a.duration == stats_b.duration
@@ -120,9 +132,11 @@ def test_strategy_steps_through_combine_like_through_grads(name, S):
 
 def np_fastest(arrivals, k):
     """A stable sort's first k (NaN last, ±0 equal, ties by index) and the k-th arrival."""
+
     def key(i):
         x = arrivals[i]
         return (np.isnan(x), 0.0 if np.isnan(x) or x == 0 else x, i)
+
     order = sorted(range(len(arrivals)), key=key)
     used = np.zeros(len(arrivals), bool)
     used[order[:k]] = True
@@ -137,11 +151,13 @@ def test_wait_fastest_by_removal_and_by_top_k_agree_with_a_sort(M):
     assert strategies.wait.MAX_DROPPED_BY_REMOVAL == 4
     rng = np.random.default_rng(M)
     fastest = jax.jit(jax.vmap(strategies.wait_fastest, in_axes=(0, None)), static_argnums=1)
-    cases = np.concatenate([
-        rng.exponential(size=(20, M)),
-        rng.integers(0, 3, (30, M)).astype(float),
-        rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0], size=(50, M)),
-    ])
+    cases = np.concatenate(
+        [
+            rng.exponential(size=(20, M)),
+            rng.integers(0, 3, (30, M)).astype(float),
+            rng.choice([0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0], size=(50, M)),
+        ]
+    )
     # k = 1, and both sides of the switch between removal (M − k < 4) and top_k
     for dtype in (np.float64, np.float32):
         rows = cases.astype(dtype)
@@ -155,10 +171,14 @@ def test_wait_fastest_by_removal_and_by_top_k_agree_with_a_sort(M):
 
 def test_wait_fastest_with_eligible_workers():
     arrivals = jnp.array([0.5, 2.0, 1.0, 3.0, 0.1])
-    used, t = strategies.wait_fastest(arrivals, 2, eligible=jnp.array([True, True, True, True, False]))
+    used, t = strategies.wait_fastest(
+        arrivals, 2, eligible=jnp.array([True, True, True, True, False])
+    )
     assert used.tolist() == [True, False, True, False, False] and float(t) == 1.0
     # two eligible, three needed: the third is the first ineligible worker, at inf
-    used, t = strategies.wait_fastest(arrivals, 3, eligible=jnp.array([True, False, False, False, True]))
+    used, t = strategies.wait_fastest(
+        arrivals, 3, eligible=jnp.array([True, False, False, False, True])
+    )
     assert used.tolist() == [True, True, False, False, True] and float(t) == np.inf
 
 
@@ -166,13 +186,19 @@ def test_wait_fastest_with_eligible_workers():
 def test_segmented_sums_equal_plain_sums(n):
     x = np.random.default_rng(n).standard_normal((3, n))
     np.testing.assert_allclose(reductions.segmented_sum(jnp.asarray(x)), x.sum(-1), rtol=1e-13)
-    np.testing.assert_allclose(reductions.segmented_sum(jnp.asarray(x.T), axis=0), x.sum(-1),
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        reductions.segmented_sum(jnp.asarray(x.T), axis=0), x.sum(-1), rtol=1e-13
+    )
     np.testing.assert_allclose(reductions.sum_squares(jnp.asarray(x)), (x * x).sum(-1), rtol=1e-13)
-    np.testing.assert_allclose(reductions.inner(jnp.asarray(x), jnp.asarray(x[::-1])),
-                               (x * x[::-1]).sum(-1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        reductions.inner(jnp.asarray(x), jnp.asarray(x[::-1])),
+        (x * x[::-1]).sum(-1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     w = np.arange(3.0)
-    np.testing.assert_allclose(reductions.weighted_rows(jnp.asarray(w), jnp.asarray(x)), w @ x,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        reductions.weighted_rows(jnp.asarray(w), jnp.asarray(x)), w @ x, rtol=1e-12, atol=1e-12
+    )
     integers = jnp.arange(n, dtype=jnp.float32)
     assert float(reductions.segmented_sum(integers)) == n * (n - 1) / 2  # exact

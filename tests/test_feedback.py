@@ -34,10 +34,10 @@ def ticking(step=1.0):
 def test_plain_lines_one_per_point_and_at_most_one_per_interval():
     out = io.StringIO()
     progress = cli.Progress(1, 100, stream=out, clock=ticking(), every=30)
-    progress.start("gd")                          # t = 0
-    for done in range(1, 101):                    # t = done: a report a second
+    progress.start("gd")  # t = 0
+    for done in range(1, 101):  # t = done: a report a second
         progress.report(done, 100)
-    progress.finish("wrote r_gd.npz")             # t = 101
+    progress.finish("wrote r_gd.npz")  # t = 101
     lines = out.getvalue().splitlines()
     # lines at t = 30, 60, 90 (not at 100: the point is done), then the point's line
     assert lines == [
@@ -53,15 +53,15 @@ def test_terminal_bar_counts_iterations_and_points_rate_and_eta():
     out = Terminal()
     progress = cli.Progress(2, 10, stream=out, clock=ticking(2.0))
     assert progress.terminal
-    progress.start("gd")                          # t = 0
-    progress.report(5, 10)                        # t = 2: 5 of 20 iterations, 2.5 it/s
+    progress.start("gd")  # t = 0
+    progress.report(5, 10)  # t = 2: 5 of 20 iterations, 2.5 it/s
     drawn = out.getvalue().split("\r")[-1]
     assert drawn == "gd (1/2) █████··············· 5/20 iterations, 2.5 it/s, ETA 0:06\x1b[K"
-    progress.report(10, 10)                       # t = 4
-    progress.finish("wrote r_gd.npz")             # t = 6: erase, line, bar again
-    progress.start("gc")                          # t = 8
-    progress.report(10, 10)                       # t = 10: all 20 done
-    progress.finish("wrote r_gc.npz")             # t = 12: erase, line, no bar after the last
+    progress.report(10, 10)  # t = 4
+    progress.finish("wrote r_gd.npz")  # t = 6: erase, line, bar again
+    progress.start("gc")  # t = 8
+    progress.report(10, 10)  # t = 10: all 20 done
+    progress.finish("wrote r_gc.npz")  # t = 12: erase, line, no bar after the last
     progress.clear()
     text = out.getvalue()
     assert "\r\x1b[K  gd (1/2): 10 iterations in 6 s; wrote r_gd.npz\n" in text
@@ -79,8 +79,21 @@ def test_quiet_writes_nothing_even_on_a_terminal():
     assert out.getvalue() == "" and not progress.terminal
 
 
-RUN = ["run", "--strategy", "gd", "--workers", "4", "--stragglers", "1", "--trials", "2",
-       "--iters", "10", "--target-gap", "1e-2"]
+RUN = [
+    "run",
+    "--strategy",
+    "gd",
+    "--workers",
+    "4",
+    "--stragglers",
+    "1",
+    "--trials",
+    "2",
+    "--iters",
+    "10",
+    "--target-gap",
+    "1e-2",
+]
 
 
 def test_run_draws_a_bar_on_a_terminal_and_leaves_a_clean_line(tmp_path, capsys, monkeypatch):
@@ -90,8 +103,9 @@ def test_run_draws_a_bar_on_a_terminal_and_leaves_a_clean_line(tmp_path, capsys,
     err = terminal.getvalue()
     # one redraw per chunk (10 chunks of 1 iteration), the full bar at the end
     assert err.count("\r") >= 10 and "█" * 20 + " 10/10 iterations" in err
-    assert re.search(r"\r\x1b\[K  gd \(1/1\): 10 iterations in [\d.]+ s; wrote .*r_gd\.npz\n$",
-                     err), err[-300:]
+    assert re.search(
+        r"\r\x1b\[K  gd \(1/1\): 10 iterations in [\d.]+ s; wrote .*r_gd\.npz\n$", err
+    ), err[-300:]
     assert "| gd |" in capsys.readouterr().out
 
 
@@ -122,18 +136,28 @@ def random_result(seed=0, trials=7, records=30):
     """A Result with random increasing wall clocks and bits, decreasing gaps and a
     per-round error (NaN at entry 0), some trials shorter in bits and time than others."""
     rng = np.random.default_rng(seed)
-    wall_clock = np.concatenate([np.zeros((trials, 1)),
-                                 rng.exponential(size=(trials, records - 1)).cumsum(1)], 1)
-    bits = np.concatenate([np.zeros((trials, 1), int),
-                           rng.integers(0, 3, (trials, records - 1)).cumsum(1) * 64], 1)
+    wall_clock = np.concatenate(
+        [np.zeros((trials, 1)), rng.exponential(size=(trials, records - 1)).cumsum(1)], 1
+    )
+    bits = np.concatenate(
+        [np.zeros((trials, 1), int), rng.integers(0, 3, (trials, records - 1)).cumsum(1) * 64], 1
+    )
     gap = np.exp(-rng.uniform(0, 0.5, (trials, records)).cumsum(1))
     error = rng.exponential(size=(trials, records))
     error[:, 0] = np.nan
     zeros = np.zeros((trials, records))
-    return Result(iterations=np.arange(records), loss=gap, gap=gap, wall_clock=wall_clock,
-                  uploads=zeros, downloads=zeros, computations=zeros,
-                  diverged=np.zeros(trials, bool), optimal_value=0.0,
-                  metrics={"bits_up": bits, "grad_error": error})
+    return Result(
+        iterations=np.arange(records),
+        loss=gap,
+        gap=gap,
+        wall_clock=wall_clock,
+        uploads=zeros,
+        downloads=zeros,
+        computations=zeros,
+        diverged=np.zeros(trials, bool),
+        optimal_value=0.0,
+        metrics={"bits_up": bits, "grad_error": error},
+    )
 
 
 def last_record_at_most(x, grid):
@@ -155,7 +179,7 @@ def order_statistic(values, q):
 def test_bits_curves_are_the_quantiles_of_the_gap_at_each_bit_count(seed):
     r = random_result(seed)
     curves = plotting.bits_curves(r, q=(0.1, 0.5, 0.9), points=40)
-    assert set(curves) == {"bits_up"}        # no bits_down in this Result
+    assert set(curves) == {"bits_up"}  # no bits_down in this Result
     grid, *quantiles = curves["bits_up"]
     bits = r.bits_up
     assert grid[0] == 0 and grid[1] == bits[bits > 0].min() and grid[-1] == bits.max()
@@ -176,7 +200,7 @@ def test_error_curve_is_the_mean_and_quantiles_of_the_error_at_each_time(seed):
     index = last_record_at_most(r.wall_clock, grid)
     for g, t in enumerate(grid):
         eta = r.grad_error[np.arange(r.num_trials), index[:, g]]
-        eta = eta[~np.isnan(eta)]              # trials whose first round has not ended
+        eta = eta[~np.isnan(eta)]  # trials whose first round has not ended
         ended = np.mean(t <= r.wall_clock[:, -1]) < 0.5
         if ended or eta.size == 0:
             assert np.isnan([mean[g], low[g], high[g]]).all()
@@ -195,4 +219,3 @@ def test_figures_are_written_with_each_strategy_in_its_colour(tmp_path):
     path, colors = plotting.error_figure(errors, "error", tmp_path / "error.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert colors == {"fastest-k": plotting.color("fastest-k"), "gd": plotting.color("gd")}
-

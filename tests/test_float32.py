@@ -1,8 +1,15 @@
-"""Without x64 the simulator runs in float32 (tests otherwise run in float64)."""
+"""Without x64 the simulator runs in float32 (tests otherwise run in float64).
 
+Every float32 script below runs in one child process without x64 (started once for the
+module: a process start and jax's import cost seconds); each test checks its script's output.
+"""
+
+import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 import lagc_jax as lj
 
@@ -18,11 +25,54 @@ print("ok")
 """
 
 
-def test_float32_run():
+FLOOR = """
+import dataclasses, numpy as np, lagc_jax as lj
+p = lj.problems.lag_synthetic(12, dim=50)
+direct = dataclasses.replace(p, quadratic=None)
+for name, S in (("gd", 0), ("gc", 2)):
+    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=1000,
+                               num_trials=3, seed=1).gap[:, -300:]).min() for q in (p, direct)]
+    print(name, gaps[0], gaps[1], float(np.spacing(np.float32(p.optimal_value))))
+"""
+
+# Runs each script (argv[1]: a JSON object name -> code) in a fresh namespace and prints one
+# JSON object name -> {"stdout": ..., "error": traceback or null}.
+RUNNER = """
+import contextlib, io, json, sys, traceback
+scripts, outputs = json.loads(sys.argv[1]), {}
+for name, code in scripts.items():
+    printed, error = io.StringIO(), None
+    with contextlib.redirect_stdout(printed):
+        try:
+            exec(compile(code, name, "exec"), {"__name__": name})
+        except Exception:
+            error = traceback.format_exc()
+    outputs[name] = {"stdout": printed.getvalue(), "error": error}
+print(json.dumps(outputs))
+"""
+
+
+@pytest.fixture(scope="module")
+def float32_child():
+    """The scripts' outputs from one child without x64: ``output(name)`` is what a script
+    printed; a script that raised fails the test that asks for it, with its traceback."""
+    scripts = {"run": SCRIPT, "refused": REFUSED, "resolution": RESOLUTION, "floor": FLOOR}
     env = {**os.environ, "JAX_ENABLE_X64": "0"}
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    out = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(scripts)], capture_output=True, text=True, env=env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    outputs = json.loads(out.stdout.strip().splitlines()[-1])
+
+    def output(name):
+        assert outputs[name]["error"] is None, outputs[name]["error"]
+        return outputs[name]["stdout"].strip()
+
+    return output
+
+
+def test_float32_run(float32_child):
+    assert float32_child("run") == "ok"
 
 
 REFUSED = """
@@ -37,13 +87,10 @@ print("small code runs:", r.config["dtype"], float(r.decoding_residual.max()) < 
 """
 
 
-def test_float32_refuses_a_code_it_cannot_decode():
+def test_float32_refuses_a_code_it_cannot_decode(float32_child):
     """gc at M = 30, S = 10 (max|a| ≈ 7e5) would converge to a wrong point in float32: the
     run is refused before compiling, naming the reason; a small code still runs."""
-    env = {**os.environ, "JAX_ENABLE_X64": "0"}
-    out = subprocess.run([sys.executable, "-c", REFUSED], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    first, second = out.stdout.strip().splitlines()
+    first, second = float32_child("refused").splitlines()
     assert first.startswith("gc: decoding weights up to max|a| = 7.11e+05")
     assert "float32 cannot represent this code's decoding" in first
     assert second == "small code runs: float32 True"
@@ -77,21 +124,35 @@ for kwargs in (dict(slowdown=np.full(12, 1e-50)),
 """
 
 
-def test_float32_resolves_the_gap_and_refuses_what_it_cannot_represent():
+def test_float32_resolves_the_gap_and_refuses_what_it_cannot_represent(float32_child):
     """float32 on lag_synthetic(12): the gap is computed as ½(θ − θ*)ᵀ∇f, not f − f* of
     two rounded numbers (which floored at −1.8e-6 and 'reached' 1e-6 ten iterations
     early): it stays ≥ 0 and the float64 run's iteration is reproduced. A target below
     eps·|f*| of a non-quadratic problem is not claimed; times and factors that float32
     rounds to 0 are refused, naming them."""
-    env = {**os.environ, "JAX_ENABLE_X64": "0"}
-    out = subprocess.run([sys.executable, "-c", RESOLUTION], capture_output=True, text=True,
-                         env=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    lines = out.stdout.strip().splitlines()
+    lines = float32_child("resolution").splitlines()
     assert float(lines[0].split()[-1]) >= 0.0
-    reference = lj.simulate(lj.problems.lag_synthetic(12), lj.make("gd", 12),
-                            lj.ShiftedExponential(), num_iters=400, num_trials=1)
+    reference = lj.simulate(
+        lj.problems.lag_synthetic(12),
+        lj.make("gd", 12),
+        lj.ShiftedExponential(),
+        num_iters=400,
+        num_trials=1,
+    )
     assert lines[1] == f"reached at {int(reference.to_reach(1e-6)['iterations'][0])}"
-    assert lines[2:] == ["resolution True", "unresolvable True True", "slowdown True",
-                         "unit_times True", "upload_factors True",
-                         "delay (its mean unit time) True"]
+    assert lines[2:] == [
+        "resolution True",
+        "unresolvable True True",
+        "slowdown True",
+        "unit_times True",
+        "upload_factors True",
+        "delay (its mean unit time) True",
+    ]
+
+
+def test_float32_gap_floor_no_worse_than_the_residual_form(float32_child):
+    """In float32 the gap floors at the representation of f: the quadratic form's floor is
+    no worse than the residual form's (nor than one ulp of f*)."""
+    for line in float32_child("floor").splitlines():
+        name, quadratic, direct, ulp = line.split()
+        assert float(quadratic) <= max(float(direct), float(ulp)), line

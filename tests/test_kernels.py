@@ -36,16 +36,19 @@ def np_first_per_group(arrivals, size):
     used = np.zeros(len(arrivals), bool)
     times = []
     for g in range(len(arrivals) // size):
-        block = arrivals[g * size:(g + 1) * size]
+        block = arrivals[g * size : (g + 1) * size]
         used[g * size + int(np.argmin(block))] = True
         times.append(block.min())
     return used, max(times)
 
 
-times_arrays = st.integers(2, 9).flatmap(lambda m: st.tuples(
-    st.lists(st.floats(0, 10, allow_nan=False, allow_subnormal=False), min_size=m, max_size=m),
-    st.lists(st.booleans(), min_size=m, max_size=m),
-    st.floats(0, 3, allow_nan=False)))
+times_arrays = st.integers(2, 9).flatmap(
+    lambda m: st.tuples(
+        st.lists(st.floats(0, 10, allow_nan=False, allow_subnormal=False), min_size=m, max_size=m),
+        st.lists(st.booleans(), min_size=m, max_size=m),
+        st.floats(0, 3, allow_nan=False),
+    )
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -74,7 +77,9 @@ def test_kernels_vmap_over_trials():
     uploads = rng.random((50, 6)) < 0.7
     shared = jax.vmap(lambda x, u: timing.arrival_times(x, u, 0.4, "shared"))(c, uploads)
     for i in range(50):
-        np.testing.assert_allclose(shared[i], np_arrivals(c[i], uploads[i], 0.4, "shared"), rtol=1e-12)
+        np.testing.assert_allclose(
+            shared[i], np_arrivals(c[i], uploads[i], 0.4, "shared"), rtol=1e-12
+        )
     used, t = jax.vmap(lambda a: strategies.wait_first_per_group(a, 3))(c)
     for i in range(50):
         ref_used, ref_t = np_first_per_group(c[i], 3)
@@ -115,7 +120,9 @@ def test_shared_link_fifo_by_completion():
 # --------------------------------------------------------------------------- #
 def test_sample_unit_times_jit_vmap_and_moments():
     keys = jax.random.split(jax.random.key(0), 20000)
-    exp = jax.jit(jax.vmap(lambda k: delays.sample_unit_times(delays.ShiftedExponential(0.5, 2.0), k, 3)))(keys)
+    exp = jax.jit(
+        jax.vmap(lambda k: delays.sample_unit_times(delays.ShiftedExponential(0.5, 2.0), k, 3))
+    )(keys)
     # mean 0.5 + 1/2, sd 1/2: standard error 0.5/sqrt(60000)
     assert abs(float(exp.mean()) - 1.0) < 4 * 0.5 / np.sqrt(exp.size)
     assert float(exp.min()) >= 0.5
@@ -136,16 +143,20 @@ def test_delays_share_standard_draws():
 
 def test_delay_parameters_vmap():
     rates = jnp.array([1.0, 2.0, 4.0])
-    out = jax.vmap(lambda r: delays.sample_unit_times(delays.ShiftedExponential(0.0, r),
-                                                      jax.random.key(1), 4))(rates)
+    out = jax.vmap(
+        lambda r: delays.sample_unit_times(delays.ShiftedExponential(0.0, r), jax.random.key(1), 4)
+    )(rates)
     np.testing.assert_allclose(out[1] * 2, out[0], rtol=1e-12)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("exp:2", delays.ShiftedExponential(0.0, 2.0)),
-    ("exp:2,0.5", delays.ShiftedExponential(0.5, 2.0)),
-    ("pareto:1,1.5", delays.Pareto(1.0, 1.5)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("exp:2", delays.ShiftedExponential(0.0, 2.0)),
+        ("exp:2,0.5", delays.ShiftedExponential(0.5, 2.0)),
+        ("pareto:1,1.5", delays.Pareto(1.0, 1.5)),
+    ],
+)
 def test_parse_delay(text, expected):
     assert delays.parse_delay(text) == expected
 
@@ -173,5 +184,7 @@ def test_triggers_strict_and_vmappable():
     stored = jnp.zeros((2, 2))
     np.testing.assert_array_equal(strategies.worker_trigger(fresh, stored, 1.0), [False, True])
     thetas = jnp.array([[0.0, 0.0], [1.0, 0.0]])
-    asked = jax.vmap(lambda t: strategies.server_trigger(t, jnp.zeros((2, 2)), jnp.array([1.0, 3.0]), 1.0))(thetas)
+    asked = jax.vmap(
+        lambda t: strategies.server_trigger(t, jnp.zeros((2, 2)), jnp.array([1.0, 3.0]), 1.0)
+    )(thetas)
     np.testing.assert_array_equal(asked, [[False, False], [False, True]])  # 1·1 > 1 is False; 9 > 1

@@ -42,8 +42,11 @@ def replay_lag_decisions(z, name, uploads, start):
         threshold = xi * steps.sum() / (step**2 * U**2 * D)
         grads = np.einsum("pni,pn->pi", X, X @ theta - y)
         if k >= (D if start == "lag-reference" else 1):
-            lhs = (np.sum((grads - stored) ** 2, axis=1) if worker_side
-                   else partition_L**2 * np.sum((stored_params - theta) ** 2, axis=1))
+            lhs = (
+                np.sum((grads - stored) ** 2, axis=1)
+                if worker_side
+                else partition_L**2 * np.sum((stored_params - theta) ** 2, axis=1)
+            )
             decisions.append(lhs > threshold)
             margins.append(np.min(np.abs(lhs - threshold) / threshold))
         else:  # reference start: nobody sends before k = D; clean start: everybody at k = 0
@@ -57,6 +60,22 @@ def replay_lag_decisions(z, name, uploads, start):
 # --------------------------------------------------------------------------- #
 # conformance with the LAG authors' MATLAB script (shared/reference/lag_code)
 # --------------------------------------------------------------------------- #
+# The authors' runs stop at 82-98 iterations; ours run this many and are compared over the
+# authors' iterations (one program per strategy for all seeds, compiled once)
+REFERENCE_ITERS = 100
+
+
+def reference_run(problem, name):
+    return lj.simulate(
+        problem,
+        strategies.make(name, 9, start="lag-reference"),
+        EXP,
+        num_iters=REFERENCE_ITERS,
+        num_trials=1,
+        record_masks=True,
+    )
+
+
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("name", ["lag-wk", "lag-ps"])
 def test_lag_reference_uploads_and_losses(reference_dir, seed, name):
@@ -67,9 +86,9 @@ def test_lag_reference_uploads_and_losses(reference_dir, seed, name):
     key = name.replace("-", "_")
     ref_loss, ref_uploads = z[f"{key}_loss"], z[f"{key}_uploads"].astype(bool)
     K = len(ref_loss)
-    r = lj.simulate(problem, strategies.make(name, 9, start="lag-reference"), EXP,
-                    num_iters=K, num_trials=1, record_masks=True)
-    np.testing.assert_array_equal(r.upload_mask[0], ref_uploads)
+    assert K <= REFERENCE_ITERS
+    r = reference_run(problem, name)
+    np.testing.assert_array_equal(r.upload_mask[0, :K], ref_uploads)
     np.testing.assert_allclose(r.loss[0, :K], ref_loss, rtol=1e-10)
     assert r.uploads[0, K] == ref_uploads.sum()
 
@@ -91,17 +110,22 @@ def test_lag_reference_seed0_totals(reference_dir):
     """README of the fixtures: LAG-WK 132 uploads in 87 iterations, LAG-PS 259 in 96."""
     z, problem = load_lag_reference(reference_dir, 0)
     for name, iters, uploads in (("lag-wk", 87, 132), ("lag-ps", 96, 259)):
-        r = lj.simulate(problem, strategies.make(name, 9, start="lag-reference"), EXP,
-                        num_iters=iters, num_trials=1)
-        assert r.uploads[0, -1] == uploads
+        assert reference_run(problem, name).uploads[0, iters] == uploads
 
 
-@pytest.mark.parametrize("name, first_k, uploads_before", [
-    ("gd", 115, 1035), ("lag-ps", 82, 255), ("lag-wk", 73, 122)])
+@pytest.mark.parametrize(
+    "name, first_k, uploads_before", [("gd", 115, 1035), ("lag-ps", 82, 255), ("lag-wk", 73, 122)]
+)
 def test_clean_start_iterations_to_1e8(reference_dir, name, first_k, uploads_before):
     z, problem = load_lag_reference(reference_dir, 0)
-    r = lj.simulate(problem, strategies.make(name, 9), EXP, num_iters=150, num_trials=1,
-                    record_masks=name != "gd")
+    r = lj.simulate(
+        problem,
+        strategies.make(name, 9),
+        EXP,
+        num_iters=150,
+        num_trials=1,
+        record_masks=name != "gd",
+    )
     gap = r.loss[0] - float(z["f_gd_final"])
     assert np.argmax(gap < 1e-8) == first_k
     # the crossing and the counts before it hold on any CPU: 1e-8 is crossed by ≥ 2 %
@@ -128,9 +152,16 @@ FIELDS = ("loss", "wall_clock", "uploads", "downloads", "computations")
 
 
 @pytest.mark.parametrize("link", ["parallel", "shared"])
-@pytest.mark.parametrize("lazy, twin, S", [
-    ("lag-wk", "gd", 0), ("lag-ps", "gd", 0), ("lagc", "gc", 2), ("g-lag", "grouping", 2),
-    ("g-lag-wk", "grouping", 2)])
+@pytest.mark.parametrize(
+    "lazy, twin, S",
+    [
+        ("lag-wk", "gd", 0),
+        ("lag-ps", "gd", 0),
+        ("lagc", "gc", 2),
+        ("g-lag", "grouping", 2),
+        ("g-lag-wk", "grouping", 2),
+    ],
+)
 def test_zero_threshold_equals_twin(lazy, twin, S, link):
     a = simulate(lazy, 6, S, options={"xi": 0.0}, link=link)
     b = simulate(twin, 6, S, link=link)
@@ -172,8 +203,14 @@ def test_lazy_strategies_save_uploads_and_converge():
     problem = lag_synthetic(12, dim=50)
     gd = simulate("gd", 12, 0, problem=problem, num_iters=300, num_trials=2)
     for name in ("lag-wk", "lag-ps", "g-lag", "g-lag-wk", "lagc-ps"):
-        r = simulate(name, 12, 0 if name.startswith("lag-") else 2, problem=problem,
-                     num_iters=300, num_trials=2)
+        r = simulate(
+            name,
+            12,
+            0 if name.startswith("lag-") else 2,
+            problem=problem,
+            num_iters=300,
+            num_trials=2,
+        )
         assert r.uploads[0, -1] < 0.6 * gd.uploads[0, -1], name
         assert r.gap[0, -1] < 1e-6, name
 
@@ -187,18 +224,19 @@ def test_upload_mask_shape_and_totals():
 
 
 def test_trajectories_independent_of_delays_stay_unbatched():
-    """lag-ps's θ trajectory is computed once for all trials: 1000 trials cost little more than 1."""
+    """lag-ps's θ trajectory is computed once for all trials: 1000 trials cost little more than 2
+    (the 2-trial program is the one test_lazy_strategies_save_uploads_and_converge compiles)."""
     problem = lag_synthetic(12, dim=50)
 
     def seconds(trials):
-        simulate("lag-ps", 12, 0, problem=problem, num_iters=200, num_trials=trials)  # compile
+        simulate("lag-ps", 12, 0, problem=problem, num_iters=300, num_trials=trials)  # compile
         start = time.perf_counter()
-        simulate("lag-ps", 12, 0, problem=problem, num_iters=200, num_trials=trials, seed=2)
+        simulate("lag-ps", 12, 0, problem=problem, num_iters=300, num_trials=trials, seed=2)
         return time.perf_counter() - start
 
-    one, many = seconds(1), seconds(1000)
+    few, many = seconds(2), seconds(1000)
     # batched θ would cost ~1000× the gradient work; unbatched it is the cheap timing part
-    assert many < 40 * one + 0.5, (one, many)
+    assert many < 40 * few + 0.5, (few, many)
 
 
 # --------------------------------------------------------------------------- #
@@ -207,8 +245,14 @@ def test_trajectories_independent_of_delays_stay_unbatched():
 def test_divergence_is_flagged_and_warned():
     problem = lag_synthetic(6, dim=20)
     with pytest.warns(RuntimeWarning, match="diverged"):
-        r = lj.simulate(problem, strategies.make("gd", 6), EXP, num_iters=200, num_trials=2,
-                        step_size=3.0 / problem.smoothness)
+        r = lj.simulate(
+            problem,
+            strategies.make("gd", 6),
+            EXP,
+            num_iters=200,
+            num_trials=2,
+            step_size=3.0 / problem.smoothness,
+        )
     assert r.diverged.all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -216,10 +260,15 @@ def test_divergence_is_flagged_and_warned():
     assert not ok.diverged.any()
 
 
-@pytest.mark.parametrize("options, match", [
-    (dict(xi=-1.0), "xi"), (dict(history=0), "history"), (dict(start="warm"), "start"),
-    (dict(encoding=np.eye(6)), "option 'encoding' does not apply to strategy 'lag-wk'"),
-])
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (dict(xi=-1.0), "xi"),
+        (dict(history=0), "history"),
+        (dict(start="warm"), "start"),
+        (dict(encoding=np.eye(6)), "option 'encoding' does not apply to strategy 'lag-wk'"),
+    ],
+)
 def test_lazy_option_validation(options, match):
     with pytest.raises(ValueError, match=match):
         strategies.make("lag-wk", 6, **options)
@@ -242,6 +291,7 @@ def test_lagc_stability_depends_on_decoding_weights():
     code with large decoding weights (max|a| ≈ 370) diverges at ξ = 1 and converges at
     ξ = 0.1; the library's default code (max|a| ≈ 8.6) converges at ξ = 1."""
     from lagc_jax import coding
+
     problem = lag_synthetic(12)
     tandon = coding.tandon_cyclic(12, 2, 0)
     assert coding.decoding_stats(tandon, 2)["max_abs_weight"] > 300
@@ -249,8 +299,9 @@ def test_lagc_stability_depends_on_decoding_weights():
 
     def run(xi, encoding=None):
         options = {"xi": xi} if encoding is None else {"xi": xi, "encoding": encoding}
-        return lj.simulate(problem, strategies.make("lagc", 12, 2, **options), EXP,
-                           num_iters=400, num_trials=8)
+        return lj.simulate(
+            problem, strategies.make("lagc", 12, 2, **options), EXP, num_iters=400, num_trials=8
+        )
 
     with pytest.warns(RuntimeWarning, match="8 of 8 trials diverged"):
         assert run(1.0, tandon).diverged.all()

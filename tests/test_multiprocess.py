@@ -38,12 +38,22 @@ def free_port() -> int:
 
 def test_two_processes_equal_one(tmp_path):
     port = str(free_port())
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
     outputs = [tmp_path / f"process{i}.npz" for i in range(2)]
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), port, str(outputs[i])],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(i), port, str(outputs[i])],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         results = [w.communicate(timeout=300) for w in workers]
     finally:
@@ -55,8 +65,18 @@ def test_two_processes_equal_one(tmp_path):
     for i in range(2):  # every process holds the whole result
         got = np.load(outputs[i])
         for name in ("gc", "lag-wk"):
-            single = lj.simulate(p, lj.make(name, 6, 1), lj.ShiftedExponential(), num_iters=30,
-                                 num_trials=7, chunk_size=10, upload_time=0.1)
+            single = lj.simulate(
+                p,
+                lj.make(name, 6, 1),
+                lj.ShiftedExponential(),
+                num_iters=30,
+                num_trials=7,
+                chunk_size=10,
+                upload_time=0.1,
+            )
             for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
-                np.testing.assert_array_equal(got[f"{name}_{field}"], getattr(single, field),
-                                              err_msg=f"process {i} {name} {field}")
+                np.testing.assert_array_equal(
+                    got[f"{name}_{field}"],
+                    getattr(single, field),
+                    err_msg=f"process {i} {name} {field}",
+                )

@@ -80,8 +80,13 @@ class Watched:
     def step(self, state, round, knobs):
         aggregate, state, stats = self.inner.step(state, round, knobs)
         values = _round_metrics(round.unit_times)
-        return aggregate, state, stats._replace(
-            metrics={m.name: values.get(m.name, jnp.zeros(())) for m in self.metrics})
+        return (
+            aggregate,
+            state,
+            stats._replace(
+                metrics={m.name: values.get(m.name, jnp.zeros(())) for m in self.metrics}
+            ),
+        )
 
 
 @st.pytree_dataclass
@@ -91,8 +96,12 @@ class RandomHalf:
 
     num_workers: int = st.static()
     name: str = st.static(default="random-half")
-    metrics = (Metric("x0", "round"), Metric("max_time", "round"), Metric("used", "sum"),
-               Metric("u", "round"))
+    metrics = (
+        Metric("x0", "round"),
+        Metric("max_time", "round"),
+        Metric("used", "sum"),
+        Metric("u", "round"),
+    )
     delay_dependent = True  # the iterates depend on the draws: batched over trials
     xi = None
 
@@ -109,13 +118,20 @@ class RandomHalf:
         _, wait = lj.strategies.wait_all(knobs.link.arrivals(round.unit_times, everyone), everyone)
         aggregate = 2.0 * (keep.astype(round.grads.dtype) @ round.grads)
         values = _round_metrics(round.unit_times)
-        stats = st.Stats(duration=knobs.broadcast_time + wait,
-                         uploads=jnp.sum(keep, dtype=jnp.int32),
-                         downloads=jnp.int32(self.num_workers),
-                         computations=jnp.int32(self.num_workers), upload_mask=keep,
-                         decoding_residual=jnp.zeros((), round.grads.dtype),
-                         metrics={"x0": values["x0"], "max_time": values["max_time"],
-                                  "used": jnp.sum(keep), "u": u})
+        stats = st.Stats(
+            duration=knobs.broadcast_time + wait,
+            uploads=jnp.sum(keep, dtype=jnp.int32),
+            downloads=jnp.int32(self.num_workers),
+            computations=jnp.int32(self.num_workers),
+            upload_mask=keep,
+            decoding_residual=jnp.zeros((), round.grads.dtype),
+            metrics={
+                "x0": values["x0"],
+                "max_time": values["max_time"],
+                "used": jnp.sum(keep),
+                "u": u,
+            },
+        )
         return aggregate, state + 1, stats
 
 
@@ -163,8 +179,10 @@ def per_round(values):
 
 def refuse_to_run(monkeypatch):
     """Make any chunk of a run fail the test (an error must be raised before)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("a chunk ran: the error was not raised before running")
+
     monkeypatch.setattr(engine, "_run_chunk", refuse)
 
 
@@ -191,8 +209,16 @@ def nothing_runs(monkeypatch):
 
 def watched_run(**kwargs):
     """Watched(gd) on the replayed unit times (τ = 0.25)."""
-    return lj.simulate(PROBLEM, Watched(lj.make("gd", M)), None, num_iters=K, num_trials=T,
-                       unit_times=TIMES, upload_time=TAU, **kwargs)
+    return lj.simulate(
+        PROBLEM,
+        Watched(lj.make("gd", M)),
+        None,
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=TAU,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +246,7 @@ def test_user_metrics_match_a_numpy_replay(watched):
     assert sorted(r.cumulative_metrics()) == ["bits_down", "bits_up", "staleness"]
     assert r.config["metrics"] == [["staleness", "sum"], ["max_time", "round"]]
     with pytest.raises(AttributeError, match="staleness"):  # the message lists the metrics
-        r.nonexistent
+        _ = r.nonexistent
 
 
 def test_metrics_do_not_depend_on_chunking_and_thin_with_record_every(watched):
@@ -254,8 +280,9 @@ def test_metrics_resume_from_a_checkpoint(watched, tmp_path):
     with np.load(tmp_path / manifest["chunks"][0]["file"]) as chunk:  # records kept by name
         assert {"record:staleness", "record:max_time"} <= set(chunk.files)
     seen = []
-    resumed = watched_run(chunk_size=3, checkpoint_dir=tmp_path,
-                          progress=lambda done, total: seen.append(done))
+    resumed = watched_run(
+        chunk_size=3, checkpoint_dir=tmp_path, progress=lambda done, total: seen.append(done)
+    )
     assert seen == [6]  # only the missing chunk ran
     for name in ("staleness", "max_time", "bits_up", "bits_down"):
         np.testing.assert_array_equal(resumed.metrics[name], watched.metrics[name], err_msg=name)
@@ -294,8 +321,16 @@ def test_builtin_bits_and_gradient_error(name):
     grad_error (MODEL.md §10): NaN at entry 0, ~0 for exact strategies, and for fastest-k the
     η_k of a NumPy replay of its own iterates."""
     strategy = lj.make(name, M, S)
-    r = lj.simulate(PROBLEM, strategy, None, num_iters=K, num_trials=T, unit_times=TIMES,
-                    upload_time=TAU, record=("grad_error",))
+    r = lj.simulate(
+        PROBLEM,
+        strategy,
+        None,
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=TAU,
+        record=("grad_error",),
+    )
     assert set(r.metrics) == {"bits_up", "bits_down", "grad_error"}
     np.testing.assert_array_equal(r.bits_up, BITS * r.uploads)
     np.testing.assert_array_equal(r.bits_down, BITS * r.downloads)
@@ -311,10 +346,10 @@ def test_builtin_bits_and_gradient_error(name):
             theta = PROBLEM.initial_params()
             for k in range(K):
                 grads = partition_grads(theta)
-                fastest = np.argsort(TIMES[t, k] + TAU, kind="stable")[:M - S]
+                fastest = np.argsort(TIMES[t, k] + TAU, kind="stable")[: M - S]
                 estimate = M / (M - S) * grads[fastest].sum(axis=0)
                 full = grads.sum(axis=0)
-                expected[t, k] = np.sum((estimate - full) ** 2) / np.sum(full ** 2)
+                expected[t, k] = np.sum((estimate - full) ** 2) / np.sum(full**2)
                 losses[t, k] = np_loss(theta)
                 theta = theta - ALPHA * estimate
             losses[t, K] = np_loss(theta)
@@ -322,8 +357,8 @@ def test_builtin_bits_and_gradient_error(name):
         np.testing.assert_allclose(eta[:, 1:], expected, rtol=1e-9)
         np.testing.assert_allclose(r.loss, losses, rtol=1e-12)
         np.testing.assert_allclose(
-            np.diff(r.wall_clock, axis=1), np.sort(TIMES + TAU, axis=-1)[..., M - S - 1],
-            rtol=1e-14)
+            np.diff(r.wall_clock, axis=1), np.sort(TIMES + TAU, axis=-1)[..., M - S - 1], rtol=1e-14
+        )
         np.testing.assert_array_equal(r.bits_up[:, -1], BITS * (M - S) * K)
 
 
@@ -341,19 +376,23 @@ def test_record_masks_is_record_equals_masks():
     assert a.metrics.keys() == {"bits_up", "bits_down"}
 
 
-@pytest.mark.parametrize("metrics, record, message", [
-    ((Metric("uploads", "sum"),), (), "'uploads' collides with a core record"),
-    ((Metric("loss", "round"),), (), "'loss' collides with a core record"),
-    ((Metric("grad_error", "round"),), (), "'grad_error' collides"),
-    ((Metric("staleness", "max"),), (), "accumulate must be one of"),
-    ((Metric("a", "sum"), Metric("a", "round")), (), "metric 'a' declared twice"),
-    ((Metric("bits_up", "round"),), (), "'bits_up' .* must accumulate by 'sum'"),
-    ((Metric("my metric", "sum"),), (), "must be a Python identifier"),
-    (("staleness",), (), "must be Metric"),
-    ((), ("nonsense",), "record: unknown record 'nonsense'"),
-])
-def test_bad_metric_declarations_and_records_fail_before_compiling(monkeypatch, metrics, record,
-                                                                   message):
+@pytest.mark.parametrize(
+    "metrics, record, message",
+    [
+        ((Metric("uploads", "sum"),), (), "'uploads' collides with a core record"),
+        ((Metric("loss", "round"),), (), "'loss' collides with a core record"),
+        ((Metric("grad_error", "round"),), (), "'grad_error' collides"),
+        ((Metric("staleness", "max"),), (), "accumulate must be one of"),
+        ((Metric("a", "sum"), Metric("a", "round")), (), "metric 'a' declared twice"),
+        ((Metric("bits_up", "round"),), (), "'bits_up' .* must accumulate by 'sum'"),
+        ((Metric("my metric", "sum"),), (), "must be a Python identifier"),
+        (("staleness",), (), "must be Metric"),
+        ((), ("nonsense",), "record: unknown record 'nonsense'"),
+    ],
+)
+def test_bad_metric_declarations_and_records_fail_before_compiling(
+    monkeypatch, metrics, record, message
+):
     strategy = Watched(lj.make("gd", M), metrics=metrics)
     start = time.perf_counter()
     with nothing_runs(monkeypatch), pytest.raises(ValueError, match=message):
@@ -383,12 +422,16 @@ def test_link_arrivals_by_hand():
     # the link idles when a message completes after the previous one left: w1 at 6
     idle = jnp.array([0.0, 6.0])
     np.testing.assert_array_equal(
-        timing.sized_arrival_times(idle, jnp.array([True, True]), jnp.array([2.0, 0.5]),
-                                   "shared"), [2.0, 6.5])
+        timing.sized_arrival_times(idle, jnp.array([True, True]), jnp.array([2.0, 0.5]), "shared"),
+        [2.0, 6.5],
+    )
     # ties by worker index: w0 first
     np.testing.assert_array_equal(
-        timing.sized_arrival_times(jnp.array([1.0, 1.0]), jnp.array([True, True]),
-                                   jnp.array([2.0, 0.5]), "shared"), [3.0, 3.5])
+        timing.sized_arrival_times(
+            jnp.array([1.0, 1.0]), jnp.array([True, True]), jnp.array([2.0, 0.5]), "shared"
+        ),
+        [3.0, 3.5],
+    )
     # no sizes: every upload full precision, (latency + τ)·factor
     np.testing.assert_array_equal(shared.arrivals(c, up), [5.5, 4.0, 1.0, 6.25])
     np.testing.assert_array_equal(shared.arrivals(c, up), fifo(c, 1.5 * np.asarray(factors), up))
@@ -407,13 +450,21 @@ def test_link_at_defaults_is_the_closed_form_bitwise(kind):
         tau = float(rng.exponential())
         link = timing.Link(tau, 0.3, kind=kind)
         np.testing.assert_array_equal(link.arrivals(c, up), timing.arrival_times(c, up, tau, kind))
-        np.testing.assert_array_equal(timing.Link(tau, 0.3, 0.0, None, kind=kind).arrivals(c, up),
-                                      timing.arrival_times(c, up, tau, kind))
+        np.testing.assert_array_equal(
+            timing.Link(tau, 0.3, 0.0, None, kind=kind).arrivals(c, up),
+            timing.arrival_times(c, up, tau, kind),
+        )
         # per-message durations all τ: the same times (to rounding)
-        np.testing.assert_allclose(timing.sized_arrival_times(c, up, jnp.full(7, tau), kind),
-                                   timing.arrival_times(c, up, tau, kind), rtol=1e-14)
-        expected = (fifo(c, np.full(7, tau), up) if kind == "shared"
-                    else np.asarray(c) + np.where(up, tau, 0.0))
+        np.testing.assert_allclose(
+            timing.sized_arrival_times(c, up, jnp.full(7, tau), kind),
+            timing.arrival_times(c, up, tau, kind),
+            rtol=1e-14,
+        )
+        expected = (
+            fifo(c, np.full(7, tau), up)
+            if kind == "shared"
+            else np.asarray(c) + np.where(up, tau, 0.0)
+        )
         np.testing.assert_allclose(link.arrivals(c, up), expected, rtol=1e-14)
 
 
@@ -423,56 +474,112 @@ def test_gd_wall_clock_with_latency_and_upload_factors(kind):
     tau, tau_b = 0.5, 0.25
     latencies = [0.1, 0.4, 0.0]
     factors = [[1.0, 2.0, 0.5, 1.5], [0.5, 0.5, 1.0, 3.0], [1.0, 1.0, 1.0, 1.0]]
-    points = lj.sweep(PROBLEM, lj.make("gd", M), None, num_iters=K, num_trials=T,
-                      unit_times=TIMES, upload_time=tau, broadcast_time=tau_b, latency=latencies,
-                      upload_factors=factors, link=kind)
+    points = lj.sweep(
+        PROBLEM,
+        lj.make("gd", M),
+        None,
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=tau,
+        broadcast_time=tau_b,
+        latency=latencies,
+        upload_factors=factors,
+        link=kind,
+    )
     for r, latency, f in zip(points, latencies, factors):
         durations = (latency + tau) * np.asarray(f)
         delta = np.empty((T, K))
         for t in range(T):
             for k in range(K):
-                arrivals = (TIMES[t, k] + durations if kind == "parallel"
-                            else fifo(TIMES[t, k], durations))
+                arrivals = (
+                    TIMES[t, k] + durations if kind == "parallel" else fifo(TIMES[t, k], durations)
+                )
                 delta[t, k] = tau_b + arrivals.max()
         np.testing.assert_allclose(r.wall_clock, cumulative(delta), rtol=1e-14)
         assert r.config["latency"] == latency and r.config["upload_factors"] == f
         np.testing.assert_array_equal(r.bits_up, np.tile(BITS * M * np.arange(K + 1), (T, 1)))
     # latency 0 and factors 1 (the sized path) give the default run's numbers
-    default = lj.simulate(PROBLEM, lj.make("gd", M), None, num_iters=K, num_trials=T,
-                          unit_times=TIMES, upload_time=tau, broadcast_time=tau_b, link=kind)
-    explicit = lj.simulate(PROBLEM, lj.make("gd", M), None, num_iters=K, num_trials=T,
-                           unit_times=TIMES, upload_time=tau, broadcast_time=tau_b, link=kind,
-                           latency=0.0, upload_factors=None)
+    default = lj.simulate(
+        PROBLEM,
+        lj.make("gd", M),
+        None,
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=tau,
+        broadcast_time=tau_b,
+        link=kind,
+    )
+    explicit = lj.simulate(
+        PROBLEM,
+        lj.make("gd", M),
+        None,
+        num_iters=K,
+        num_trials=T,
+        unit_times=TIMES,
+        upload_time=tau,
+        broadcast_time=tau_b,
+        link=kind,
+        latency=0.0,
+        upload_factors=None,
+    )
     assert_same_run(explicit, default, rtol=0)
     assert_same_run(points[2], default, rtol=1e-14)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(latency=-0.1), "latency must be finite and >= 0"),
-    (dict(latency=float("nan")), "latency must be finite and >= 0"),
-    (dict(latency=float("inf")), "latency must be finite and >= 0"),
-    (dict(upload_factors=[1.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
-    (dict(upload_factors=[1.0, 0.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
-    (dict(upload_factors=[1.0, -2.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
-    (dict(upload_factors=[1.0, np.inf, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(latency=-0.1), "latency must be finite and >= 0"),
+        (dict(latency=float("nan")), "latency must be finite and >= 0"),
+        (dict(latency=float("inf")), "latency must be finite and >= 0"),
+        (dict(upload_factors=[1.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
+        (dict(upload_factors=[1.0, 0.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
+        (dict(upload_factors=[1.0, -2.0, 1.0, 1.0]), "upload_factors must be 4 finite factors > 0"),
+        (
+            dict(upload_factors=[1.0, np.inf, 1.0, 1.0]),
+            "upload_factors must be 4 finite factors > 0",
+        ),
+    ],
+)
 def test_bad_link_inputs_fail_before_compiling(monkeypatch, kwargs, message):
     with nothing_runs(monkeypatch), pytest.raises(ValueError, match=message):
-        lj.simulate(PROBLEM, lj.make("gd", M), EXP_DELAY, num_iters=K, num_trials=T,
-                    upload_time=0.5, **kwargs)
+        lj.simulate(
+            PROBLEM,
+            lj.make("gd", M),
+            EXP_DELAY,
+            num_iters=K,
+            num_trials=T,
+            upload_time=0.5,
+            **kwargs,
+        )
 
 
 def test_bad_swept_link_inputs_fail_before_compiling(monkeypatch):
     with nothing_runs(monkeypatch):
         with pytest.raises(ValueError, match="latency must be finite and >= 0"):
-            lj.sweep(PROBLEM, lj.make("gd", M), EXP_DELAY, num_iters=K, num_trials=T,
-                     latency=[0.0, -1.0])
+            lj.sweep(
+                PROBLEM, lj.make("gd", M), EXP_DELAY, num_iters=K, num_trials=T, latency=[0.0, -1.0]
+            )
         with pytest.raises(ValueError, match="upload_factors must be 4 finite factors > 0"):
-            lj.sweep(PROBLEM, lj.make("gd", M), EXP_DELAY, num_iters=K, num_trials=T,
-                     upload_factors=[[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+            lj.sweep(
+                PROBLEM,
+                lj.make("gd", M),
+                EXP_DELAY,
+                num_iters=K,
+                num_trials=T,
+                upload_factors=[[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0]],
+            )
         with pytest.raises(ValueError, match="upload_factors"):  # a (2, M) array: sweep's
-            lj.simulate(PROBLEM, lj.make("gd", M), EXP_DELAY, num_iters=K, num_trials=T,
-                        upload_factors=np.ones((2, M)))
+            lj.simulate(
+                PROBLEM,
+                lj.make("gd", M),
+                EXP_DELAY,
+                num_iters=K,
+                num_trials=T,
+                upload_factors=np.ones((2, M)),
+            )
 
 
 # --------------------------------------------------------------------------- #
@@ -491,8 +598,9 @@ def test_sweep_over_strategies_and_xi_equals_separate_runs():
     assert swept[1].uploads[:, -1].sum() < swept[0].uploads[:, -1].sum()  # larger ξ: fewer
     with compiles_nothing():  # xi= sets the strategy's ξ leaf: the same program
         by_xi = lj.sweep(PROBLEM, lj.make("lag-wk", M, S), EXP_DELAY, xi=xis, **kw)
-        other = lj.sweep(PROBLEM, [lj.make("lag-wk", M, S, xi=x) for x in (0.0, 5.0)],
-                         EXP_DELAY, **kw)
+        other = lj.sweep(
+            PROBLEM, [lj.make("lag-wk", M, S, xi=x) for x in (0.0, 5.0)], EXP_DELAY, **kw
+        )
     for a, b in zip(by_xi, swept):
         assert_same_run(a, b, rtol=0)
         assert a.config["xi"] == b.config["xi"]
@@ -525,18 +633,28 @@ def test_sweep_over_a_delay_parameter_equals_separate_runs_and_compiles_once():
         assert_same_run(swept[point], single, rtol=1e-12)
         for name in ("staleness", "max_time"):
             np.testing.assert_array_equal(swept[point].metrics[name], single.metrics[name])
-    np.testing.assert_allclose(swept[1].max_time[:, 1:], np.sqrt(swept[0].max_time[:, 1:]),
-                               rtol=1e-14)
-    np.testing.assert_allclose(np.diff(swept[1].wall_clock, axis=1), swept[1].max_time[:, 1:],
-                               rtol=1e-12)  # gd with τ = τ_b = 0: Δ = max x
+    np.testing.assert_allclose(
+        swept[1].max_time[:, 1:], np.sqrt(swept[0].max_time[:, 1:]), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        np.diff(swept[1].wall_clock, axis=1), swept[1].max_time[:, 1:], rtol=1e-12
+    )  # gd with τ = τ_b = 0: Δ = max x
     with compiles_nothing():  # other numbers of the same structure and length
-        again = lj.sweep(PROBLEM, [Watched(lj.make("gd", M))] * 2,
-                         [lj.delays.Weibull(2.0, 1.5, 0.1), lj.delays.Weibull(0.5, 3.0)],
-                         upload_time=[0.0, 1.0], **kw)
-    np.testing.assert_allclose(again[0].max_time[:, 1:],
-                               0.1 + 2.0 * swept[0].max_time[:, 1:] ** (1 / 1.5), rtol=1e-12)
-    np.testing.assert_allclose(np.diff(again[1].wall_clock, axis=1),
-                               1.0 + 0.5 * swept[0].max_time[:, 1:] ** (1 / 3.0), rtol=1e-12)
+        again = lj.sweep(
+            PROBLEM,
+            [Watched(lj.make("gd", M))] * 2,
+            [lj.delays.Weibull(2.0, 1.5, 0.1), lj.delays.Weibull(0.5, 3.0)],
+            upload_time=[0.0, 1.0],
+            **kw,
+        )
+    np.testing.assert_allclose(
+        again[0].max_time[:, 1:], 0.1 + 2.0 * swept[0].max_time[:, 1:] ** (1 / 1.5), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.diff(again[1].wall_clock, axis=1),
+        1.0 + 0.5 * swept[0].max_time[:, 1:] ** (1 / 3.0),
+        rtol=1e-12,
+    )
 
 
 def test_sweep_refuses_mixed_structures_and_lengths(monkeypatch):
@@ -545,15 +663,27 @@ def test_sweep_refuses_mixed_structures_and_lengths(monkeypatch):
         with pytest.raises(ValueError, match="one pytree structure"):
             lj.sweep(PROBLEM, [lj.make("gd", M), lj.make("gc", M, S)], EXP_DELAY, **kw)
         with pytest.raises(ValueError, match="one pytree structure"):  # static fields differ
-            lj.sweep(PROBLEM, [Watched(lj.make("gd", M)),
-                               Watched(lj.make("gd", M), metrics=(Metric("x0", "round"),))],
-                     EXP_DELAY, **kw)
+            lj.sweep(
+                PROBLEM,
+                [
+                    Watched(lj.make("gd", M)),
+                    Watched(lj.make("gd", M), metrics=(Metric("x0", "round"),)),
+                ],
+                EXP_DELAY,
+                **kw,
+            )
         with pytest.raises(ValueError, match="share one length"):
-            lj.sweep(PROBLEM, [lj.make("lag-wk", M)] * 2, EXP_DELAY, upload_time=[0.0, 1.0, 2.0],
-                     **kw)
+            lj.sweep(
+                PROBLEM, [lj.make("lag-wk", M)] * 2, EXP_DELAY, upload_time=[0.0, 1.0, 2.0], **kw
+            )
         with pytest.raises(ValueError, match="share one length"):
-            lj.sweep(PROBLEM, lj.make("lag-wk", M), [EXP_DELAY, lj.ShiftedExponential(2.0)],
-                     xi=[0.0, 1.0, 2.0], **kw)
+            lj.sweep(
+                PROBLEM,
+                lj.make("lag-wk", M),
+                [EXP_DELAY, lj.ShiftedExponential(2.0)],
+                xi=[0.0, 1.0, 2.0],
+                **kw,
+            )
         with pytest.raises(ValueError, match="delay models of one type"):
             lj.sweep(PROBLEM, lj.make("gd", M), [EXP_DELAY, PARETO], **kw)
         with pytest.raises(ValueError, match="xi does not apply"):
@@ -568,8 +698,10 @@ def drawn_runs(seed=0):
     4 devices): gd watched (iterates shared by the trials) and RandomHalf drawing from
     round.key (iterates batched over trials)."""
     kw = dict(num_iters=K, num_trials=7, upload_time=0.2, chunk_size=3, seed=seed)
-    return {"gd": lj.simulate(PROBLEM, Watched(lj.make("gd", M)), PARETO, **kw),
-            "random-half": lj.simulate(PROBLEM, RandomHalf(M), PARETO, **kw)}
+    return {
+        "gd": lj.simulate(PROBLEM, Watched(lj.make("gd", M)), PARETO, **kw),
+        "random-half": lj.simulate(PROBLEM, RandomHalf(M), PARETO, **kw),
+    }
 
 
 def drawn_arrays(runs):
@@ -590,8 +722,10 @@ def drawn():
 def iteration_keys(seed, trials, iters):
     """(trials, iters) keys by the engine's documented derivation: trial i folds i into
     key(seed), iteration k folds in k."""
+
     def one(i, k):
         return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), i), k)
+
     grid = jax.vmap(lambda i: jax.vmap(lambda k: one(i, k))(jnp.arange(iters)))
     return jax.jit(grid)(jnp.arange(trials))
 
@@ -608,8 +742,9 @@ def test_strategy_draws_from_round_key_leave_unit_times_unchanged(drawn):
     np.testing.assert_allclose(rh.x0[:, 1:], x[..., 0], rtol=1e-15)
     np.testing.assert_allclose(gd.max_time[:, 1:], x.max(axis=-1), rtol=1e-15)
     # the strategy's draws: reproduced from round.key = fold_in(iteration key, tag)
-    keep, u = jax.jit(jax.vmap(jax.vmap(
-        lambda key: draws(jax.random.fold_in(key, engine._STRATEGY_TAG), M))))(keys)
+    keep, u = jax.jit(
+        jax.vmap(jax.vmap(lambda key: draws(jax.random.fold_in(key, engine._STRATEGY_TAG), M)))
+    )(keys)
     keep, u = np.asarray(keep), np.asarray(u)
     np.testing.assert_array_equal(rh.u[:, 1:], u)
     np.testing.assert_array_equal(rh.used, cumulative(keep.sum(axis=-1)))
@@ -651,8 +786,11 @@ np.savez({path!r}, **drawn_arrays(drawn_runs()))
 
 def test_metrics_and_draws_identical_on_four_devices(drawn, tmp_path):
     path = tmp_path / "four.npz"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
     code = SHARDED.format(tests=str(Path(__file__).resolve().parent), path=str(path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -672,10 +810,20 @@ def test_metrics_and_draws_identical_on_four_devices(drawn, tmp_path):
 # --------------------------------------------------------------------------- #
 def test_checkpoint_of_the_older_format_is_refused(monkeypatch, tmp_path):
     """A manifest of format 2 (records by position), as that version wrote it."""
-    (tmp_path / checkpoints.MANIFEST).write_text(json.dumps({
-        "format": 2, "key": "0" * 64, "done": 3, "num_trials": T,
-        "carry": {"file": "carry_000000003_abc.npz", "sha256": "0" * 64},
-        "chunks": [{"file": "chunk_000000000_abc.npz", "sha256": "0" * 64, "k0": 0, "done": 3}]}))
+    (tmp_path / checkpoints.MANIFEST).write_text(
+        json.dumps(
+            {
+                "format": 2,
+                "key": "0" * 64,
+                "done": 3,
+                "num_trials": T,
+                "carry": {"file": "carry_000000003_abc.npz", "sha256": "0" * 64},
+                "chunks": [
+                    {"file": "chunk_000000000_abc.npz", "sha256": "0" * 64, "k0": 0, "done": 3}
+                ],
+            }
+        )
+    )
     refuse_to_run(monkeypatch)
     with pytest.raises(ValueError, match=r"older version of lagc_jax \(records by position"):
         watched_run(chunk_size=3, checkpoint_dir=tmp_path)
@@ -707,21 +855,36 @@ def test_reported_metrics_must_be_the_declared_ones():
     problem = PROBLEM
     for reports in ((), ("staleness", "other")):
         with pytest.raises(ValueError, match=r"'misreported': its step reports the metrics"):
-            lj.simulate(problem, Misreported(base, reports), lj.ShiftedExponential(),
-                        num_iters=2, num_trials=1)
-    r = lj.simulate(problem, Misreported(base, ("staleness",)), lj.ShiftedExponential(),
-                    num_iters=2, num_trials=1)
+            lj.simulate(
+                problem,
+                Misreported(base, reports),
+                lj.ShiftedExponential(),
+                num_iters=2,
+                num_trials=1,
+            )
+    r = lj.simulate(
+        problem,
+        Misreported(base, ("staleness",)),
+        lj.ShiftedExponential(),
+        num_iters=2,
+        num_trials=1,
+    )
     assert r.staleness.tolist() == [[0.0, 0.0, 0.0]]
 
 
 def test_a_delay_model_without_draws_is_refused_before_compiling():
     """A DelayModel subclass that defines neither sample nor from_standard is refused by
     name instead of failing inside the trace."""
+
     class NoDraws(lj.delays.DelayModel):
         scale = 1.0
-    jax.tree_util.register_pytree_node(NoDraws, lambda d: ((d.scale,), None),
-                                       lambda _, leaves: NoDraws())
-    with count_compilations() as events, pytest.raises(ValueError, match="NoDraws defines "
-                                                                          "neither sample"):
+
+    jax.tree_util.register_pytree_node(
+        NoDraws, lambda d: ((d.scale,), None), lambda _, leaves: NoDraws()
+    )
+    with (
+        count_compilations() as events,
+        pytest.raises(ValueError, match="NoDraws defines neither sample"),
+    ):
         lj.simulate(PROBLEM, lj.make("gd", M), NoDraws(), num_iters=2, num_trials=1)
     assert events == []

@@ -12,9 +12,13 @@ from lagc_jax.problems import lag_synthetic
 # 2**31 and above: k is folded in as uint32, like jax.random.fold_in does
 ITERATIONS = (0, 1, 7, 99, 2**31 - 1, 2**31 + 3, 2**32 - 1)
 DTYPES = (jnp.float32, jnp.float64)
-LAWS = (lj.ShiftedExponential(0.5, 2.0), lj.Pareto(1.0, 1.5),
-        lj.MarkovStragglers(lj.ShiftedExponential(0.0, 1.0), slow_factor=4.0, p_slow=0.1,
-                            p_recover=0.5))
+LAWS = (
+    lj.ShiftedExponential(0.5, 2.0),
+    lj.Pareto(1.0, 1.5),
+    lj.MarkovStragglers(
+        lj.ShiftedExponential(0.0, 1.0), slow_factor=4.0, p_slow=0.1, p_recover=0.5
+    ),
+)
 
 
 def trial_keys(seed, count=300):
@@ -37,21 +41,31 @@ def test_exponential_draws_are_jax_random_bit_for_bit(seed, dtype):
 
     @jax.jit
     def ours(keys, k):
-        return jax.vmap(lambda key: random_words.exponential(
-            random_words.random_bits(random_words.fold_in(key, k), 12, dtype), dtype))(keys)
+        return jax.vmap(
+            lambda key: random_words.exponential(
+                random_words.random_bits(random_words.fold_in(key, k), 12, dtype), dtype
+            )
+        )(keys)
+
+    @jax.jit
+    def theirs(keys, k):
+        return jax.vmap(
+            lambda key: jax.random.exponential(jax.random.fold_in(key, k), (12,), dtype=dtype)
+        )(keys)
 
     for k in ITERATIONS:
-        expected = jax.vmap(lambda key: jax.random.exponential(
-            jax.random.fold_in(key, k), (12,), dtype=dtype))(keys)
-        assert same_bits(ours(keys, np.uint32(k)), expected), k
+        assert same_bits(ours(keys, np.uint32(k)), theirs(keys, np.uint32(k))), k
     # the key words of fold_in too, and draws of another length
     folded = jax.vmap(lambda key: jnp.stack(random_words.fold_in(key, 5)))(keys)
     np.testing.assert_array_equal(
-        folded, jax.random.key_data(jax.vmap(lambda key: jax.random.fold_in(key, 5))(keys)))
-    single = random_words.exponential(random_words.random_bits(
-        random_words.fold_in(keys[3], 2), 37, dtype), dtype)
-    assert same_bits(single, jax.random.exponential(jax.random.fold_in(keys[3], 2), (37,),
-                                                    dtype=dtype))
+        folded, jax.random.key_data(jax.vmap(lambda key: jax.random.fold_in(key, 5))(keys))
+    )
+    single = random_words.exponential(
+        random_words.random_bits(random_words.fold_in(keys[3], 2), 37, dtype), dtype
+    )
+    assert same_bits(
+        single, jax.random.exponential(jax.random.fold_in(keys[3], 2), (37,), dtype=dtype)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -59,12 +73,21 @@ def test_exponential_draws_are_jax_random_bit_for_bit(seed, dtype):
 def test_unit_times_from_bits_equal_sample_unit_times(law, dtype):
     assert delays.from_bits(law)
     keys = trial_keys(3, 50)
+
+    @jax.jit
+    def both(keys, k):
+        expected = jax.vmap(
+            lambda key: delays.sample_unit_times(law, jax.random.fold_in(key, k), 12, dtype=dtype)
+        )(keys)
+        got = jax.vmap(
+            lambda key: delays.unit_times_from_bits(
+                law, random_words.random_bits(random_words.fold_in(key, k), 12, dtype), dtype
+            )
+        )(keys)
+        return got, expected
+
     for k in (0, 11):
-        expected = jax.vmap(lambda key: delays.sample_unit_times(
-            law, jax.random.fold_in(key, k), 12, dtype=dtype))(keys)
-        got = jax.vmap(lambda key: delays.unit_times_from_bits(
-            law, random_words.random_bits(random_words.fold_in(key, k), 12, dtype), dtype))(keys)
-        assert same_bits(got, expected)
+        assert same_bits(*both(keys, np.uint32(k)))
 
 
 def test_empirical_delays_draw_through_jax_random():
@@ -76,24 +99,26 @@ def test_random_bits_refuse_other_dtypes():
         random_words.random_bits(random_words.fold_in(jax.random.key(0), 0), 4, jnp.float16)
 
 
-@pytest.mark.parametrize("name,law", [("lagc", LAWS[0]), ("fastest-k", LAWS[2]),
-                                      ("gc", LAWS[1])])
+@pytest.mark.parametrize("name,law", [("lagc", LAWS[0]), ("fastest-k", LAWS[2]), ("gc", LAWS[1])])
 def test_simulate_with_carried_bits_equals_jax_random_draws(monkeypatch, name, law):
     """The carried path (bits of iteration k computed in iteration k − 1, across record
     blocks and chunks) gives the run jax.random gives, bit for bit."""
     problem = lag_synthetic(6, dim=8)
     strategy = strategies.make(name, 6, 1)
     kwargs = dict(num_iters=24, num_trials=7, seed=5, record_every=2, upload_time=0.2)
-    carried = [lj.simulate(problem, strategy, law, **kwargs),
-               lj.simulate(problem, strategy, law, chunk_size=6, **kwargs)]
+    carried = [
+        lj.simulate(problem, strategy, law, **kwargs),
+        lj.simulate(problem, strategy, law, chunk_size=6, **kwargs),
+    ]
     monkeypatch.setattr(delays, "from_bits", lambda delay: False)
-    jax.clear_caches()  # else the compiled carried path would be reused
-    drawn = lj.simulate(problem, strategy, law, **kwargs)
-    jax.clear_caches()
+    # chunks of another length: a program not compiled above (else the compiled carried
+    # path would be reused), traced with jax.random's draws
+    drawn = lj.simulate(problem, strategy, law, chunk_size=12, **kwargs)
     for result in carried:
         for field in ("loss", "wall_clock", "uploads", "computations", "downloads"):
-            np.testing.assert_array_equal(getattr(result, field), getattr(drawn, field),
-                                          err_msg=field)
+            np.testing.assert_array_equal(
+                getattr(result, field), getattr(drawn, field), err_msg=field
+            )
 
 
 def test_other_bit_layouts_fall_back_to_jax_random():

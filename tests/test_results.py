@@ -62,12 +62,28 @@ def test_summary_counts_reached_and_diverged():
 
 def test_save_load_roundtrip(tmp_path):
     problem = lag_synthetic(6, dim=12)
-    r = lj.simulate(problem, lj.strategies.make("g-lag", 6, 1), lj.Pareto(1.0, 1.5),
-                    num_iters=10, num_trials=3, record_masks=True, upload_time=0.1)
+    r = lj.simulate(
+        problem,
+        lj.strategies.make("g-lag", 6, 1),
+        lj.Pareto(1.0, 1.5),
+        num_iters=10,
+        num_trials=3,
+        record_masks=True,
+        upload_time=0.1,
+    )
     path = r.save(tmp_path / "nested" / "run.npz")
     loaded = Result.load(path)
-    for field in ("iterations", "loss", "gap", "wall_clock", "uploads", "downloads",
-                  "computations", "diverged", "upload_mask"):
+    for field in (
+        "iterations",
+        "loss",
+        "gap",
+        "wall_clock",
+        "uploads",
+        "downloads",
+        "computations",
+        "diverged",
+        "upload_mask",
+    ):
         np.testing.assert_array_equal(getattr(loaded, field), getattr(r, field), err_msg=field)
     assert loaded.optimal_value == r.optimal_value
     record = json.loads(path.with_suffix(".json").read_text())
@@ -80,12 +96,17 @@ def test_save_load_roundtrip(tmp_path):
 def test_save_keeps_dotted_stems(tmp_path):
     """`out/pareto_1.5` and `out/pareto_1.2` are two runs, not one file `out/pareto_1.npz`."""
     import dataclasses
+
     a = small_result()
     b = dataclasses.replace(a, optimal_value=2.0)
     assert a.save(tmp_path / "pareto_1.5") == tmp_path / "pareto_1.5.npz"
     b.save(tmp_path / "pareto_1.2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "pareto_1.2.json", "pareto_1.2.npz", "pareto_1.5.json", "pareto_1.5.npz"]
+        "pareto_1.2.json",
+        "pareto_1.2.npz",
+        "pareto_1.5.json",
+        "pareto_1.5.npz",
+    ]
     assert Result.load(tmp_path / "pareto_1.5").optimal_value == 1.0
     assert Result.load(tmp_path / "pareto_1.2.npz").optimal_value == 2.0
     # only a trailing .npz / .json is an extension
@@ -95,6 +116,7 @@ def test_save_keeps_dotted_stems(tmp_path):
 
 def test_save_honours_the_umask(tmp_path):
     import os
+
     old = os.umask(0o022)
     try:
         path = small_result().save(tmp_path / "r")
@@ -146,11 +168,13 @@ def test_summary_reports_the_gap_at_the_end_with_diverged_trials_as_inf():
     diverged = small_result(metrics={})
     diverged.diverged = np.array([True, False])
     med, lo, hi = diverged.summary(0.01)["final_gap"]
-    assert (med, lo, hi) == (np.inf, 0.1, np.inf)   # n = 2: the median of {0.1, inf}
+    assert (med, lo, hi) == (np.inf, 0.1, np.inf)  # n = 2: the median of {0.1, inf}
     from lagc_jax.results import format_final_gap
+
     assert format_final_gap(s) == "not reached; final gap 0.3 [0.1, 0.5]"
     assert format_final_gap({"final_gap": (med, lo, hi)}) == (
-        "not reached; final gap ∞ (most trials diverged)")
+        "not reached; final gap ∞ (most trials diverged)"
+    )
 
 
 def test_mean_and_quantiles_per_record_of_a_per_round_metric():

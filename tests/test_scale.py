@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +23,27 @@ def test_sweep_points_equal_separate_runs(name):
     strategy = strategies.make(name, 6, 1 if name == "gc" else 0)
     step_sizes = [0.5 / problem.smoothness, 1.0 / problem.smoothness]
     taus = [0.0, 0.7]
-    swept = lj.sweep(problem, strategy, EXP, num_iters=20, num_trials=3, step_size=step_sizes,
-                     upload_time=taus, link="shared")
+    swept = lj.sweep(
+        problem,
+        strategy,
+        EXP,
+        num_iters=20,
+        num_trials=3,
+        step_size=step_sizes,
+        upload_time=taus,
+        link="shared",
+    )
     for point, (alpha, tau) in enumerate(zip(step_sizes, taus)):
-        single = lj.simulate(problem, strategy, EXP, num_iters=20, num_trials=3, step_size=alpha,
-                             upload_time=tau, link="shared")
+        single = lj.simulate(
+            problem,
+            strategy,
+            EXP,
+            num_iters=20,
+            num_trials=3,
+            step_size=alpha,
+            upload_time=tau,
+            link="shared",
+        )
         assert_same_run(swept[point], single, rtol=1e-12)
         assert swept[point].config["upload_time"] == tau
 
@@ -35,11 +52,13 @@ def test_sweep_over_xi_and_delay_parameters_does_not_recompile():
     problem = lag_synthetic(6, dim=12)
     strategy = strategies.make("lag-wk", 6)
     kwargs = dict(num_iters=10, num_trials=2)
-    first = lj.sweep(problem, strategy, [lj.Pareto(1.0, 2.0), lj.Pareto(1.0, 3.0)],
-                     xi=[0.0, 1.0], **kwargs)
+    first = lj.sweep(
+        problem, strategy, [lj.Pareto(1.0, 2.0), lj.Pareto(1.0, 3.0)], xi=[0.0, 1.0], **kwargs
+    )
     size = engine._run_chunk._cache_size()
-    second = lj.sweep(problem, strategy, [lj.Pareto(2.0, 1.5), lj.Pareto(1.0, 4.0)],
-                      xi=[0.5, 2.0], **kwargs)
+    second = lj.sweep(
+        problem, strategy, [lj.Pareto(2.0, 1.5), lj.Pareto(1.0, 4.0)], xi=[0.5, 2.0], **kwargs
+    )
     assert engine._run_chunk._cache_size() == size
     # ξ = 0: every worker uploads every iteration; larger ξ uploads less
     assert first[0].uploads[0, -1] == 6 * 10 > first[1].uploads[0, -1]
@@ -50,13 +69,26 @@ def test_sweep_over_xi_and_delay_parameters_does_not_recompile():
 def test_sweep_validation():
     problem = lag_synthetic(4, dim=8)
     with pytest.raises(ValueError, match="share one length"):
-        lj.sweep(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1,
-                 step_size=[0.1, 0.2], upload_time=[0.0, 1.0, 2.0])
+        lj.sweep(
+            problem,
+            strategies.make("gd", 4),
+            EXP,
+            num_iters=2,
+            num_trials=1,
+            step_size=[0.1, 0.2],
+            upload_time=[0.0, 1.0, 2.0],
+        )
     with pytest.raises(ValueError, match="xi does not apply"):
         lj.sweep(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1, xi=[0.0, 1.0])
     with pytest.raises(ValueError, match="scalar knobs"):
-        lj.simulate(problem, strategies.make("gd", 4), EXP, num_iters=2, num_trials=1,
-                    upload_time=[0.0, 1.0])
+        lj.simulate(
+            problem,
+            strategies.make("gd", 4),
+            EXP,
+            num_iters=2,
+            num_trials=1,
+            upload_time=[0.0, 1.0],
+        )
 
 
 @pytest.mark.parametrize("name", ["lagc", "g-lag"])
@@ -74,11 +106,23 @@ def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, progress=stop_after_two_chunks,
-                    **kwargs)
+        lj.simulate(
+            problem,
+            strategy,
+            EXP,
+            checkpoint_dir=tmp_path,
+            progress=stop_after_two_chunks,
+            **kwargs,
+        )
     seen = []
-    resumed = lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path,
-                          progress=lambda done, total: seen.append(done), **kwargs)
+    resumed = lj.simulate(
+        problem,
+        strategy,
+        EXP,
+        checkpoint_dir=tmp_path,
+        progress=lambda done, total: seen.append(done),
+        **kwargs,
+    )
     assert seen == [18, 24]  # only the two missing chunks ran
     assert_same_run(whole, resumed, rtol=0)
     np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
@@ -86,38 +130,61 @@ def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
         lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, seed=1, **kwargs)
 
 
+def sharded_runs():
+    """The runs compared across device counts: 7 trials (padded to 8 on 4 devices), chunked,
+    iterates batched (gc, lagc) and computed once (lag-ps), and a sweep."""
+    p = lag_synthetic(6, dim=12)
+    out = {}
+    for name in ("gc", "lag-ps", "lagc"):
+        r = lj.simulate(
+            p,
+            strategies.make(name, 6, 1 if name != "lag-ps" else 0),
+            lj.Pareto(1.0, 2.0),
+            num_iters=15,
+            num_trials=7,
+            upload_time=0.2,
+            chunk_size=5,
+        )
+        for f in ("loss", "wall_clock", "uploads", "computations"):
+            out[name + "/" + f] = getattr(r, f)
+    sw = lj.sweep(
+        p,
+        strategies.make("gc", 6, 1),
+        lj.ShiftedExponential(),
+        num_iters=6,
+        num_trials=5,
+        upload_time=[0.0, 1.0],
+    )
+    out["sweep"] = np.stack([r.wall_clock for r in sw])
+    return out
+
+
 SHARDED = """
-import numpy as np, jax
+import sys, numpy as np, jax
 jax.config.update("jax_enable_x64", True)
-assert len(jax.devices()) == {devices}, jax.devices()
-import lagc_jax as lj
-p = lj.problems.lag_synthetic(6, dim=12)
-out = {{}}
-for name in ("gc", "lag-ps", "lagc"):
-    r = lj.simulate(p, lj.strategies.make(name, 6, 1 if name != "lag-ps" else 0), lj.Pareto(1.0, 2.0),
-                    num_iters=15, num_trials=7, upload_time=0.2, chunk_size=5)
-    for f in ("loss", "wall_clock", "uploads", "computations"):
-        out[name + "/" + f] = getattr(r, f)
-sw = lj.sweep(p, lj.strategies.make("gc", 6, 1), lj.ShiftedExponential(), num_iters=6,
-              num_trials=5, upload_time=[0.0, 1.0])
-out["sweep"] = np.stack([r.wall_clock for r in sw])
-np.savez({path!r}, **out)
+assert len(jax.devices()) == 4, jax.devices()
+sys.path.insert(0, {tests!r})
+from test_scale import sharded_runs
+np.savez({path!r}, **sharded_runs())
 """
 
 
-def run_on_devices(devices, path):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu"}
-    code = SHARDED.format(devices=devices, path=str(path))
+def test_results_identical_on_one_and_four_devices(tmp_path):
+    """One device here, four in a child process."""
+    one = sharded_runs()
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+    }
+    code = SHARDED.format(
+        tests=str(Path(__file__).resolve().parent), path=str(tmp_path / "four.npz")
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    return np.load(path)
-
-
-def test_results_identical_on_one_and_four_devices(tmp_path):
-    one = run_on_devices(1, tmp_path / "one.npz")
-    four = run_on_devices(4, tmp_path / "four.npz")  # 7 trials: padded to 8 and trimmed
-    for key in one.files:
+    four = np.load(tmp_path / "four.npz")
+    assert set(four.files) == set(one)
+    for key in one:
         if key.endswith(("uploads", "computations")):
             np.testing.assert_array_equal(one[key], four[key], err_msg=key)
         else:

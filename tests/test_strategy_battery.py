@@ -40,18 +40,28 @@ class HandWrittenGD:
         M_ = self.num_workers
         aggregate = jnp.ones((M_,), round.grads.dtype) @ round.grads
         arrivals = round.unit_times + knobs.upload_time
-        stats = st.Stats(duration=knobs.broadcast_time + jnp.max(arrivals),
-                         uploads=jnp.int32(M_), downloads=jnp.int32(M_),
-                         computations=jnp.int32(M_), upload_mask=jnp.ones((M_,), bool),
-                         decoding_residual=jnp.zeros((), round.grads.dtype))
+        stats = st.Stats(
+            duration=knobs.broadcast_time + jnp.max(arrivals),
+            uploads=jnp.int32(M_),
+            downloads=jnp.int32(M_),
+            computations=jnp.int32(M_),
+            upload_mask=jnp.ones((M_,), bool),
+            decoding_residual=jnp.zeros((), round.grads.dtype),
+        )
         return aggregate, state, stats
 
 
 def _half_fastest(num_workers, stragglers):
     """A composition registered by the test: wait for half the workers, rescale by 2."""
     k = num_workers // 2
-    return st.Strategy(st.placement.identity(num_workers), st.NoTrigger(), st.FirstK(k),
-                       st.ScaledSum(num_workers / k), name="test-half", stragglers=stragglers)
+    return st.Strategy(
+        st.placement.identity(num_workers),
+        st.NoTrigger(),
+        st.FirstK(k),
+        st.ScaledSum(num_workers / k),
+        name="test-half",
+        stragglers=stragglers,
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,12 +76,18 @@ def registered():
 ALL = BUILT_IN + ("test-hand-gd", "test-half")
 PROBLEM = lj.problems.lag_synthetic(M, dim=10)
 DELAY = lj.ShiftedExponential(shift=0.1, rate=1.0)
+# The drawn runs of the tests below share these sizes: one program per strategy, compiled
+# once for the module (the times, step sizes and seeds are traced)
+RUN = dict(num_iters=24, num_trials=3, record_masks=True)
+# One strategy round, jitted once for the module (the jit key is the strategy's structure)
+STEP = jax.jit(lambda strategy, state, round_, knobs_: strategy.step(state, round_, knobs_))
 
 
 def knobs(step_size=0.05, upload_time=0.2, broadcast_time=0.1):
     number = partial(jnp.asarray, dtype=jnp.float64)
-    return st.Knobs(number(step_size), lj.timing.Link(number(upload_time), number(broadcast_time),
-                                                      number(0.0)))
+    return st.Knobs(
+        number(step_size), lj.timing.Link(number(upload_time), number(broadcast_time), number(0.0))
+    )
 
 
 def a_round(theta, k, times):
@@ -83,8 +99,9 @@ def scaled_encoding(strategy, factor):
     """The same strategy with B's values scaled (same shape and support)."""
     if not isinstance(strategy, st.Strategy):
         return strategy
-    placement = dataclasses.replace(strategy.placement,
-                                    encoding=np.asarray(strategy.placement.encoding) * factor)
+    placement = dataclasses.replace(
+        strategy.placement, encoding=np.asarray(strategy.placement.encoding) * factor
+    )
     return dataclasses.replace(strategy, placement=placement)
 
 
@@ -95,10 +112,9 @@ def test_step_jits_vmaps_and_keeps_its_state_structure(name):
     state = s.init(theta, lambda mask: 2.0)
     structure = jax.tree_util.tree_structure(state)
     leaves = [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(state)]
-    step = jax.jit(lambda s_, state_, round_, knobs_: s_.step(state_, round_, knobs_))
     times = jax.random.exponential(jax.random.key(0), (3, 4, M), jnp.float64)
     for k in range(4):
-        aggregate, state, stats = step(s, state, a_round(theta, k, times[0, k]), knobs())
+        aggregate, state, stats = STEP(s, state, a_round(theta, k, times[0, k]), knobs())
         assert aggregate.shape == (10,) and bool(jnp.all(jnp.isfinite(aggregate)))
         assert jax.tree_util.tree_structure(state) == structure
         assert [(x.shape, x.dtype) for x in jax.tree_util.tree_leaves(state)] == leaves
@@ -109,7 +125,7 @@ def test_step_jits_vmaps_and_keeps_its_state_structure(name):
     aggregates, _, stats = batched(times[:, 0])
     assert aggregates.shape == (3, 10) and stats.duration.shape == (3,)
     for i in range(3):
-        single, _, single_stats = step(s, state, a_round(theta, 4, times[i, 0]), knobs())
+        single, _, single_stats = STEP(s, state, a_round(theta, 4, times[i, 0]), knobs())
         np.testing.assert_allclose(aggregates[i], single, rtol=1e-12, atol=1e-12)
         assert int(stats.uploads[i]) == int(single_stats.uploads)
 
@@ -118,37 +134,39 @@ def test_step_jits_vmaps_and_keeps_its_state_structure(name):
 def test_no_recompilation_when_knobs_or_encoding_change(name):
     s = lj.make(name, M, S)
     state = s.init(jnp.zeros(10), lambda mask: 2.0)
-    step = jax.jit(lambda s_, state_, round_, knobs_: s_.step(state_, round_, knobs_))
     times = jnp.linspace(1.0, 2.0, M)
-    step(s, state, a_round(jnp.zeros(10), 1, times), knobs())
+    STEP(s, state, a_round(jnp.zeros(10), 1, times), knobs())
     # new values everywhere, ξ included (built before counting: eager ops compile too)
     new = scaled_encoding(s, 2.0)
     if getattr(s, "is_lazy", False):
         new = dataclasses.replace(new, trigger=dataclasses.replace(new.trigger, xi=7.0))
-    args = (new, state, a_round(jnp.ones(10), 2, times * 3),
-            knobs(step_size=0.01, upload_time=1.5, broadcast_time=0.0))
+    args = (
+        new,
+        state,
+        a_round(jnp.ones(10), 2, times * 3),
+        knobs(step_size=0.01, upload_time=1.5, broadcast_time=0.0),
+    )
     with count_compilations() as compiled:
-        step(*args)
+        STEP(*args)
     assert compiled == []
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name):
     s = lj.make(name, M, S)
-    kw = dict(num_iters=24, num_trials=3, upload_time=0.2)
-    a = lj.simulate(PROBLEM, s, DELAY, seed=5, **kw)
-    b = lj.simulate(PROBLEM, s, DELAY, seed=5, **kw)
-    for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
+    a = lj.simulate(PROBLEM, s, DELAY, seed=5, upload_time=0.2, **RUN)
+    b = lj.simulate(PROBLEM, s, DELAY, seed=5, upload_time=0.2, **RUN)
+    for field in ("loss", "wall_clock", "uploads", "downloads", "computations", "upload_mask"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
-    other = lj.simulate(PROBLEM, s, DELAY, seed=6, **kw)
+    other = lj.simulate(PROBLEM, s, DELAY, seed=6, upload_time=0.2, **RUN)
     assert not np.array_equal(a.wall_clock, other.wall_clock)
+    kw = dict(num_iters=24, num_trials=3, upload_time=0.2)
     assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, seed=5, chunk_size=8, **kw))
     # vmap over trials = a Python loop over trials (replayed unit times)
     times = np.random.default_rng(1).exponential(size=(3, 24, M)) + 0.1
     together = lj.simulate(PROBLEM, s, unit_times=times, **kw)
     for i in range(3):
-        alone = lj.simulate(PROBLEM, s, unit_times=times[i:i + 1],
-                            **(kw | dict(num_trials=1)))
+        alone = lj.simulate(PROBLEM, s, unit_times=times[i : i + 1], **(kw | dict(num_trials=1)))
         for field in ("uploads", "downloads", "computations"):
             np.testing.assert_array_equal(getattr(together, field)[i], getattr(alone, field)[0])
         np.testing.assert_allclose(together.wall_clock[i], alone.wall_clock[0], rtol=1e-12)
@@ -156,9 +174,11 @@ def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name):
 
 
 def test_hand_written_protocol_strategy_equals_gd():
-    kw = dict(num_iters=30, num_trials=4, upload_time=0.3, broadcast_time=0.1)
-    assert_same_run(lj.simulate(PROBLEM, lj.make("test-hand-gd", M), DELAY, **kw),
-                    lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **kw))
+    kw = dict(upload_time=0.3, broadcast_time=0.1, **RUN)
+    hand = lj.simulate(PROBLEM, lj.make("test-hand-gd", M), DELAY, **kw)
+    gd = lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **kw)
+    assert_same_run(hand, gd)
+    np.testing.assert_array_equal(hand.upload_mask, gd.upload_mask)
 
 
 def test_strategies_differing_in_one_piece_compile_separately():
@@ -166,12 +186,11 @@ def test_strategies_differing_in_one_piece_compile_separately():
     gives that rule's numbers (the old hand-written key returned gc's wall clock)."""
     gc = lj.make("gc", M, S)
     waits_all = dataclasses.replace(gc, wait=st.WaitAll())
-    kw = dict(num_iters=20, num_trials=5)
-    fast = lj.simulate(PROBLEM, gc, DELAY, **kw)
+    fast = lj.simulate(PROBLEM, gc, DELAY, **RUN)
     with count_compilations() as compiled, pytest.warns(RuntimeWarning, match="decoding"):
-        slow = lj.simulate(PROBLEM, waits_all, DELAY, **kw)  # a_F of M − S workers, M used
+        slow = lj.simulate(PROBLEM, waits_all, DELAY, **RUN)  # a_F of M − S workers, M used
     assert compiled and not (slow.decoding_residual <= 1e-8).any()  # NaN or large
-    gd = lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **kw)
+    gd = lj.simulate(PROBLEM, lj.make("gd", M), DELAY, **RUN)
     # waiting for all M workers with load S+1 takes (S+1)× gd's time, exactly
     np.testing.assert_allclose(slow.wall_clock, (S + 1) * gd.wall_clock, rtol=1e-12)
     assert (fast.wall_clock[:, -1] < slow.wall_clock[:, -1]).all()
@@ -179,12 +198,18 @@ def test_strategies_differing_in_one_piece_compile_separately():
 
 def test_new_encoding_and_knobs_do_not_recompile_simulate():
     s = lj.make("lagc", M, S)
-    kw = dict(num_iters=20, num_trials=4)
-    lj.simulate(PROBLEM, s, DELAY, **kw)
+    lj.simulate(PROBLEM, s, DELAY, **RUN)
     other_code = lj.make("lagc", M, S, encoding=lj.coding.tandon_cyclic(M, S, seed=3), xi=0.3)
     with count_compilations() as compiled:
-        lj.simulate(PROBLEM, other_code, lj.ShiftedExponential(0.5, 2.0), step_size=0.01,
-                    upload_time=0.7, broadcast_time=0.2, **kw)
+        lj.simulate(
+            PROBLEM,
+            other_code,
+            lj.ShiftedExponential(0.5, 2.0),
+            step_size=0.01,
+            upload_time=0.7,
+            broadcast_time=0.2,
+            **RUN,
+        )
     assert compiled == []
 
 
@@ -193,13 +218,28 @@ def test_optimizer_factory_loop_compiles_once():
     s = lj.make("gd", M)
     results = []
     with count_compilations() as first:
-        results.append(lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd,
-                                   optimizer_args={"learning_rate": 0.01, "momentum": 0.5}, **kw))
+        results.append(
+            lj.simulate(
+                PROBLEM,
+                s,
+                DELAY,
+                optimizer=optax.sgd,
+                optimizer_args={"learning_rate": 0.01, "momentum": 0.5},
+                **kw,
+            )
+        )
     with count_compilations() as later:
         for lr in (0.02, 0.03):
-            results.append(lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd,
-                                       optimizer_args={"learning_rate": lr, "momentum": 0.5},
-                                       **kw))
+            results.append(
+                lj.simulate(
+                    PROBLEM,
+                    s,
+                    DELAY,
+                    optimizer=optax.sgd,
+                    optimizer_args={"learning_rate": lr, "momentum": 0.5},
+                    **kw,
+                )
+            )
     assert first and later == []
     # the traced arguments are used: the same numbers as a GradientTransformation instance
     direct = lj.simulate(PROBLEM, s, DELAY, optimizer=optax.sgd(0.03, momentum=0.5), **kw)
@@ -209,19 +249,49 @@ def test_optimizer_factory_loop_compiles_once():
 
 def test_optimizer_validation():
     with pytest.raises(ValueError, match=r"optimizer_args\['learning_rate'\] must be a finite"):
-        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
-                    optimizer=optax.sgd, optimizer_args={"learning_rate": float("nan")})
+        lj.simulate(
+            PROBLEM,
+            lj.make("gd", M),
+            DELAY,
+            num_iters=2,
+            num_trials=1,
+            optimizer=optax.sgd,
+            optimizer_args={"learning_rate": float("nan")},
+        )
     with pytest.raises(ValueError, match="optimizer factory rejected"):
-        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
-                    optimizer=optax.sgd, optimizer_args={"rate": 0.1})
+        lj.simulate(
+            PROBLEM,
+            lj.make("gd", M),
+            DELAY,
+            num_iters=2,
+            num_trials=1,
+            optimizer=optax.sgd,
+            optimizer_args={"rate": 0.1},
+        )
     with pytest.raises(ValueError, match="optimizer_args need an optimizer factory"):
-        lj.simulate(PROBLEM, lj.make("gd", M), DELAY, num_iters=2, num_trials=1,
-                    optimizer_args={"learning_rate": 0.1})
+        lj.simulate(
+            PROBLEM,
+            lj.make("gd", M),
+            DELAY,
+            num_iters=2,
+            num_trials=1,
+            optimizer_args={"learning_rate": 0.1},
+        )
 
 
 def test_registry_metadata_and_errors():
-    assert lj.names()[:10] == ("gd", "fastest-k", "gc", "grouping", "lag-wk", "lag-ps", "lagc",
-                               "lagc-ps", "g-lag", "g-lag-wk")
+    assert lj.names()[:10] == (
+        "gd",
+        "fastest-k",
+        "gc",
+        "grouping",
+        "lag-wk",
+        "lag-ps",
+        "lagc",
+        "lagc-ps",
+        "g-lag",
+        "g-lag-wk",
+    )
     assert st.info("gc").analytic and not st.info("gc").lazy and st.info("lagc").lazy
     with pytest.raises(ValueError, match="already registered"):
         lj.register("gd", lambda m, s: None)
@@ -242,9 +312,12 @@ def test_a_user_strategy_gets_a_style_in_figures(tmp_path):
     style = plotting.strategy_style("test-half")
     assert style["color"].startswith("#") and style["linestyle"] == "-"
     assert plotting.color("gc") == "#1f77b4"
-    _, colors = plotting.sweep_figure({"p": {"test-half": ([1, 2], [3.0, 4.0], [2.5, 3.5],
-                                                          [3.5, 4.5])}}, "x", "t",
-                                      tmp_path / "f.png")
+    _, colors = plotting.sweep_figure(
+        {"p": {"test-half": ([1, 2], [3.0, 4.0], [2.5, 3.5], [3.5, 4.5])}},
+        "x",
+        "t",
+        tmp_path / "f.png",
+    )
     assert colors["test-half"] == style["color"]
 
 
@@ -253,9 +326,9 @@ def test_record_masks_for_every_strategy():
     units updated (U,); upload counts equal the mask sums where units are workers."""
     for name in BUILT_IN:
         s = lj.make(name, M, S)
-        r = lj.simulate(PROBLEM, s, DELAY, num_iters=10, num_trials=2, record_masks=True)
+        r = lj.simulate(PROBLEM, s, DELAY, **RUN)
         units = s.num_units if s.is_lazy else M
-        assert r.upload_mask.shape == (2, 10, units), name
+        assert r.upload_mask.shape == (3, 24, units), name
         if not s.is_lazy or s.placement.units == "workers":
             np.testing.assert_array_equal(r.upload_mask.sum(-1), np.diff(r.uploads, axis=1))
 
@@ -282,7 +355,7 @@ def test_study_table_runs_a_registered_strategy_without_analysis():
     rows = study.iteration_table(M, S, DELAY, trials=6, iters=10, names=("test-half",))
     assert {r["kind"] for r in rows} == {"none"} and all(np.isnan(r["analytic"]) for r in rows)
     uploads = next(r for r in rows if r["quantity"] == "uploads")
-    assert uploads["mc_mean"] == M // 2                       # waits for half the workers
+    assert uploads["mc_mean"] == M // 2  # waits for half the workers
     assert "| test-half | uploads | nan | none | 3.0000 |" in study.format_iteration_table(rows, "")
 
 

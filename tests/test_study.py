@@ -10,11 +10,21 @@ from lagc_jax import analysis, cli, delays, plotting, strategies, study
 from lagc_jax.results import Result, median_interval
 
 # A small grid of the full study: every strategy in the main study, both
-# distributions, a two-point S sweep and a two-point τ sweep on both links.
-SMALL = dict(workers=6, stragglers=1, trials=24, iters=150, s_values=(0, 1), s_sweep_iters=150,
-             taus=(0.0, 1.0), tau_strategies=("gd", "lag-wk", "g-lag"),
-             s_sweep_strategies=("gd", "gc", "grouping", "g-lag"), k_values=(1, 3, 6),
-             async_step_grid=(0.5, 1.0))
+# distributions, a two-point S sweep, a two-point τ sweep on both links and the k sweep's
+# two ends (k = 1 is async, k = M is gd; each k is a program of its own).
+SMALL = dict(
+    workers=6,
+    stragglers=1,
+    trials=24,
+    iters=150,
+    s_values=(0, 1),
+    s_sweep_iters=150,
+    taus=(0.0, 1.0),
+    tau_strategies=("gd", "lag-wk", "g-lag"),
+    s_sweep_strategies=("gd", "gc", "grouping", "g-lag"),
+    k_values=(1, 6),
+    async_step_grid=(0.5, 1.0),
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +38,20 @@ def study_out(tmp_path_factory):
 
 def test_outputs_exist(study_out):
     figures = study_out["root"] / "figures"
-    for name in ("convergence_exponential.png", "convergence_pareto.png", "tradeoff.png",
-                 "iteration_time_vs_S.png", "sweep_S.png", "sweep_tau.png", "table.md",
-                 "table.csv", "sweep_S.csv", "sweep_tau.csv", "async_k.png", "sweep_k.csv"):
+    for name in (
+        "convergence_exponential.png",
+        "convergence_pareto.png",
+        "tradeoff.png",
+        "iteration_time_vs_S.png",
+        "sweep_S.png",
+        "sweep_tau.png",
+        "table.md",
+        "table.csv",
+        "sweep_S.csv",
+        "sweep_tau.csv",
+        "async_k.png",
+        "sweep_k.csv",
+    ):
         assert (figures / name).stat().st_size > 0, name
     for dist in ("exponential", "pareto"):
         for name in strategies.names():
@@ -87,11 +108,13 @@ def test_conclusion_lines_name_argmin(study_out):
         fastest = min(med, key=med.get)
         up = {n: (r["uploads_median"], r["wall_clock_median"]) for n, r in rows.items()}
         fewest = min(up, key=up.get)
-        line = next(l for l in md.splitlines() if l.startswith(f"- **{dist}**"))
+        line = next(row for row in md.splitlines() if row.startswith(f"- **{dist}**"))
         assert re.search(rf"fastest: \*\*{re.escape(fastest)}\*\*", line), line
         assert re.search(rf"fewest uploads: \*\*{re.escape(fewest)}\*\*", line), line
         assert study.conclusions(study_out["tables"][dist]) == {
-            "fastest": fastest, "fewest_uploads": fewest}
+            "fastest": fastest,
+            "fewest_uploads": fewest,
+        }
 
 
 def test_s_sweep_analytic_vs_monte_carlo(study_out):
@@ -99,8 +122,9 @@ def test_s_sweep_analytic_vs_monte_carlo(study_out):
     checked = 0
     for r in rows:
         delay = study.DISTRIBUTIONS[r["distribution"]]
-        expected = analysis.expected_iteration_time(r["strategy"], SMALL["workers"], r["S"],
-                                                    delay) / study.mean_unit_time(delay)
+        expected = analysis.expected_iteration_time(
+            r["strategy"], SMALL["workers"], r["S"], delay
+        ) / study.mean_unit_time(delay)
         assert r["analytic_iteration_time"] == pytest.approx(expected, rel=1e-12)
         # Pareto(shape 1.5): the iteration time has infinite variance unless the
         # wait rule discards the largest draw (S ≥ 1, and never for gd): the
@@ -122,24 +146,37 @@ def test_s_sweep_analytic_vs_monte_carlo(study_out):
 def test_tau_sweep_rows(study_out):
     rows = study_out["tau_sweep"]
     assert {(r["link"], r["tau"], r["strategy"]) for r in rows} == {
-        (link, tau, name) for link in ("parallel", "shared") for tau in (0.0, 1.0)
-        for name in SMALL["tau_strategies"]}
+        (link, tau, name)
+        for link in ("parallel", "shared")
+        for tau in (0.0, 1.0)
+        for name in SMALL["tau_strategies"]
+    }
     by = {(r["link"], r["tau"], r["strategy"]): r for r in rows}
     for name in SMALL["tau_strategies"]:
         # τ = 0: both links are the same run; uploads to target do not depend on τ
-        assert by[("shared", 0.0, name)]["wall_clock_median"] == \
-            by[("parallel", 0.0, name)]["wall_clock_median"]
-        assert by[("parallel", 1.0, name)]["uploads_median"] == \
-            by[("parallel", 0.0, name)]["uploads_median"]
+        assert (
+            by[("shared", 0.0, name)]["wall_clock_median"]
+            == by[("parallel", 0.0, name)]["wall_clock_median"]
+        )
+        assert (
+            by[("parallel", 1.0, name)]["uploads_median"]
+            == by[("parallel", 0.0, name)]["uploads_median"]
+        )
         # uploads take time: slower with τ > 0, and the shared link is the slower one
-        assert by[("parallel", 1.0, name)]["wall_clock_median"] > \
-            by[("parallel", 0.0, name)]["wall_clock_median"]
-        assert by[("shared", 1.0, name)]["wall_clock_median"] >= \
+        assert (
             by[("parallel", 1.0, name)]["wall_clock_median"]
+            > by[("parallel", 0.0, name)]["wall_clock_median"]
+        )
+        assert (
+            by[("shared", 1.0, name)]["wall_clock_median"]
+            >= by[("parallel", 1.0, name)]["wall_clock_median"]
+        )
     # gd pays τ on every iteration: its time grows by ≈ τ·E[X] per iteration (parallel link)
     iters = study.read_table_csv(study_out["table_csv"])["exponential"]["gd"]["iterations_median"]
-    grow = by[("parallel", 1.0, "gd")]["wall_clock_median"] - \
-        by[("parallel", 0.0, "gd")]["wall_clock_median"]
+    grow = (
+        by[("parallel", 1.0, "gd")]["wall_clock_median"]
+        - by[("parallel", 0.0, "gd")]["wall_clock_median"]
+    )
     assert grow == pytest.approx(iters, rel=0.05)
 
 
@@ -159,12 +196,17 @@ def test_one_colour_per_strategy_across_figures(study_out):
 
 
 def test_on_grid_and_band():
-    r = Result(iterations=np.arange(3), loss=np.array([[3.0, 2.0, 1.0], [3.0, 1.5, np.nan]]),
-               gap=np.array([[2.0, 1.0, 0.0], [2.0, 0.5, np.nan]]),
-               wall_clock=np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),
-               uploads=np.array([[0, 4, 8], [0, 2, 4]]), downloads=np.zeros((2, 3), int),
-               computations=np.zeros((2, 3), int), diverged=np.array([False, True]),
-               optimal_value=1.0)
+    r = Result(
+        iterations=np.arange(3),
+        loss=np.array([[3.0, 2.0, 1.0], [3.0, 1.5, np.nan]]),
+        gap=np.array([[2.0, 1.0, 0.0], [2.0, 0.5, np.nan]]),
+        wall_clock=np.array([[0.0, 1.0, 2.0], [0.0, 2.0, 4.0]]),
+        uploads=np.array([[0, 4, 8], [0, 2, 4]]),
+        downloads=np.zeros((2, 3), int),
+        computations=np.zeros((2, 3), int),
+        diverged=np.array([False, True]),
+        optimal_value=1.0,
+    )
     g = study.on_grid(r, "uploads", [0, 3, 4, 9])
     np.testing.assert_array_equal(g, [[2.0, 2.0, 1.0, 0.0], [2.0, 0.5, np.inf, np.inf]])
     np.testing.assert_array_equal(study.on_grid(r, "wall_clock", [1.5]), [[1.0], [2.0]])
@@ -181,8 +223,23 @@ def test_reproduce_cli_wiring(monkeypatch, tmp_path):
         return {"table_md": tmp_path / "table.md"}
 
     monkeypatch.setattr(study, "reproduce", fake)
-    assert cli.main(["reproduce", "--quick", "--out", str(tmp_path), "--trials", "7",
-                     "--s-values", "0,1", "--taus", "0,0.5"]) == 0
+    assert (
+        cli.main(
+            [
+                "reproduce",
+                "--quick",
+                "--out",
+                str(tmp_path),
+                "--trials",
+                "7",
+                "--s-values",
+                "0,1",
+                "--taus",
+                "0,0.5",
+            ]
+        )
+        == 0
+    )
     c = seen["config"]
     assert (c.trials, c.iters, c.s_values, c.taus) == (7, 300, (0, 1), (0.0, 0.5))
     assert seen["out"] == str(tmp_path) and seen["runs"] == "results/reproduce"
@@ -203,8 +260,24 @@ def _parse_table(text):
 def test_table_command_against_analysis(study_out, capsys):
     # same shapes as the study fixture's runs: the compiled programs are reused
     M, S, trials, iters = SMALL["workers"], SMALL["stragglers"], SMALL["trials"], SMALL["iters"]
-    assert cli.main(["table", "--workers", str(M), "--stragglers", str(S), "--delay",
-                     "exp:2,0.5", "--trials", str(trials), "--iters", str(iters)]) == 0
+    assert (
+        cli.main(
+            [
+                "table",
+                "--workers",
+                str(M),
+                "--stragglers",
+                str(S),
+                "--delay",
+                "exp:2,0.5",
+                "--trials",
+                str(trials),
+                "--iters",
+                str(iters),
+            ]
+        )
+        == 0
+    )
     rows = _parse_table(capsys.readouterr().out)
     delay = delays.ShiftedExponential(shift=0.5, rate=2.0)
     assert {name for name, _ in rows} == set(strategies.names())
@@ -215,7 +288,7 @@ def test_table_command_against_analysis(study_out, capsys):
             assert float(cells[2]) == pytest.approx(costs[q], abs=5e-5)
             assert cells[3] == "exact"
             assert abs(float(cells[6])) < 4, cells
-    for (name, q), cells in rows.items():
+    for cells in rows.values():
         if cells[3] == "none":  # no analysis (async, k-async): Monte Carlo only
             assert cells[2] == "nan" and cells[6] == "—", cells
             continue
@@ -230,9 +303,15 @@ def test_table_command_against_analysis(study_out, capsys):
 
 def test_iteration_table_lazy_given_n(study_out):
     """Lazy rows: the analytic value is the conditional analysis averaged over observed n."""
-    rows = study.iteration_table(SMALL["workers"], SMALL["stragglers"], delays.ShiftedExponential(),
-                                 trials=SMALL["trials"], iters=SMALL["iters"], seed=3,
-                                 names=("g-lag", "lag-wk"))
+    rows = study.iteration_table(
+        SMALL["workers"],
+        SMALL["stragglers"],
+        delays.ShiftedExponential(),
+        trials=SMALL["trials"],
+        iters=SMALL["iters"],
+        seed=3,
+        names=("g-lag", "lag-wk"),
+    )
     by = {(r["strategy"], r["quantity"]): r for r in rows}
     for name in ("g-lag", "lag-wk"):
         assert by[(name, "uploads")]["analytic"] == pytest.approx(by[(name, "uploads")]["mc_mean"])
@@ -258,22 +337,28 @@ def test_async_in_the_main_study_and_the_k_sweep(study_out):
     assert one.iterations[-1] == iters * M and (np.diff(one.uploads, axis=1) == 1).all()
     rows = study_out["k_sweep"]
     assert {(r["distribution"], r["k"], r["step_size_times_L"]) for r in rows} == {
-        (d, k, a) for d in ("exponential", "pareto") for k in (1, 3, 6) for a in (0.5, 1.0)}
+        (d, k, a)
+        for d in ("exponential", "pareto")
+        for k in SMALL["k_values"]
+        for a in SMALL["async_step_grid"]
+    }
     for dist in ("exponential", "pareto"):
         gd = Result.load(runs / f"main_{dist}_gd.npz")
         unit = study.mean_unit_time(study.DISTRIBUTIONS[dist])
-        row = next(r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"])
-                   == (dist, M, 1.0))
+        row = next(
+            r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"]) == (dist, M, 1.0)
+        )
         wall = median_interval(gd.to_reach(study.ASYNC_TARGET_GAP)["wall_clock"])
         assert row["wall_clock_median"] == pytest.approx(wall[0] / unit, rel=1e-12)
         assert row["final_gap_median"] == pytest.approx(np.median(gd.gap[:, -1]), rel=1e-9)
         assert row["reached_target"] == 1.0
         # k = 1 with a constant step hovers above f*: it ends far above gd's gap
-        async_row = next(r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"])
-                         == (dist, 1, 1.0))
+        async_row = next(
+            r for r in rows if (r["distribution"], r["k"], r["step_size_times_L"]) == (dist, 1, 1.0)
+        )
         assert async_row["final_gap_lo"] > 1e3 * row["final_gap_hi"]
     best = study.best_step_rows(rows)
-    assert len(best) == 2 * 3
+    assert len(best) == 2 * len(SMALL["k_values"])
     for r in best:
         same = [o for o in rows if (o["distribution"], o["k"]) == (r["distribution"], r["k"])]
         assert r["wall_clock_median"] == min(o["wall_clock_median"] for o in same)

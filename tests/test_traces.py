@@ -46,19 +46,43 @@ def test_unknown_trace_name():
 def test_traces_are_package_data_of_a_regular_install(tmp_path):
     """build_py (what a wheel contains) copies the traces, licence and README."""
     build = tmp_path / "build"
-    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q",
-                    "build_py", "--build-lib", str(build)], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from setuptools import setup; setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(build),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     data = build / "lagc_jax" / "data" / "straggler_traces"
     assert {p.name for p in data.iterdir()} >= {
-        "compute_AR.csv", "compute_SE.csv", "compute_ST.csv", "LICENSE", "README.md"}
-    code = ("import importlib.resources, lagc_jax.datasets as d; "
-            "assert 'lagc_jax/datasets.py' in d.__file__.replace(chr(92), '/'); "
-            "f = importlib.resources.files('lagc_jax') / 'data/straggler_traces/LICENSE'; "
-            "assert 'Apache License' in f.read_text(); print(d.straggler_trace('SE').shape)")
+        "compute_AR.csv",
+        "compute_SE.csv",
+        "compute_ST.csv",
+        "LICENSE",
+        "README.md",
+    }
+    code = (
+        "import importlib.resources, lagc_jax.datasets as d; "
+        "assert 'lagc_jax/datasets.py' in d.__file__.replace(chr(92), '/'); "
+        "f = importlib.resources.files('lagc_jax') / 'data/straggler_traces/LICENSE'; "
+        "assert 'Apache License' in f.read_text(); print(d.straggler_trace('SE').shape)"
+    )
     env = {**os.environ, "PYTHONPATH": str(build)}
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "(43, 64)"
 
 
@@ -79,20 +103,23 @@ def test_load_times_csv_formats(tmp_path):
     assert datasets.load_times_csv(plain, num_workers=2).shape == (2, 3)  # more columns: fine
 
 
-@pytest.mark.parametrize("text, kwargs, match", [
-    ("", {}, r"no rows of times \(empty file\?\)"),
-    ("# only a comment\nw0,w1\n", {}, r"no rows of times"),
-    ("1,2,3\n4,5\n", {}, r"ragged rows: line 2 has 2 fields, the first row has 3"),
-    ("1,2\n3,-4\n", {}, r"line 2, column 2: times must be finite and > 0, got '-4'"),
-    ("1,0\n", {}, r"line 1, column 2: times must be finite and > 0, got '0'"),
-    ("1,nan\n", {}, r"times must be finite and > 0, got 'nan'"),
-    ("1,inf\n", {}, r"times must be finite and > 0, got 'inf'"),
-    ("w0,w1\n1,fast\n", {}, r"line 2, column 2: 'fast' is not a number"),
-    ("1,2\n3,4\n", dict(num_workers=3), r"2 columns of times, fewer than num_workers=3"),
-    ("1,2\n", dict(num_workers=0), r"num_workers must be an integer >= 1"),
-    ("# step\n1\n2\n", {}, r"no time columns"),
-    ("1,2\n", dict(step_column="yes"), r"step_column must be True, False or None"),
-])
+@pytest.mark.parametrize(
+    "text, kwargs, match",
+    [
+        ("", {}, r"no rows of times \(empty file\?\)"),
+        ("# only a comment\nw0,w1\n", {}, r"no rows of times"),
+        ("1,2,3\n4,5\n", {}, r"ragged rows: line 2 has 2 fields, the first row has 3"),
+        ("1,2\n3,-4\n", {}, r"line 2, column 2: times must be finite and > 0, got '-4'"),
+        ("1,0\n", {}, r"line 1, column 2: times must be finite and > 0, got '0'"),
+        ("1,nan\n", {}, r"times must be finite and > 0, got 'nan'"),
+        ("1,inf\n", {}, r"times must be finite and > 0, got 'inf'"),
+        ("w0,w1\n1,fast\n", {}, r"line 2, column 2: 'fast' is not a number"),
+        ("1,2\n3,4\n", dict(num_workers=3), r"2 columns of times, fewer than num_workers=3"),
+        ("1,2\n", dict(num_workers=0), r"num_workers must be an integer >= 1"),
+        ("# step\n1\n2\n", {}, r"no time columns"),
+        ("1,2\n", dict(step_column="yes"), r"step_column must be True, False or None"),
+    ],
+)
 def test_load_times_csv_rejects_bad_files(tmp_path, text, kwargs, match):
     path = write(tmp_path, text)
     with pytest.raises(ValueError, match=match) as error:
