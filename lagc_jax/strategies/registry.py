@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .aggregate import Decode, DecodeFreshStale, ScaledSum, Sum
+from .approximate import deadline_strategy, erasurehead, graph_gc, sgc
 from .asynchronous import asynchronous, k_async
 from .composed import Strategy
 from .compress import InnovationQuantizer, check_bits
@@ -391,8 +392,6 @@ register(
 )
 
 # the approximate strategies of MODEL.md §10 (compositions of strategies/approximate.py)
-from .approximate import deadline_strategy, erasurehead, graph_gc, sgc  # noqa: E402
-
 register(
     "deadline",
     deadline_strategy,
