@@ -116,19 +116,22 @@ class Problem:
     def device_data(self, dtype) -> ProblemData:
         """The problem's arrays in the compute dtype, for the compiled program."""
 
+        dtype = np.dtype(jnp.dtype(dtype).name)
+
         def cast(a):
             a = np.asarray(a)
-            return jnp.asarray(a, dtype) if np.issubdtype(a.dtype, np.floating) else jnp.asarray(a)
+            return a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
 
         quadratic = (
             jax.tree_util.tree_map(cast, self.quadratic) if self.uses_quadratic_form else None
         )
-        return ProblemData(
+        host = ProblemData(
             jax.tree_util.tree_map(cast, self.examples),
-            jnp.asarray(self.weights, dtype),
-            jnp.asarray(self.l2, dtype),
+            np.asarray(self.weights, dtype),
+            np.asarray(self.l2, dtype),
             quadratic,
         )
+        return jax.device_put(host)  # one transfer of every array
 
     def loss(self, theta) -> float:
         """f(θ) at jax's default precision (float64 when x64 is enabled)."""
