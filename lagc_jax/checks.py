@@ -27,7 +27,7 @@ from pathlib import Path
 # The uplinks of MODEL.md §3 (lagc_jax.timing.LINKS is this tuple).
 LINKS = ("parallel", "shared")
 # The learning problems the command line, advise and study files build by name
-# (lagc_jax.advise.build_problem).
+# (lagc_jax.studies.advise.build_problem).
 PROBLEMS = ("breast_cancer", "diabetes", "lag_synthetic")
 
 

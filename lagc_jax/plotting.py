@@ -26,6 +26,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from . import strategies  # noqa: E402
+from .studies.statistics import band, on_grid, running_fraction  # noqa: E402
 
 DPI = 150
 
@@ -437,8 +438,6 @@ def bits_curves(result, q=(0.1, 0.5, 0.9), points: int = 300) -> dict:
     >>> np.round(grid, 2).tolist(), high.tolist()
     ([0.0, 64.0, 90.51, 128.0], [4.0, 2.0, 2.0, 1.0])
     """
-    from .study import band, on_grid, running_fraction
-
     out = {}
     for name in ("bits_up", "bits_down"):
         counts = np.asarray(result.metrics.get(name, ()), dtype=float)
@@ -470,8 +469,6 @@ def error_curve(result, q=(0.1, 0.9), points: int = 300) -> tuple:
     >>> grid.tolist(), np.round(mean, 3).tolist()
     ([0.0, 0.5, 1.0, 1.5, 2.0], [nan, nan, 0.3, 0.3, 0.2])
     """
-    from .study import running_fraction
-
     grid = np.linspace(0.0, float(np.max(result.wall_clock[:, -1])), points)
     values = np.asarray(result.on_time_grid("grad_error", grid), dtype=float)
     with warnings.catch_warnings():  # all-NaN columns (before the first round): NaN

@@ -46,7 +46,7 @@ import numpy as np  # noqa: E402
 import lagc_jax as lj  # noqa: E402
 from lagc_jax import analysis, datasets, delays, plotting  # noqa: E402
 from lagc_jax.results import format_median_interval  # noqa: E402
-from lagc_jax.study import band, on_grid  # noqa: E402
+from lagc_jax.studies.statistics import band, on_grid  # noqa: E402
 
 TARGETS = (1e-3, 1e-6)
 TARGET_LABELS = {1e-3: "1e-3", 1e-6: "1e-6"}

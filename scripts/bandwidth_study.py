@@ -53,7 +53,7 @@ import lagc_jax as lj  # noqa: E402
 from lagc_jax import datasets, plotting  # noqa: E402
 from lagc_jax import strategies as st  # noqa: E402
 from lagc_jax.results import format_median_interval  # noqa: E402
-from lagc_jax.study import DISTRIBUTIONS, mean_unit_time  # noqa: E402
+from lagc_jax.studies.paper import DISTRIBUTIONS, mean_unit_time  # noqa: E402
 from lagc_jax.timing import BITS_PER_COORDINATE  # noqa: E402
 
 TARGET_FRACTION = 1e-6  # the target gap, as a fraction of the initial gap f(θ⁰) − f*

@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from lagc_jax import advise, analysis, cli, delays, strategies
+from lagc_jax import analysis, cli, delays, strategies
+from lagc_jax.studies import advise
 
 # one persistently slow worker (×5) among four; rows = measured steps
 SMALL = "w0,w1,w2,w3\n5.0,1.0,1.1,0.9\n5.2,1.2,0.8,1.0\n4.8,0.9,1.0,1.3\n5.1,1.0,1.2,1.1\n"

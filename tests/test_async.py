@@ -394,7 +394,7 @@ def test_k_equals_m_is_gd_on_a_shuffled_row_bootstrap():
 
 
 def test_advise_compares_k_async_with_k_m_minus_s_and_skips_it_on_a_shared_link():
-    from lagc_jax import advise
+    from lagc_jax.studies import advise
 
     p = lj.problems.lag_synthetic(4, dim=8)
     kw = dict(num_iters=40, num_trials=6, names=["gd", "k-async"])

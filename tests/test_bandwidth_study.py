@@ -12,7 +12,7 @@ import pytest
 
 import lagc_jax as lj
 from lagc_jax.results import median_interval
-from lagc_jax.study import DISTRIBUTIONS, mean_unit_time
+from lagc_jax.studies.paper import DISTRIBUTIONS, mean_unit_time
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import bandwidth_study as bs  # noqa: E402

@@ -215,7 +215,7 @@ def test_bad_input_is_one_line_naming_the_flag(argv, line, capsys):
 def test_links_match_the_engine():
     from lagc_jax import timing
 
-    assert cli.LINKS is timing.LINKS
+    assert cli.run.LINKS is timing.LINKS
 
 
 def test_unwritable_out_is_reported_before_simulating(tmp_path, capsys, monkeypatch):
@@ -235,7 +235,7 @@ def test_strategies_that_do_not_apply_are_skipped_with_a_note(tmp_path, capsys, 
     """M = 5, S = 1: (S + 1) does not divide M, so grouping, g-lag, g-lag-wk do not apply.
     (The runs themselves are replaced by a recorder: test_run_all_strategies_small runs them.)"""
     import lagc_jax
-    from lagc_jax import study
+    from lagc_jax.studies import paper as study
     from test_results import small_result
 
     ran, tabled = [], []

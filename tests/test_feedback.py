@@ -12,6 +12,7 @@ import pytest
 
 import lagc_jax
 from lagc_jax import cli, plotting
+from lagc_jax.cli.progress import Progress
 from lagc_jax.results import Result
 
 
@@ -33,7 +34,7 @@ def ticking(step=1.0):
 # --------------------------------------------------------------------------- #
 def test_plain_lines_one_per_point_and_at_most_one_per_interval():
     out = io.StringIO()
-    progress = cli.Progress(1, 100, stream=out, clock=ticking(), every=30)
+    progress = Progress(1, 100, stream=out, clock=ticking(), every=30)
     progress.start("gd")  # t = 0
     for done in range(1, 101):  # t = done: a report a second
         progress.report(done, 100)
@@ -51,7 +52,7 @@ def test_plain_lines_one_per_point_and_at_most_one_per_interval():
 
 def test_terminal_bar_counts_iterations_and_points_rate_and_eta():
     out = Terminal()
-    progress = cli.Progress(2, 10, stream=out, clock=ticking(2.0))
+    progress = Progress(2, 10, stream=out, clock=ticking(2.0))
     assert progress.terminal
     progress.start("gd")  # t = 0
     progress.report(5, 10)  # t = 2: 5 of 20 iterations, 2.5 it/s
@@ -71,7 +72,7 @@ def test_terminal_bar_counts_iterations_and_points_rate_and_eta():
 
 def test_quiet_writes_nothing_even_on_a_terminal():
     out = Terminal()
-    progress = cli.Progress(1, 10, stream=out, quiet=True, clock=ticking())
+    progress = Progress(1, 10, stream=out, quiet=True, clock=ticking())
     progress.start("gd")
     progress.report(5, 10)
     progress.finish("wrote r_gd.npz")

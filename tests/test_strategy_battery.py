@@ -350,7 +350,7 @@ def test_simulate_rejects_strategies_outside_the_protocol():
 
 
 def test_study_table_runs_a_registered_strategy_without_analysis():
-    from lagc_jax import study
+    from lagc_jax.studies import paper as study
 
     rows = study.iteration_table(M, S, DELAY, trials=6, iters=10, names=("test-half",))
     assert {r["kind"] for r in rows} == {"none"} and all(np.isnan(r["analytic"]) for r in rows)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import lagc_jax
-from lagc_jax import advise, cli, datasets, strategies
+from lagc_jax import cli, datasets, strategies
+from lagc_jax.studies import advise
 
 
 def write(tmp_path, text, name="times.csv", encoding="utf-8"):

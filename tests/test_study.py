@@ -6,7 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from lagc_jax import analysis, cli, delays, plotting, strategies, study
+from lagc_jax import analysis, cli, delays, plotting, strategies
+from lagc_jax.studies import paper as study
+from lagc_jax.studies import statistics
 from lagc_jax.results import Result, median_interval
 
 # A small grid of the full study: every strategy in the main study, both
@@ -207,11 +209,11 @@ def test_on_grid_and_band():
         diverged=np.array([False, True]),
         optimal_value=1.0,
     )
-    g = study.on_grid(r, "uploads", [0, 3, 4, 9])
+    g = statistics.on_grid(r, "uploads", [0, 3, 4, 9])
     np.testing.assert_array_equal(g, [[2.0, 2.0, 1.0, 0.0], [2.0, 0.5, np.inf, np.inf]])
-    np.testing.assert_array_equal(study.on_grid(r, "wall_clock", [1.5]), [[1.0], [2.0]])
-    np.testing.assert_array_equal(study.running_fraction(r, "uploads", [0, 5, 9]), [1, 0.5, 0])
-    np.testing.assert_array_equal(study.band(g, (0.5,))[0], [2.0, 0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(statistics.on_grid(r, "wall_clock", [1.5]), [[1.0], [2.0]])
+    np.testing.assert_array_equal(statistics.running_fraction(r, "uploads", [0, 5, 9]), [1, 0.5, 0])
+    np.testing.assert_array_equal(statistics.band(g, (0.5,))[0], [2.0, 0.5, 1.0, 0.0])
 
 
 def test_reproduce_cli_wiring(monkeypatch, tmp_path):

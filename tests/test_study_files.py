@@ -1,4 +1,4 @@
-"""Studies as files (lagc_jax.study_files, ``lagc-jax study``): the schema's checks, rows
+"""Studies as files (lagc_jax.studies.files, ``lagc-jax study``): the schema's checks, rows
 against direct runs read with plain NumPy, the summary against NumPy statistics, resume
 after an interrupt, shards merged, and the shipped studies against the grids they replace."""
 
@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 import lagc_jax as lj
-from lagc_jax import cli, study, study_files
-from lagc_jax.study_files import Study, load_study, parse_study, run_study
+from lagc_jax import cli
+from lagc_jax.studies import files as study_files
+from lagc_jax.studies import paper as study
+from lagc_jax.studies import statistics
+from lagc_jax.studies.files import Study, load_study, parse_study, run_study
 
 # Four points on common random numbers per delay: gd and grouping (S = 1), Exp(1) and
 # 1 + Exp(1) (E[X] = 2), τ = 0.5·E[X]; run in checkpointed chunks of 10 iterations.
@@ -172,16 +175,16 @@ def test_summary_is_numpy_statistics_of_the_rows(tiny_done):
 def test_student_t_quantile_matches_scipy(confidence):
     scipy_stats = pytest.importorskip("scipy.stats")
     for dof in (*range(1, 41), 99, 999):
-        assert study_files.student_t_quantile(confidence, dof) == pytest.approx(
+        assert statistics.student_t_quantile(confidence, dof) == pytest.approx(
             scipy_stats.t.ppf((1 + confidence) / 2, dof), rel=1e-9
         )
 
 
 def test_mean_interval_edge_cases():
-    assert study_files.mean_interval([1.0, np.nan]) == (math.inf, math.inf, math.inf)
-    mean, lo, hi = study_files.mean_interval([2.0])
+    assert statistics.mean_interval([1.0, np.nan]) == (math.inf, math.inf, math.inf)
+    mean, lo, hi = statistics.mean_interval([2.0])
     assert mean == 2.0 and math.isnan(lo) and math.isnan(hi)
-    assert study_files.mean_interval([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
+    assert statistics.mean_interval([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
 
 
 def test_report_files(tiny_done):
@@ -518,7 +521,8 @@ def test_trace_study_file_gives_the_scripts_numbers(tmp_path):
     """A point of the shipped file (grouping, S = 1, on trace ST), shortened, against the
     script's own pipeline (advise.compare on the Empirical model it built): the same numbers."""
     pytest.importorskip("sklearn")
-    from lagc_jax import advise, datasets, delays
+    from lagc_jax import datasets, delays
+    from lagc_jax.studies import advise
 
     shipped = load_study("trace_study")
     points = [

@@ -15,10 +15,10 @@ runs only its new points. ``--shard i/n`` runs the points whose index is i mod n
   never reached; wall clock raw, in the delay model's time);
 - ``summary.csv``: a row per point and target: the median over trials with its 95 %
   distribution-free interval (:func:`lagc_jax.results.median_interval`) and the mean
-  with its 95 % Student-t interval (:func:`mean_interval`) of each quantity, the fraction
-  reached, the rank within the point's comparison group and the paired ratio of its
-  wall clock to the group's best, and the median final gap; ``summary.md`` (the same as
-  tables per group);
+  with its 95 % Student-t interval (:func:`lagc_jax.studies.statistics.mean_interval`) of
+  each quantity, the fraction reached, the rank within the point's comparison group and
+  the paired ratio of its wall clock to the group's best, and the median final gap;
+  ``summary.md`` (the same as tables per group);
 - ``wall_clock.png`` (median wall clock to the first target per group) and
   ``sweep_<axis>.png`` for each numeric axis that takes several values.
 
@@ -78,7 +78,6 @@ code: after changing the package, rerun in a new directory.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import functools
@@ -98,10 +97,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import delays, strategies
+from .. import delays, strategies
+from ..checks import LINKS, PROBLEMS, accepts_option, default_k
+from ..results import atomic_write, format_median_interval, median_interval
 from .advise import build_problem
-from .checks import LINKS, PROBLEMS, accepts_option, check_writable, default_k, import_user_modules
-from .results import atomic_write, format_median_interval, median_interval
+from .statistics import mean_interval, ratio_median_interval
 
 __all__ = [
     "Point",
@@ -115,13 +115,8 @@ __all__ = [
     "read_rows",
     "summarize",
     "write_report",
-    "mean_interval",
-    "student_t_quantile",
+    "best_lines",
     "parse_shard",
-    "add_study_arguments",
-    "cmd_study",
-    "add_merge_arguments",
-    "cmd_study_merge",
 ]
 
 TARGET_SCALES = ("absolute", "initial_gap")
@@ -545,7 +540,7 @@ def build_delay(spec: str, workers: int, base_dir="."):
     >>> build_delay("trace:ST,pooled", 5).pooled, build_delay("exp:2,0.5", 5).mean
     (True, 1.0)
     """
-    from . import datasets
+    from .. import datasets
 
     kind, _, rest = spec.partition(":")
     if kind not in ("trace", "times"):
@@ -885,7 +880,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _run_point(point: Point, problem, delay, chunk_size, checkpoint_dir, progress, log):
-    from .engine import simulate
+    from ..engine import simulate
 
     chunked = chunk_size is not None and chunk_size < point.iterations
     with warnings.catch_warnings(record=True) as caught:
@@ -1060,62 +1055,6 @@ def merge_studies(out_dirs, out, *, log=_log) -> dict:
 # --------------------------------------------------------------------------- #
 # summary
 # --------------------------------------------------------------------------- #
-def student_t_quantile(confidence: float, dof: int) -> float:
-    """t such that P(|T| <= t) = ``confidence`` for Student's t with integer ``dof`` >= 1
-    (bisection on the exact cdf, Abramowitz & Stegun 26.7.3–4).
-
-    >>> [round(student_t_quantile(0.95, n), 3) for n in (1, 2, 9, 39)]
-    [12.706, 4.303, 2.262, 2.023]
-    """
-
-    def covered(t):
-        theta = math.atan(t / math.sqrt(dof))
-        c2, s = math.cos(theta) ** 2, math.sin(theta)
-        if dof % 2:  # odd
-            j = np.arange(1, (dof - 1) // 2)
-            series = 1.0 + np.sum(np.cumprod(2 * j / (2 * j + 1) * c2)) if dof > 1 else 0.0
-            return 2 / math.pi * (theta + (s * math.cos(theta) * series if dof > 1 else 0.0))
-        j = np.arange(1, dof // 2)
-        return s * (1.0 + np.sum(np.cumprod((2 * j - 1) / (2 * j) * c2)))
-
-    low, high = 0.0, 1.0
-    while covered(high) < confidence:
-        high *= 2
-    for _ in range(100):
-        middle = (low + high) / 2
-        low, high = (middle, high) if covered(middle) < confidence else (low, middle)
-    return (low + high) / 2
-
-
-def mean_interval(values, confidence: float = 0.95) -> tuple:
-    """(mean, lo, hi): the mean over trials with its Student-t interval, mean ± t·s/√n.
-
-    Any value that is NaN (a trial that never reached) or inf makes the mean +inf and the
-    interval (inf, inf); with one value the interval is (NaN, NaN). The interval assumes
-    a finite variance: with heavy tails (Pareto shape <= 2) trust the median's.
-
-    >>> mean_interval([1.0, 2.0, 3.0])
-    (2.0, -0.4841..., 4.4841...)
-    """
-    x = np.asarray(values, dtype=float)
-    if not np.all(np.isfinite(x)):
-        return math.inf, math.inf, math.inf
-    mean = float(np.mean(x))
-    if len(x) < 2:
-        return mean, math.nan, math.nan
-    half = student_t_quantile(confidence, len(x) - 1) * float(np.std(x, ddof=1)) / math.sqrt(len(x))
-    return mean, mean - half, mean + half
-
-
-def _paired_ratio(best, other) -> tuple:
-    """Median [95 % interval] over trials of other / best (never reached: inf)."""
-    a = np.where(np.isnan(best), np.inf, best)
-    b = np.where(np.isnan(other), np.inf, other)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = b / a
-    return median_interval(np.where(np.isnan(ratio), np.inf, ratio))
-
-
 def summarize(study: Study, rows) -> list:
     """A row per (point, target) from the table's rows: parameters (times in the study's
     unit), the target gap, the fraction reached, the number diverged, for each quantity
@@ -1182,7 +1121,7 @@ def summarize(study: Study, rows) -> list:
             key=lambda s: (s["wall_clock_median"], s["uploads_median"]),
         )
         for rank, s in enumerate(ranked, 1):
-            ratio = _paired_ratio(ranked[0]["_reach"], s["_reach"])
+            ratio = ratio_median_interval(ranked[0]["_reach"], s["_reach"])
             s.update(
                 group=numbers[key[0]],
                 rank=rank,
@@ -1314,8 +1253,9 @@ def _markdown(study: Study, summary: list, missing: list) -> str:
     return "\n".join(lines)
 
 
-def _best_lines(study: Study, summary: list) -> list:
-    """A line per group and target: its fastest point and the runner-up's paired ratio."""
+def best_lines(study: Study, summary: list) -> list:
+    """A line per group and target of a :func:`summarize` summary: its fastest point and the
+    runner-up's paired ratio (what ``lagc-jax study`` prints)."""
     lines = []
     for key in dict.fromkeys((s["group"], s["target"]) for s in summary):
         ranked = sorted(
@@ -1356,7 +1296,7 @@ def _bar_figures(study: Study, summary: list, out: Path) -> list:
     95 % intervals, six groups per figure."""
     import matplotlib.pyplot as plt
 
-    from . import plotting
+    from .. import plotting
 
     first = [s for s in summary if s["target"] == study.targets[0]]
     groups = list(dict.fromkeys(s["group"] for s in first))
@@ -1426,7 +1366,7 @@ def _sweep_figures(study: Study, summary: list, out: Path) -> list:
     wall clock to the first target against it, a line per strategy (in its colour), a panel
     per value of the other parameters, S included (four panels per figure). Lines that do
     not reach the target everywhere are drawn last."""
-    from . import plotting
+    from .. import plotting
 
     first = [s for s in summary if s["target"] == study.targets[0]]
     names = {
@@ -1527,145 +1467,3 @@ def write_report(study: Study, out_dir, *, log=_log) -> dict:
             "study, or merge the other shards): the table and summary hold the others"
         )
     return {"rows": rows, "summary": summary, "missing": missing, "files": files}
-
-
-# --------------------------------------------------------------------------- #
-# command line (registered in cli.py)
-# --------------------------------------------------------------------------- #
-def _shard_argument(text):
-    try:
-        return parse_shard(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be i/n with integers 0 <= i < n, got {text!r}"
-        ) from None
-
-
-def add_study_arguments(parser: argparse.ArgumentParser) -> None:
-    """``lagc-jax study FILE|NAME [--out DIR] [--shard i/n] [--list] [--import MODULE]``.
-
-    >>> parser = argparse.ArgumentParser(prog="lagc-jax study")
-    >>> add_study_arguments(parser)
-    >>> args = parser.parse_args(["trace_study", "--shard", "1/2"])
-    >>> args.study, args.shard, args.out
-    ('trace_study', (1, 2), None)
-    """
-    parser.add_argument(
-        "study",
-        metavar="FILE|NAME",
-        help=f"a study file (.toml) or a shipped study: {', '.join(shipped_studies())}",
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="folder of the points, table, summary and figures (default "
-        "results/study_<name>); rerunning skips the points done",
-    )
-    parser.add_argument(
-        "--shard",
-        type=_shard_argument,
-        default=(0, 1),
-        metavar="i/n",
-        help="run only the points of index i mod n (join with study-merge)",
-    )
-    parser.add_argument(
-        "--list",
-        action="store_true",
-        help="check the file and list its points (done or not); run nothing",
-    )
-    parser.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import MODULE (a module name or a .py path) first, e.g. one that "
-        "registers strategies; repeatable",
-    )
-
-
-def cmd_study(args) -> int:
-    """Run a study file's points not done yet; unsharded, write the table, summary and
-    figures and print each group's fastest point. Returns the exit status (2: a bad file, one line).
-
-    >>> from lagc_jax import cli
-    >>> cli.main(["study", "no-such-study"])     # one line on stderr
-    2
-    """
-
-    prog = "lagc-jax study"
-    try:
-        import_user_modules(args.imports)
-        study = load_study(args.study)
-    except ValueError as error:
-        print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    out = Path(args.out or f"results/study_{study.name}")
-    if args.list:
-        for i, p in enumerate(study.points):
-            done = (out / "points" / f"{p.id}.csv").exists()
-            print(f"{i}\t{p.id}\t{'done' if done else 'to run'}\t{p.describe()}")
-        for what, why in study.skipped:
-            print(f"skipped\t{what}: {why}")
-        return 0
-    check_writable(prog, "--out", out / "study.json")
-    try:
-        run_study(study, out, shard=args.shard)
-    except ValueError as error:
-        print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    if args.shard[1] > 1:
-        _log(
-            f"shard {args.shard[0]}/{args.shard[1]} done; when every shard is: lagc-jax "
-            f"study-merge DIR... --out DIR"
-        )
-        return 0
-    report = write_report(study, out)
-    print("\n".join(_best_lines(study, report["summary"])))
-    _log(f"wrote {', '.join(str(f) for f in report['files'])}")
-    return 0
-
-
-def add_merge_arguments(parser: argparse.ArgumentParser) -> None:
-    """``lagc-jax study-merge DIR [DIR ...] [--out DIR]``.
-
-    >>> parser = argparse.ArgumentParser(prog="lagc-jax study-merge")
-    >>> add_merge_arguments(parser)
-    >>> parser.parse_args(["shard0", "shard1", "--out", "all"]).dirs
-    ['shard0', 'shard1']
-    """
-    parser.add_argument(
-        "dirs",
-        nargs="+",
-        metavar="DIR",
-        help="folders the shards of one study wrote (lagc-jax study --shard)",
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="folder for the joined points, table, summary and figures (default: the first DIR)",
-    )
-
-
-def cmd_study_merge(args) -> int:
-    """Join the shards' folders and write the table, summary and figures; returns the exit
-    status (2: a folder that is not a study's, one line).
-
-    >>> import tempfile
-    >>> from lagc_jax import cli
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     cli.main(["study-merge", folder])   # no study.json: one line on stderr
-    2
-    """
-
-    prog = "lagc-jax study-merge"
-    out = Path(args.out or args.dirs[0])
-    check_writable(prog, "--out", out / "study.json")
-    try:
-        report = merge_studies(args.dirs, out)
-    except ValueError as error:
-        print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    print("\n".join(_best_lines(report["study"], report["summary"])))
-    _log(f"wrote {', '.join(str(f) for f in report['files'])}")
-    return 0

@@ -28,7 +28,6 @@ Time is reported in units of E[X], the mean unit time (1 for Exponential(1),
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys
@@ -39,9 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, delays, problems, strategies
-from .engine import simulate
-from .results import Result, median_interval
+from .. import analysis, delays, problems, strategies
+from ..engine import simulate
+from ..results import Result, median_interval
+from .statistics import band, on_grid, running_fraction
 
 TARGET_GAP = 1e-6
 DISTRIBUTIONS = {
@@ -197,39 +197,6 @@ def _applicable(name, workers, stragglers) -> bool:
     except ValueError:
         return False
     return True
-
-
-# --------------------------------------------------------------------------- #
-# curves on common grids
-# --------------------------------------------------------------------------- #
-def on_grid(result: Result, xname: str, grid, yname: str = "gap") -> np.ndarray:
-    """``yname`` at the last record with ``xname`` ≤ grid value, per trial: (T, len(grid)).
-
-    The analogue of :meth:`Result.on_time_grid` for any cumulative counter
-    (``xname="wall_clock"`` calls it); past a trial's last record its last
-    value is held. A non-finite gap (diverged) becomes +inf.
-    """
-    grid = np.asarray(grid, dtype=float)
-    if xname == "wall_clock":
-        out = np.asarray(result.on_time_grid(yname, grid), dtype=float)
-    else:
-        x, y = getattr(result, xname), getattr(result, yname)
-        out = np.empty((result.num_trials, len(grid)))
-        for i in range(result.num_trials):
-            idx = np.searchsorted(x[i], grid, side="right") - 1
-            out[i] = y[i, np.clip(idx, 0, None)]
-    return np.where(np.isfinite(out), out, np.inf)
-
-
-def running_fraction(result: Result, xname: str, grid) -> np.ndarray:
-    """Fraction of trials whose run has not ended by each grid value of ``xname``."""
-    last = getattr(result, xname)[:, -1:]
-    return np.mean(np.asarray(grid, dtype=float)[None, :] <= last, axis=0)
-
-
-def band(values: np.ndarray, q=(0.1, 0.5, 0.9)) -> np.ndarray:
-    """Quantiles over trials (axis 0) without interpolation (+inf entries allowed)."""
-    return np.quantile(np.asarray(values, dtype=float), q, axis=0, method="inverted_cdf")
 
 
 # --------------------------------------------------------------------------- #
@@ -553,7 +520,7 @@ def _k_sweep(config, problem, timer):
     A row per (distribution, k, α): time, uploads and computations to the loose target
     ASYNC_TARGET_GAP, the fraction reaching TARGET_GAP, and the final gap (median and
     95 % interval); gd (= k-async with k = M) as the reference row."""
-    from .engine import sweep
+    from ..engine import sweep
 
     rows = []
     trials = config.sweep_trial_count
@@ -656,7 +623,7 @@ def format_async_table(k_rows: list[dict], config: StudyConfig) -> str:
 
 def plot_k_sweep(config: StudyConfig, k_rows: list[dict], out_dir) -> dict:
     """async_k.png: time to the loose target against k, at α = 1/L and the best α."""
-    from . import plotting
+    from .. import plotting
 
     best = best_step_rows(k_rows)
     panels = {}
@@ -710,7 +677,7 @@ def _sweep_series(rows, strategies_, **match):
 
 def plot_s_sweep(config: StudyConfig, s_rows: list[dict], out_dir) -> dict:
     """iteration_time_vs_S.png and sweep_S.png from the S-sweep rows."""
-    from . import plotting
+    from .. import plotting
 
     figures, data = {}, {}
     for dist in config.distributions:
@@ -763,7 +730,7 @@ def plot_s_sweep(config: StudyConfig, s_rows: list[dict], out_dir) -> dict:
 
 def plot_tau_sweep(config: StudyConfig, tau_rows: list[dict], out_dir) -> dict:
     """sweep_tau.png from the τ-sweep rows."""
-    from . import plotting
+    from .. import plotting
 
     panels = {
         f"{dist}, {link} uplink": _sweep_series(
@@ -831,7 +798,7 @@ def reproduce(
     """Run the study and write figures, tables and runs. Returns what was written:
     ``{"tables", "table_md", "table_csv", "figures": {path: {label: colour}},
     "s_sweep", "tau_sweep", "elapsed"}``."""
-    from . import plotting  # matplotlib only when plotting
+    from .. import plotting  # matplotlib only when plotting
 
     start = time.perf_counter()
     out_dir, runs_dir = Path(out_dir), Path(runs_dir)
@@ -1065,130 +1032,6 @@ def format_iteration_table(rows: list[dict], header: str) -> str:
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- #
-# command-line handlers (registered in cli.py)
-# --------------------------------------------------------------------------- #
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checks import delay_spec, int_at_least, number
-
-    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
-    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
-    parser.add_argument(
-        "--delay",
-        type=delay_spec,
-        default="exp:1",
-        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
-        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
-    )
-    parser.add_argument(
-        "--trials", type=int_at_least(2), default=200, help="Monte Carlo trials (default 200)"
-    )
-    parser.add_argument(
-        "--iters", type=int_at_least(1), default=200, help="iterations per trial (default 200)"
-    )
-    parser.add_argument(
-        "--upload-time", type=number(0), default=0.0, help="τ per upload, parallel link (default 0)"
-    )
-    parser.add_argument("--strategy", default="all", help="a strategy name or 'all'")
-    parser.add_argument("--seed", type=int_at_least(0), default=0)
-
-
-def cmd_table(args) -> int:
-    from .checks import applicable, check_relations
-
-    prog = "lagc-jax table"
-    check_relations(prog, args)
-    explicit = args.strategy != "all"
-    names = (args.strategy,) if explicit else strategies.names()
-    names = [
-        s.name
-        for s in applicable(
-            prog,
-            names,
-            args.workers,
-            args.stragglers,
-            lambda name: strategies.make(name, args.workers, args.stragglers),
-            explicit,
-        )
-    ]
-    delay = args.delay
-    rows = iteration_table(
-        args.workers,
-        args.stragglers,
-        delay,
-        trials=args.trials,
-        iters=args.iters,
-        seed=args.seed,
-        upload_time=args.upload_time,
-        names=names,
-    )
-    header = (
-        f"Expected per-iteration cost, M = {args.workers}, S = {args.stragglers}, "
-        f"{delay.describe()}, τ = {args.upload_time:g} (parallel link); Monte Carlo: "
-        f"{args.trials} trials × {args.iters} iterations on lag_synthetic({args.workers})"
-    )
-    print(format_iteration_table(rows, header))
-    return 0
-
-
-def _int_tuple(text):
-    return tuple(int(v) for v in text.split(",") if v != "")
-
-
-def _float_tuple(text):
-    return tuple(float(v) for v in text.split(",") if v != "")
-
-
-def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="100 trials, 300 iterations, a smaller τ sweep (≈ 1–2 minutes)",
-    )
-    parser.add_argument(
-        "--out", default="figures", help="directory for figures and tables (default figures)"
-    )
-    parser.add_argument(
-        "--runs",
-        default="results/reproduce",
-        help="directory for the saved runs, npz + json (default results/reproduce)",
-    )
-    hidden = argparse.SUPPRESS  # test-only overrides of the preset grid
-    parser.add_argument("--trials", type=int, help=hidden)
-    parser.add_argument("--iters", type=int, help=hidden)
-    parser.add_argument("--s-sweep-iters", type=int, help=hidden)
-    parser.add_argument("--workers", type=int, help=hidden)
-    parser.add_argument("--stragglers", type=int, help=hidden)
-    parser.add_argument("--s-values", type=_int_tuple, help=hidden)
-    parser.add_argument("--taus", type=_float_tuple, help=hidden)
-    parser.add_argument("--seed", type=int, help=hidden)
-
-
-def config_from_args(args) -> StudyConfig:
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "trials",
-            "iters",
-            "s_sweep_iters",
-            "workers",
-            "stragglers",
-            "s_values",
-            "taus",
-            "seed",
-        )
-        if getattr(args, k, None) is not None
-    }
-    return (StudyConfig.quick if args.quick else StudyConfig.full)(**overrides)
-
-
-def cmd_reproduce(args) -> int:
-    config = config_from_args(args)
-    out = reproduce(config, args.out, args.runs)
-    print(Path(out["table_md"]).read_text())
-    return 0
-
-
 __all__ = [
     "StudyConfig",
     "reproduce",
@@ -1201,8 +1044,6 @@ __all__ = [
     "iteration_table",
     "format_iteration_table",
     "conclusions",
-    "on_grid",
-    "band",
     "mean_unit_time",
     "read_table_csv",
 ]
