@@ -275,6 +275,7 @@ def sweep_figure(
     fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False)
     names = []
     for ax, key in zip(axes.flat, keys):
+        reached, missed = False, False
         for line, (name, (x, med, lo, hi)) in enumerate(panels[key].items()):
             if name not in names:
                 names.append(name)
@@ -290,10 +291,10 @@ def sweep_figure(
             ax.fill_between(
                 x[finite], lo[finite], hi[finite], color=color(name), alpha=0.15, linewidth=0
             )
+            reached |= bool(np.any(np.isfinite(med) & (med > 0)))
             missing = ~np.isfinite(med)
             if missing.any():  # target not reached by the median trial: × at the top
-                low, high = ax.get_ylim()
-                ax.set_ylim(low, high * 2.0)  # headroom for the mark
+                missed = True
                 top = blended_transform_factory(ax.transData, ax.transAxes)
                 ax.plot(
                     x[missing],
@@ -327,7 +328,13 @@ def sweep_figure(
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0, linscale=0.6)
         else:
             ax.set_xscale(xscale)
-        ax.set_yscale("log")
+        if reached:
+            ax.set_yscale("log")
+        else:  # no time to show (and a log axis needs a positive one): only the marks
+            ax.set_yticks([])
+        if reached and missed:
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * 2.0)  # headroom for the marks at the top
         if xticks is not None:
             ax.set_xticks(xticks)
             ax.set_xticklabels([f"{t:g}" for t in xticks])
