@@ -33,13 +33,15 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Feedback while the command line simulates ``points`` runs of ``iterations`` each.
+    """Feedback while the command line simulates ``points`` runs of ``iterations`` each
+    (an int, or a sequence of each point's iterations).
 
     On a terminal (``stream.isatty()``) one line redrawn in place: a bar over the
     iterations of all points, the point running, the rate and the time left. Otherwise
     plain lines: one when a point ends (:meth:`finish`) and, while one runs, at most one
-    every ``every`` seconds. ``quiet``: nothing. :meth:`report` is the engine's progress
-    hook (``simulate(progress=...)``); it also stops the run at Ctrl-C.
+    every ``every`` seconds; :meth:`note` prints any other line (above the bar). ``quiet``:
+    nothing. :meth:`report` is the engine's progress hook (``simulate(progress=...)``); it
+    also stops the run at Ctrl-C.
 
     >>> import io
     >>> out, ticks = io.StringIO(), iter(range(0, 1000, 20))   # the clock moves 20 s a reading
@@ -59,14 +61,19 @@ class Progress:
     def __init__(
         self,
         points: int,
-        iterations: int,
+        iterations,
         *,
         stream=None,
         quiet: bool = False,
         every: float = 30.0,
         clock=time.perf_counter,
     ):
-        self.points, self.iterations = points, iterations
+        self.points = points
+        self.per_point = (
+            [int(iterations)] * points if isinstance(iterations, int) else list(iterations)
+        )
+        if len(self.per_point) != points:
+            raise ValueError(f"iterations: {len(self.per_point)} counts for {points} points")
         self.stream = sys.stderr if stream is None else stream
         self.quiet, self.every, self.clock = quiet, every, clock
         isatty = getattr(self.stream, "isatty", None)
@@ -77,10 +84,10 @@ class Progress:
 
     @property
     def total(self) -> int:
-        return self.points * self.iterations
+        return sum(self.per_point)
 
     def _overall(self) -> int:
-        return max(self.point - 1, 0) * self.iterations + self.done
+        return sum(self.per_point[: max(self.point - 1, 0)]) + self.done
 
     def _eta(self, now: float) -> str:
         elapsed, done = now - self.started, self._overall()
@@ -124,13 +131,18 @@ class Progress:
         """The point ended: one line with its duration and ``message`` (on a terminal, above
         the bar)."""
         now = self.clock()
-        self.done = self.iterations
+        self.done = self.per_point[self.point - 1]
         if not self.quiet:
             self._line(
-                f"  {self.label} ({self.point}/{self.points}): {self.iterations} "
+                f"  {self.label} ({self.point}/{self.points}): {self.done} "
                 f"iterations in {now - self.point_started:.3g} s; {message}",
                 now,
             )
+
+    def note(self, text: str) -> None:
+        """One line of other news (on a terminal, above the bar); nothing when quiet."""
+        if not self.quiet:
+            self._line(text, self.clock())
 
     def clear(self) -> None:
         """Erase the bar, so that what is printed next starts a clean line (the bar comes
@@ -144,7 +156,7 @@ class Progress:
         self.clear()
         print(text, file=self.stream, flush=True)
         self.last_line = now
-        if self.terminal and self._overall() < self.total:
+        if self.terminal and self.started is not None and self._overall() < self.total:
             self._draw(now)
 
     def _draw(self, now: float) -> None:

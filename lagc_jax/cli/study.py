@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..checks import check_writable, import_user_modules
 from ..studies import files
+from .progress import Progress
 
 
 def _shard_argument(text):
@@ -55,6 +56,11 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         help="check the file and list its points (done or not); run nothing",
     )
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="print only the results and errors: no progress bar or lines",
+    )
+    parser.add_argument(
         "--import",
         dest="imports",
         action="append",
@@ -90,22 +96,32 @@ def study_command(args) -> int:
             print(f"skipped\t{what}: {why}")
         return 0
     check_writable(prog, "--out", out / "study.json")
+    todo = files.pending_points(study, out, shard=args.shard)
+    progress = Progress(len(todo), [p.iterations for p in todo], quiet=args.quiet)
+    running = []
+
+    def on_chunk(point, done, total):  # run_study's hook, after each chunk of a point
+        if not running or running[-1] is not point:
+            running.append(point)
+            progress.start(point.label)
+        progress.report(done, total)
+
     try:
-        files.run_study(study, out, shard=args.shard)
+        files.run_study(study, out, shard=args.shard, log=progress.note, progress=on_chunk)
     except ValueError as error:
+        progress.clear()
         print(f"{prog}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    progress.clear()
     if args.shard[1] > 1:
-        print(
+        progress.note(
             f"shard {args.shard[0]}/{args.shard[1]} done; when every shard is: lagc-jax "
-            f"study-merge DIR... --out DIR",
-            file=sys.stderr,
-            flush=True,
+            f"study-merge DIR... --out DIR"
         )
         return 0
-    report = files.write_report(study, out)
+    report = files.write_report(study, out, log=progress.note)
     print("\n".join(files.best_lines(study, report["summary"])))
-    print(f"wrote {', '.join(str(f) for f in report['files'])}", file=sys.stderr, flush=True)
+    progress.note(f"wrote {', '.join(str(f) for f in report['files'])}")
     return 0
 
 

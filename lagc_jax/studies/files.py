@@ -907,6 +907,23 @@ def _run_point(point: Point, problem, delay, chunk_size, checkpoint_dir, progres
     return result
 
 
+def pending_points(study: Study, out_dir, *, shard=(0, 1)) -> list:
+    """The points of ``study`` in shard ``(i, n)`` (index i mod n) that ``out_dir`` does not
+    hold yet, in the order :func:`run_study` runs them.
+
+    >>> study = parse_study({"grid": {"strategies": ["gd", "gc"], "workers": 4}})
+    >>> [p.strategy for p in pending_points(study, "no-such-folder", shard=(1, 2))]
+    ['gc']
+    """
+    index, count = shard
+    points_dir = Path(out_dir) / "points"
+    return [
+        p
+        for i, p in enumerate(study.points)
+        if i % count == index and not (points_dir / f"{p.id}.csv").exists()
+    ]
+
+
 def run_study(study: Study, out_dir, *, shard=(0, 1), log=_log, progress=None) -> dict:
     """Run the points of ``study`` (those of index i mod n for ``shard=(i, n)``) that
     ``out_dir`` does not hold yet; return the ids of the points run now and of the shard's
@@ -935,7 +952,7 @@ def run_study(study: Study, out_dir, *, shard=(0, 1), log=_log, progress=None) -
     points_dir.mkdir(parents=True, exist_ok=True)
     _write_text(out / "study.json", json.dumps(study.to_dict(), indent=1) + "\n")
     mine = [p for i, p in enumerate(study.points) if i % count == index]
-    todo = [p for p in mine if not (points_dir / f"{p.id}.csv").exists()]
+    todo = pending_points(study, out, shard=shard)
     log(
         f"study {study.name}: {len(study.points)} points"
         + (f", shard {index}/{count}: {len(mine)}" if count > 1 else "")
