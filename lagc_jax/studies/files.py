@@ -911,7 +911,8 @@ def pending_points(study: Study, out_dir, *, shard=(0, 1)) -> list:
     """The points of ``study`` in shard ``(i, n)`` (index i mod n) that ``out_dir`` does not
     hold yet, in the order :func:`run_study` runs them.
 
-    >>> study = parse_study({"grid": {"strategies": ["gd", "gc"], "workers": 4}})
+    >>> study = parse_study({"study": {"trials": 4, "iterations": 10},
+    ...                      "grid": {"strategies": ["gd", "gc"], "workers": 4}})
     >>> [p.strategy for p in pending_points(study, "no-such-folder", shard=(1, 2))]
     ['gc']
     """
