@@ -13,8 +13,8 @@ Everything is numpy/``math`` only (no jax, no scipy). A delay is any object
 with a vectorised numpy ``cdf(x)`` of a nonnegative variable: every built-in
 model of ``lagc_jax.delays``, your own ``DelayModel``, or a bare object
 (numerical integration of the order statistics' survival functions, over an
-unbounded support too). The functions read only these optional members of the
-delay (the ``DelayModel`` protocol), never its type:
+unbounded support too: :mod:`lagc_jax.quadrature`). The functions read only
+these optional members of the delay (the ``DelayModel`` protocol), never its type:
 
 - ``validate()``: called first, when present (a ValueError for bad parameters);
 - ``sf(x)`` = 1 − cdf, used when present, which keeps heavy tails accurate;
@@ -46,10 +46,9 @@ import operator
 
 import numpy as np
 
-import warnings
-
-from lagc_jax.delays import InfiniteMeanWarning, _row_bootstrap_message
+from lagc_jax import quadrature
 from lagc_jax.delays import Pareto, ShiftedExponential  # noqa: F401 (the examples use them)
+from lagc_jax.delays import row_bootstrap_message
 
 __all__ = [
     "NON_LAZY_STRATEGIES",
@@ -118,7 +117,7 @@ def _check_delay(delay, *, rows_allowed: bool = False):
         delay = delay if checked is None else checked
     if _rows(delay) is not None:
         if not rows_allowed:
-            raise ValueError(_row_bootstrap_message())
+            raise ValueError(row_bootstrap_message())
         return delay
     if not callable(getattr(delay, "cdf", None)):
         raise ValueError(
@@ -159,11 +158,6 @@ def _check_call(
     )
 
 
-def _infinite(what: str, reason: str) -> float:
-    warnings.warn(f"{what} is infinite: {reason}", InfiniteMeanWarning, stacklevel=3)
-    return math.inf
-
-
 def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
     if num_workers % (stragglers + 1):
         raise ValueError(
@@ -171,244 +165,6 @@ def _num_groups(num_workers: int, stragglers: int, name: str) -> int:
             f"num_workers={num_workers}, stragglers={stragglers}"
         )
     return num_workers // (stragglers + 1)
-
-
-# ------------------------------------------------------------- numeric integration
-
-_Q_CUT = 1e-9  # below this survival, 1 - cdf(x) has lost ~1e-7 relative accuracy
-_Q_CUT_SF = 1e-15  # with an sf(x), the survival stays accurate much further out
-_X_CAP = 1e250
-_MAX_PANELS = 2048
-_GL_LO = np.polynomial.legendre.leggauss(10)
-_GL_HI = np.polynomial.legendre.leggauss(21)
-
-
-def _survival(delay, x):
-    """(F, q) = (P(X <= x), P(X > x)) as float arrays, using ``sf`` if present."""
-    x = np.asarray(x, dtype=float)
-    sf = getattr(delay, "sf", None)
-    if callable(sf):
-        q = np.clip(np.asarray(sf(x), dtype=float), 0.0, 1.0)
-        f = np.clip(np.asarray(delay.cdf(x), dtype=float), 0.0, 1.0)
-    else:
-        f = np.clip(np.asarray(delay.cdf(x), dtype=float), 0.0, 1.0)
-        q = 1.0 - f
-    return np.broadcast_to(f, x.shape), np.broadcast_to(q, x.shape)
-
-
-def _tail_cut(delay) -> float:
-    """The survival level where the integration stops and extrapolates: far out when
-    the delay (or the law it takes minima of) has an accurate ``sf``."""
-    while isinstance(delay, _MinOf):
-        delay = delay.base
-    return _Q_CUT_SF if callable(getattr(delay, "sf", None)) else _Q_CUT
-
-
-def _log_cdf(f, q):
-    """log F with the precise branch on each side of 1/2."""
-    with np.errstate(divide="ignore"):
-        return np.where(q < 0.5, np.log1p(-q), np.log(f))
-
-
-class _MinOf:
-    """Distribution of the minimum of ``count`` i.i.d. copies of ``base``."""
-
-    def __init__(self, base, count: int):
-        self.base, self.count = base, count
-
-    def cdf(self, x):
-        f, _ = _survival(self.base, x)
-        with np.errstate(divide="ignore"):
-            return -np.expm1(self.count * np.log1p(-f))
-
-    def sf(self, x):
-        _, q = _survival(self.base, x)
-        return q**self.count
-
-
-def _quantile(delay, level: float, lo: float) -> float:
-    """Smallest x >= lo (up to bisection accuracy) with P(X > x) <= level."""
-    hi = max(2.0 * lo, 1.0)
-    while _survival(delay, hi)[1] > level:
-        if hi >= _X_CAP:
-            return _X_CAP
-        hi = min(hi * 4.0, _X_CAP)
-    a = lo
-    for _ in range(200):
-        mid = 0.5 * (a + hi)
-        if mid in (a, hi):
-            break
-        if _survival(delay, mid)[1] > level:
-            a = mid
-        else:
-            hi = mid
-    return hi
-
-
-def _support_start(delay) -> float:
-    """sup{x >= 0 : P(X > x) = 1}, i.e. where the cdf starts to rise."""
-    if float(_survival(delay, np.nextafter(0.0, -1.0))[0]) > 0.0:
-        raise ValueError("delay must be a nonnegative variable: cdf(x) > 0 for x < 0")
-    if _survival(delay, 0.0)[1] < 1.0:
-        return 0.0
-    hi = 1.0
-    while _survival(delay, hi)[1] >= 1.0:
-        if hi >= _X_CAP:
-            raise ValueError("delay.cdf is 0 everywhere; not a distribution")
-        hi *= 4.0
-    a = 0.0
-    for _ in range(300):
-        mid = 0.5 * (a + hi)
-        if mid in (a, hi):
-            break
-        if _survival(delay, mid)[1] >= 1.0:
-            a = mid
-        else:
-            hi = mid
-    return a
-
-
-def _integrate_tail(surv, start: float, scale: float, cut: float) -> float:
-    """start + ∫_start^∞ surv(x) dx, where surv = 1 below ``start``.
-
-    Substitutes x = start + e^u, which turns both a power-law tail and the
-    behaviour near ``start`` into exponential decay in u, integrates
-    [start + scale·1e-16, cut] by adaptive Gauss–Legendre (10 vs 21 points per
-    panel) and extrapolates beyond ``cut`` (where 1 − cdf is no longer
-    accurate) with the local decay rate of the integrand; returns inf when the
-    integrand does not decay there (infinite mean).
-    """
-    if cut <= start:
-        return start
-
-    def h(u):
-        return surv(start + np.exp(u)) * np.exp(u)
-
-    u_lo, u_hi = math.log(scale * 1e-16), math.log(cut - start)
-    if u_hi <= u_lo:
-        return start
-    left = math.exp(u_lo)  # surv ~ 1 on (start, start + e^u_lo)
-    total = _integrate_panels(h, u_lo, u_hi)
-    # The decay rate is taken over 2 units of u (a factor e^2 in x), wide enough
-    # to average out the rounding noise of 1 - cdf near ``cut``.
-    h_end, h_prev = float(h(u_hi)), float(h(u_hi - 2.0))
-    if h_end > 0.0:
-        rate = (math.log(h_prev) - math.log(h_end)) / 2.0 if h_prev > 0 else 0.0
-        if rate <= 1e-6:
-            return math.inf
-        total += h_end / rate
-    return start + left + total
-
-
-def _integrate_panels(h, u_lo: float, u_hi: float) -> float:
-    """∫_{u_lo}^{u_hi} h(u) du by adaptive Gauss–Legendre (10 vs 21 points per panel)."""
-    edges = np.linspace(u_lo, u_hi, 33)
-    a, b = edges[:-1], edges[1:]
-    total, accepted, width = 0.0, 0.0, u_hi - u_lo
-    (x10, w10), (x21, w21) = _GL_LO, _GL_HI
-    for _ in range(40):
-        mid, half = 0.5 * (a + b), 0.5 * (b - a)
-        i10 = (h(mid[:, None] + half[:, None] * x10) * w10).sum(1) * half
-        i21 = (h(mid[:, None] + half[:, None] * x21) * w21).sum(1) * half
-        err = np.abs(i21 - i10)
-        total = accepted + i21.sum()
-        # Rounding in 1 - cdf near ``cut`` puts a ~1e-11 relative noise floor
-        # under the panel errors, hence 1e-10 and a cap on the panel count.
-        tol = max(1e-10 * abs(total), 1e-300) * (b - a) / width
-        ok = err <= tol
-        if ok.all() or a.size > _MAX_PANELS:
-            accepted += i21.sum()
-            break
-        accepted += i21[ok].sum()
-        a, b = a[~ok], b[~ok]
-        m = 0.5 * (a + b)
-        a, b = np.concatenate([a, m]), np.concatenate([m, b])
-    else:  # pragma: no cover - only for pathological cdfs
-        accepted += i21.sum()
-    return accepted
-
-
-def _integrate_finite(surv, start: float, scale: float, stop: float) -> float:
-    """∫_0^stop surv(x) dx = start + ∫_start^stop surv(x) dx, where surv = 1 below
-    ``start`` (the substitution x = start + e^u of :func:`_integrate_tail`, no tail)."""
-    if stop <= start:
-        return stop
-
-    def h(u):
-        return surv(start + np.exp(u)) * np.exp(u)
-
-    u_lo, u_hi = math.log(scale * 1e-16), math.log(stop - start)
-    if u_hi <= u_lo:
-        return stop
-    return start + math.exp(u_lo) + _integrate_panels(h, u_lo, u_hi)
-
-
-def _atoms(delay):
-    """Sorted atoms of a discrete law (``atoms()``), also through a min of copies; else None."""
-    if isinstance(delay, _MinOf):
-        return _atoms(delay.base)
-    atoms = getattr(delay, "atoms", None)
-    values = atoms() if callable(atoms) else None
-    return None if values is None else np.asarray(values, dtype=float)
-
-
-def _integrate_steps(surv, breakpoints) -> float:
-    """∫_0^∞ surv(x) dx for a right-continuous step function that is 1 below the
-    first breakpoint, constant between breakpoints and 0 from the last one on."""
-    b = np.unique(np.asarray(breakpoints, dtype=float))
-    values = np.asarray(surv(b[:-1]), dtype=float) if b.size > 1 else np.zeros(0)
-    return float(b[0] + np.sum(values * np.diff(b)))
-
-
-def _numeric_order_statistic(delay, k: int, n: int) -> float:
-    """E X_(k:n) = ∫_0^∞ P(fewer than k of n are <= x) dx (binomial tail)."""
-    surv = _order_statistic_survival(delay, k, n)
-    atoms = _atoms(delay)
-    if atoms is not None:  # exact: P(X_(k:n) > x) is constant between atoms
-        return _integrate_steps(surv, atoms)
-    start = _support_start(delay)
-    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
-    cut = _quantile(delay, _tail_cut(delay), start)
-    return _integrate_tail(surv, start, scale, cut)
-
-
-def _order_statistic_survival(delay, k: int, n: int):
-    """x -> P(X_(k:n) > x) = P(fewer than k of n are <= x), vectorised."""
-    j = np.arange(k, dtype=float)
-    log_binom = np.array(
-        [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in range(k)]
-    )
-
-    def surv(x):
-        f, q = _survival(delay, x)
-        log_f = _log_cdf(f, q)[..., None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_q = np.log(q)[..., None]
-            jlogf = np.where(j == 0, 0.0, j * log_f)
-            terms = np.exp(log_binom + jlogf + (n - j) * log_q)
-        return np.minimum(terms.sum(-1), 1.0)
-
-    return surv
-
-
-def _numeric_mixed_max(delay, n_late: int, n_plain: int, lag: float) -> float:
-    """E max(X_1 + lag, …, X_{n_late} + lag, Y_1, …, Y_{n_plain}), all i.i.d."""
-
-    def surv(x):
-        f1, q1 = _survival(delay, x - lag)
-        f2, q2 = _survival(delay, x)
-        with np.errstate(invalid="ignore"):
-            s = -np.expm1(n_late * _log_cdf(f1, q1) + n_plain * _log_cdf(f2, q2))
-        return np.nan_to_num(s, nan=1.0)
-
-    atoms = _atoms(delay)
-    if atoms is not None:  # exact: steps at the atoms and at the atoms + lag
-        return _integrate_steps(surv, np.concatenate([atoms, atoms + lag]))
-    base = _support_start(delay)
-    start = base + lag
-    scale = max(_quantile(delay, 0.5, base) - base, 1e-300)
-    cut = _quantile(delay, _tail_cut(delay), base) + lag
-    return _integrate_tail(surv, start, scale, cut)
 
 
 # ------------------------------------------------------------------- public figures
@@ -430,33 +186,14 @@ def expected_order_statistic(delay, k: int, n: int, *, method: str = "auto") -> 
     k = _check_int("k", k, 1, n)
     method = _check_method(method)
     delay = _check_delay(delay)
-    closed = None
-    if method != "numeric":
-        hook = getattr(delay, "closed_order_statistic", None)
-        closed = hook(k, n) if callable(hook) else None
-        if closed is None and method == "closed":
-            raise ValueError(
-                f"method='closed' needs a closed form of E X_({k}:{n}) (the delay's "
-                "closed_order_statistic: ShiftedExponential, Pareto, Weibull for k = 1), got "
-                f"{type(delay).__name__}"
-            )
-    if closed is not None:  # an infinite closed form has warned with its reason
-        return float(closed)
-    value = float(_numeric_order_statistic(delay, k, n))
-    if math.isinf(value):
-        return _infinite(
-            f"E X_({k}:{n})",
-            "the tail of delay.cdf decays too slowly "
-            "(a heavy tail without a finite mean of this order statistic)",
-        )
-    return value
+    return quadrature.order_statistic_mean(delay, k, n, method=method)
 
 
 def _min_distribution(delay, group_size: int):
     """The law of the min of ``group_size`` copies: the delay's ``min_of`` or numeric."""
     hook = getattr(delay, "min_of", None)
     inner = hook(group_size) if callable(hook) else None
-    return _MinOf(delay, group_size) if inner is None else inner
+    return quadrature.MinOf(delay, group_size) if inner is None else inner
 
 
 def expected_min_then_max(
@@ -477,8 +214,8 @@ def expected_min_then_max(
     method = _check_method(method)
     delay = _check_delay(delay)
     inner = _min_distribution(delay, group_size)
-    if method == "numeric" and not isinstance(inner, _MinOf):
-        inner = _MinOf(delay, group_size)
+    if method == "numeric" and not isinstance(inner, quadrature.MinOf):
+        inner = quadrature.MinOf(delay, group_size)
     return expected_order_statistic(
         inner, num_groups, num_groups, method="auto" if method == "numeric" else method
     )
@@ -498,9 +235,11 @@ def _mixed_max(delay, n_late: int, n_plain: int, lag: float, method: str) -> flo
             "method='closed': no closed form for a maximum where only some of the "
             "messages pay upload_time; use method='auto' or 'numeric'"
         )
-    value = _numeric_mixed_max(delay, n_late, n_plain, lag)
+    value = quadrature.numeric_mixed_max(delay, n_late, n_plain, lag)
     if math.isinf(value):
-        return _infinite("the expected maximum", "the tail of delay.cdf decays too slowly")
+        return quadrature.infinite_expectation(
+            "the expected maximum", "the tail of delay.cdf decays too slowly"
+        )
     return value
 
 
@@ -743,19 +482,19 @@ def straggle_probability(
         return 0.0
     if T < link:
         return 1.0
-    _, q = _survival(delay, (T - link) / load_value)
+    _, q = quadrature.cdf_and_survival(delay, (T - link) / load_value)
     return float(q)
 
 
 def _expected_min_order_statistic(delay, k: int, n: int, cap: float) -> float:
     """E min(X_(k:n), cap) = ∫_0^cap P(X_(k:n) > x) dx (exact for discrete laws)."""
-    surv = _order_statistic_survival(delay, k, n)
-    atoms = _atoms(delay)
+    surv = quadrature.order_statistic_survival(delay, k, n)
+    atoms = quadrature.atoms_of(delay)
     if atoms is not None:  # a step function: exact up to the cap
-        return _integrate_steps(surv, np.append(atoms[atoms < cap], cap))
-    start = _support_start(delay)
-    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
-    return _integrate_finite(surv, start, scale, cap)
+        return quadrature.integrate_steps(surv, np.append(atoms[atoms < cap], cap))
+    start = quadrature.support_start(delay)
+    scale = max(quadrature.survival_quantile(delay, 0.5, start) - start, 1e-300)
+    return quadrature.integrate_finite(surv, start, scale, cap)
 
 
 def _covering_subsets(group_size: int, num_groups: int, n: int) -> int:
@@ -780,22 +519,22 @@ def _erasurehead_compute_time(delay, group_size: int, num_groups: int, k: int) -
     log_counts = np.log(counts[keep])
 
     def surv(x):
-        f, q = _survival(delay, x)
-        log_f = _log_cdf(f, q)[..., None]
+        f, q = quadrature.cdf_and_survival(delay, x)
+        log_f = quadrature.log_cdf(f, q)[..., None]
         with np.errstate(divide="ignore", invalid="ignore"):
             n_log_f = np.where(n == 0, 0.0, n * log_f)
             terms = np.exp(log_counts + n_log_f + (M - n) * np.log(q)[..., None])
         return np.minimum(terms.sum(-1), 1.0)
 
-    atoms = _atoms(delay)
+    atoms = quadrature.atoms_of(delay)
     if atoms is not None:
-        return _integrate_steps(surv, atoms)
-    start = _support_start(delay)
-    scale = max(_quantile(delay, 0.5, start) - start, 1e-300)
-    cut = _quantile(delay, _tail_cut(delay), start)
-    value = _integrate_tail(surv, start, scale, cut)
+        return quadrature.integrate_steps(surv, atoms)
+    start = quadrature.support_start(delay)
+    scale = max(quadrature.survival_quantile(delay, 0.5, start) - start, 1e-300)
+    cut = quadrature.survival_quantile(delay, quadrature.tail_cut(delay), start)
+    value = quadrature.integrate_tail(surv, start, scale, cut)
     if math.isinf(value):
-        return _infinite(
+        return quadrature.infinite_expectation(
             "erasurehead's expected iteration time", "the tail of delay.cdf decays too slowly"
         )
     return value

@@ -44,6 +44,7 @@ __all__ = [
     "breast_cancer",
     "load_sklearn",
     "load_times_csv",
+    "load_times_csv_with_layout",
     "standardize",
     "straggler_trace",
     "STRAGGLER_TRACES",
@@ -339,13 +340,20 @@ def load_times_csv(path, *, num_workers=None, step_column=None) -> np.ndarray:
     >>> load_times_csv(f, num_workers=3).shape
     (2, 3)
     """
-    return _load_times(path, num_workers=num_workers, step_column=step_column)[0]
+    return load_times_csv_with_layout(path, num_workers=num_workers, step_column=step_column)[0]
 
 
-def _load_times(path, *, num_workers=None, step_column=None):
-    """:func:`load_times_csv`, returning (times, layout): layout is the one line
-    ``PATH: N steps × M workers (header on line 1; column 1 'step' dropped ...)``
-    that ``lagc-jax advise`` prints."""
+def load_times_csv_with_layout(path, *, num_workers=None, step_column=None):
+    """:func:`load_times_csv` (same rules and errors), returning (times, layout): layout
+    is one line saying how the file was read, which ``lagc-jax advise`` prints.
+
+    >>> import pathlib, tempfile
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "times.csv"
+    >>> _ = f.write_text("step,w0,w1\\n0,1.0,3.0\\n1,1.1,2.9\\n")
+    >>> times, layout = load_times_csv_with_layout(f)
+    >>> times.shape, layout.split(": ", 1)[1]
+    ((2, 2), "2 steps × 2 workers (header on line 1; column 1 'step' dropped as the step index)")
+    """
     if step_column is not None and not isinstance(step_column, bool):
         raise ValueError(f"step_column must be True, False or None, got {step_column!r}")
     if num_workers is not None and (

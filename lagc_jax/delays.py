@@ -43,7 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import random_words
+from . import quadrature, random_words
+from .quadrature import InfiniteMeanWarning
 
 __all__ = [
     "Bimodal",
@@ -64,13 +65,10 @@ __all__ = [
     "is_delay_model",
     "normalize_samples",
     "parse_delay",
+    "row_bootstrap_message",
     "sample_unit_times",
     "unit_times_from_bits",
 ]
-
-
-class InfiniteMeanWarning(RuntimeWarning):
-    """A delay model whose mean unit time (or iteration time) is infinite."""
 
 
 # --------------------------------------------------------------------------- #
@@ -299,15 +297,20 @@ class DelayModel:
 
     @property
     def mean(self) -> float:
-        """E[X]; the default integrates the survival 1 − ``cdf`` (needs a ``cdf``)."""
+        """E[X]; the default, for a valid i.i.d. law with a ``cdf``: its
+        ``closed_order_statistic(1, 1)`` if any, else the integral of the survival
+        1 − ``cdf`` (inf with an InfiniteMeanWarning when it diverges)."""
         if not callable(getattr(self, "cdf", None)):
             raise AttributeError(
                 f"{type(self).__name__} has no mean: define the property "
                 "mean, or a numpy cdf(x) to integrate"
             )
-        from . import analysis
-
-        return analysis.expected_order_statistic(self, 1, 1)
+        checked = self.validate()
+        model = self if checked is None else checked
+        rows = getattr(model, "bootstrap_rows", None)
+        if callable(rows) and rows() is not None:
+            raise ValueError(row_bootstrap_message())
+        return quadrature.order_statistic_mean(model, 1, 1)
 
 
 def is_delay_model(obj) -> bool:
@@ -472,7 +475,7 @@ class Pareto(_ParetoFields, DelayModel):
                 f"1/(n - k + 1) = {1 / m:g} (the {k}-th smallest of {n} has no "
                 "finite mean)",
                 InfiniteMeanWarning,
-                stacklevel=3,
+                stacklevel=4,  # past quadrature.order_statistic_mean, to its caller's caller
             )
             return math.inf
         return self.scale * math.exp(
@@ -962,7 +965,13 @@ def normalize_samples(samples, by: str = "mean") -> np.ndarray:
     raise ValueError(f"by must be 'mean' or 'median', got {by!r}")
 
 
-def _row_bootstrap_message() -> str:
+def row_bootstrap_message() -> str:
+    """Why the i.i.d. formulas refuse a row bootstrap (``Empirical`` with (N, M) samples):
+    the message of the ValueError that its ``cdf`` and the analysis raise.
+
+    >>> row_bootstrap_message().startswith("Empirical with (N, M) samples is a row bootstrap")
+    True
+    """
     return (
         "Empirical with (N, M) samples is a row bootstrap: the M unit times of an "
         "iteration are one measured step, neither independent nor identically "
@@ -1111,7 +1120,7 @@ class Empirical(DelayModel):
     def atoms(self) -> np.ndarray:
         """Sorted distinct values of the pooled law (for exact order statistics)."""
         if not self.pooled:
-            raise ValueError(_row_bootstrap_message())
+            raise ValueError(row_bootstrap_message())
         return np.unique(np.asarray(self.samples))
 
     def bootstrap_rows(self):
@@ -1121,7 +1130,7 @@ class Empirical(DelayModel):
     def cdf(self, x):
         """Empirical CDF of pooled samples, P(X <= x) = #{samples <= x} / N (numpy)."""
         if not self.pooled:
-            raise ValueError(_row_bootstrap_message())
+            raise ValueError(row_bootstrap_message())
         ordered = np.sort(np.asarray(self.samples))
         x = np.asarray(x, dtype=float)
         return np.searchsorted(ordered, x, side="right") / ordered.size
@@ -1129,7 +1138,7 @@ class Empirical(DelayModel):
     def quantile(self, q):
         """Smallest sample x with P(X <= x) >= q (pooled; numpy)."""
         if not self.pooled:
-            raise ValueError(_row_bootstrap_message())
+            raise ValueError(row_bootstrap_message())
         return np.quantile(np.asarray(self.samples), q, method="inverted_cdf")
 
     def describe(self) -> str:

@@ -15,25 +15,6 @@ import pytest
 PACKAGE = "lagc_jax"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
-# Private names one module still imports from another, each with the reason it is left.
-# An entry that no longer matches anything fails the test, so that it is removed.
-KNOWN_PRIVATE_USES = {
-    # delays.py is another engineer's file for now: make the name public there, then drop this.
-    ("lagc_jax.analysis", "lagc_jax.delays", "_row_bootstrap_message"),
-    # datasets.load_times_csv returns the times only; `lagc-jax advise` prints the layout line too.
-    ("lagc_jax.cli.advise", "lagc_jax.datasets", "_load_times"),
-}
-
-# Import edges left out of the cycle check, each with the reason it is left.
-# An entry that no longer matches an import fails the test, so that it is removed.
-KNOWN_CYCLE_EDGES = {
-    # delays <-> analysis: DelayModel.mean's default integrates the survival function with
-    # analysis.expected_order_statistic (an import inside the property), and analysis imports
-    # the delay models. delays.py is another engineer's file for now: move the integral to
-    # delays.py (or the default mean to analysis), then drop this.
-    ("lagc_jax.delays", "lagc_jax.analysis"),
-}
-
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT.parent).with_suffix("").parts
@@ -148,12 +129,9 @@ def test_the_parser_sees_the_layout():
 
 def test_no_import_cycle():
     found = edges(package_parts=False)
-    stale = sorted(KNOWN_CYCLE_EDGES - set(found))
-    assert not stale, f"no such import any more: remove from KNOWN_CYCLE_EDGES: {stale}"
     graph = {}
     for importer, imported in found:
-        if (importer, imported) not in KNOWN_CYCLE_EDGES:
-            graph.setdefault(importer, []).append(imported)
+        graph.setdefault(importer, []).append(imported)
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + "; ".join(
         f"{a} (line {found[a, b]}) imports {b}" for a, b in zip(cycle, cycle[1:] + cycle[:1])
@@ -215,12 +193,8 @@ def private_uses() -> dict:
 
 
 def test_no_module_uses_another_modules_private_names():
-    uses = private_uses()
     offending = [
         f"{importer} (line {line}) uses {imported}.{name}"
-        for (importer, imported, name), line in sorted(uses.items())
-        if (importer, imported, name) not in KNOWN_PRIVATE_USES
+        for (importer, imported, name), line in sorted(private_uses().items())
     ]
     assert not offending, offending
-    stale = sorted(KNOWN_PRIVATE_USES - set(uses))
-    assert not stale, f"fixed: remove from KNOWN_PRIVATE_USES: {stale}"

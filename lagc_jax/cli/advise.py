@@ -171,7 +171,7 @@ def command(args) -> int:
         return _fail("--workers", f"must be an integer >= 1, got {args.workers}")
     try:
         if args.times is not None:  # refused unless its layout is unambiguous
-            times, layout = datasets._load_times(args.times)
+            times, layout = datasets.load_times_csv_with_layout(args.times)
         else:
             times = datasets.straggler_trace(args.trace)
             layout = (
