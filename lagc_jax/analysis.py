@@ -46,9 +46,9 @@ import operator
 
 import numpy as np
 
-from lagc_jax import quadrature
-from lagc_jax.delays import Pareto, ShiftedExponential  # noqa: F401 (the examples use them)
-from lagc_jax.delays import row_bootstrap_message
+from . import quadrature
+from .delays import Pareto, ShiftedExponential  # noqa: F401 (the examples use them)
+from .delays import row_bootstrap_message
 
 __all__ = [
     "NON_LAZY_STRATEGIES",
