@@ -53,7 +53,7 @@ S_SWEEP_STRATEGIES = ("gd", "lag-wk", "gc", "grouping", "lagc", "lagc-ps", "g-la
 TAU_SWEEP_STRATEGIES = ("gd", "gc", "grouping", "lag-wk", "lag-ps", "g-lag", "lagc")
 # Strategies whose runs do not depend on S: S-sweep values come from the main study.
 S_INDEPENDENT = ("gd", "lag-wk", "lag-ps")
-TABLE_FIELDS = ("wall_clock", "uploads", "computations", "downloads", "iterations")
+TABLE_FIELDS = ("wall_clock", "uploads", "computations", "downloads", "iterations", "final_gap")
 # Asynchronous baselines (MODEL.md §8): with a constant step they do not converge to f*
 # (each update applies k of the M partition gradients, stale), so besides TARGET_GAP the
 # study reports the time to this looser gap and the gap at the end of the run.
@@ -260,14 +260,14 @@ def format_table(tables: dict, config: StudyConfig) -> str:
             f"{mean_unit_time(DISTRIBUTIONS[dist]):g}",
             "",
             "| strategy | wall clock (E[X]) | uploads | computations | iterations "
-            "| reached | diverged |",
-            "|---|---|---|---|---|---|---|",
+            "| reached | diverged | final gap |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, s in rows.items():
             lines.append(
                 f"| {name} | {_cell(s['wall_clock'], '.4g')} | {_cell(s['uploads'], '.0f')} | "
                 f"{_cell(s['computations'], '.0f')} | {_cell(s['iterations'], '.0f')} | "
-                f"{s['reached']:.0%} | {s['diverged']} |"
+                f"{s['reached']:.0%} | {s['diverged']} | {_cell(s['final_gap'], '.2g')} |"
             )
     lines += ["", "## Conclusions", ""]
     lines += [conclusion_line(dist, rows) for dist, rows in tables.items()]
