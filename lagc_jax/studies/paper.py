@@ -116,12 +116,12 @@ class StudyConfig:
 
 
 def mean_unit_time(delay) -> float:
-    """E[X] of a unit-time distribution (the study's time unit)."""
-    if isinstance(delay, delays.ShiftedExponential):
-        return delay.shift + 1.0 / delay.rate
-    if delay.shape <= 1:
-        return math.inf
-    return delay.scale * delay.shape / (delay.shape - 1.0)
+    """E[X] of a unit-time distribution (the study's time unit): the delay model's mean.
+
+    >>> mean_unit_time(delays.Pareto(scale=1.0, shape=1.5))
+    3.0
+    """
+    return float(delay.mean)
 
 
 def _log(message: str) -> None:
