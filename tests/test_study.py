@@ -11,19 +11,38 @@ from lagc_jax.studies import paper as study
 from lagc_jax.studies import statistics
 from lagc_jax.results import Result, median_interval
 
-# A small grid of the full study: every strategy in the main study, both
-# distributions, a two-point S sweep, a two-point τ sweep on both links and the k sweep's
-# two ends (k = 1 is async, k = M is gd; each k is a program of its own).
+# A small grid of the full study, compiled once for the module (about 40 programs: the
+# module's time is their compilation). The main study runs the paper's ten strategies (the
+# colour test needs them all in the figures) and the asynchronous ones, in registry order,
+# on both distributions; the other registered strategies would only add programs, the
+# default study runs them (test_the_default_study_runs_every_registered_strategy) and other
+# modules run each of them. A two-point S sweep of the strategies with an analysis, a
+# two-point τ sweep on both links and the k sweep's two ends (k = 1 is async, k = M is gd;
+# each k is a program of its own).
 SMALL = dict(
     workers=6,
     stragglers=1,
     trials=24,
     iters=150,
+    strategies=(
+        "gd",
+        "fastest-k",
+        "gc",
+        "grouping",
+        "lag-wk",
+        "lag-ps",
+        "lagc",
+        "lagc-ps",
+        "g-lag",
+        "g-lag-wk",
+        "async",
+        "k-async",
+    ),
     s_values=(0, 1),
     s_sweep_iters=150,
     taus=(0.0, 1.0),
     tau_strategies=("gd", "lag-wk", "g-lag"),
-    s_sweep_strategies=("gd", "gc", "grouping", "g-lag"),
+    s_sweep_strategies=("gd", "gc", "grouping"),
     k_values=(1, 6),
     async_step_grid=(0.5, 1.0),
 )
@@ -56,7 +75,7 @@ def test_outputs_exist(study_out):
     ):
         assert (figures / name).stat().st_size > 0, name
     for dist in ("exponential", "pareto"):
-        for name in strategies.names():
+        for name in SMALL["strategies"]:
             assert (study_out["root"] / "runs" / f"main_{dist}_{name}.npz").exists()
             assert (study_out["root"] / "runs" / f"main_{dist}_{name}.json").exists()
     assert set(study_out["figures"]) == {str(p) for p in figures.glob("*.png")}
@@ -67,7 +86,7 @@ def test_table_matches_saved_results(study_out):
     md = study_out["table_md"].read_text()
     assert set(csv_rows) == {"exponential", "pareto"}
     for dist, rows in csv_rows.items():
-        assert list(rows) == list(strategies.names())
+        assert list(rows) == list(SMALL["strategies"])
         unit = study.mean_unit_time(study.DISTRIBUTIONS[dist])
         section = md.split(f"## {dist}")[1].split("##")[0]
         for name, row in rows.items():
@@ -197,6 +216,12 @@ def test_one_colour_per_strategy_across_figures(study_out):
     assert len(set(palette.values())) == len(palette)
 
 
+def test_the_default_study_runs_every_registered_strategy():
+    """The fixture's study runs a subset; `lagc-jax reproduce` (full or --quick) runs all."""
+    for config in (study.StudyConfig.full(), study.StudyConfig.quick()):
+        assert config.strategies == strategies.names()
+
+
 def test_on_grid_and_band():
     r = Result(
         iterations=np.arange(3),
@@ -260,29 +285,19 @@ def _parse_table(text):
 
 
 def test_table_command_against_analysis(study_out, capsys):
-    # same shapes as the study fixture's runs: the compiled programs are reused
+    """`lagc-jax table --strategy NAME` for each strategy of the study fixture, on its shapes
+    (the compiled programs are reused). That the table's default runs every registered
+    strategy that applies: test_cli.py::test_strategies_that_do_not_apply_are_skipped_with_a_note.
+    """
     M, S, trials, iters = SMALL["workers"], SMALL["stragglers"], SMALL["trials"], SMALL["iters"]
-    assert (
-        cli.main(
-            [
-                "table",
-                "--workers",
-                str(M),
-                "--stragglers",
-                str(S),
-                "--delay",
-                "exp:2,0.5",
-                "--trials",
-                str(trials),
-                "--iters",
-                str(iters),
-            ]
-        )
-        == 0
-    )
-    rows = _parse_table(capsys.readouterr().out)
+    rows = {}
+    for name in SMALL["strategies"]:
+        argv = ["table", "--strategy", name, "--workers", str(M), "--stragglers", str(S)]
+        argv += ["--delay", "exp:2,0.5", "--trials", str(trials), "--iters", str(iters)]
+        assert cli.main(argv) == 0
+        rows.update(_parse_table(capsys.readouterr().out))
     delay = delays.ShiftedExponential(shift=0.5, rate=2.0)
-    assert {name for name, _ in rows} == set(strategies.names())
+    assert {name for name, _ in rows} == set(SMALL["strategies"])
     for name in analysis.NON_LAZY_STRATEGIES:
         costs = analysis.expected_iteration_costs(name, M, S, delay)
         for q in study.QUANTITIES:
