@@ -10,12 +10,14 @@ from lagc_jax import cli
 from lagc_jax import strategies as st
 from lagc_jax.results import Result
 
-from helpers import COUNTS, assert_same_run
+from helpers import COUNTS, SMALL_DELAY, SMALL_PROBLEM, SMALL_RUN, assert_same_run, drawn_unit_times
 from test_results import small_result
 
 M = 6
-PROBLEM = lj.problems.lag_synthetic(M, dim=10)
-DELAY = lj.ShiftedExponential(shift=0.1, rate=1.0)
+PROBLEM, DELAY = SMALL_PROBLEM, SMALL_DELAY  # M = 6, d = 10
+# the drawn runs of the engine-property tests below share these sizes (those of the other
+# modules' small runs: async's program is test_strategy_battery.py's)
+DRAWN = dict(num_iters=32, **SMALL_RUN)
 
 
 def tiny_problem():
@@ -62,22 +64,25 @@ def event_simulation(X, y, times, k, alpha, tau, tau_b, num_updates):
 # k = M is gd
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize(
-    "delay", [DELAY, lj.Pareto(1.0, 2.5), None], ids=["exponential", "pareto", "replayed"]
+    "delay",
+    [
+        DELAY,
+        # slow: Pareto's job draws are its iteration draws bit for bit, as the exponential's
+        # are (test_random_words.py::test_unit_times_from_bits_equal_sample_unit_times)
+        pytest.param(lj.Pareto(1.0, 2.5), marks=pytest.mark.slow),
+        None,
+    ],
+    ids=["exponential", "pareto", "replayed"],
 )
 def test_k_equal_m_is_gd_in_iterates_wall_clock_and_counts(delay):
-    kw = dict(
-        num_iters=40,
-        num_trials=5,
-        upload_time=0.3,
-        broadcast_time=0.2,
-        seed=3,
-        slowdown=np.linspace(1.0, 2.0, M),
-    )
+    """(The drawn gd run is the modules' shared small run.)"""
+    kw = dict(upload_time=0.3, broadcast_time=0.2, seed=3, slowdown=np.linspace(1.0, 2.0, M))
+    kw.update(DRAWN)
     if delay is None:
-        kw["unit_times"] = np.random.default_rng(2).exponential(size=(5, 40, M)) + 0.05
+        kw["unit_times"] = np.random.default_rng(2).exponential(size=(3, 32, M)) + 0.05
     gd = lj.simulate(PROBLEM, lj.make("gd", M), delay, **kw)
-    full = lj.simulate(PROBLEM, lj.make("k-async", M, k=M), delay, chunk_size=8, **kw)
-    for field in COUNTS:
+    full = lj.simulate(PROBLEM, lj.make("k-async", M, k=M), delay, **kw)
+    for field in (*COUNTS, "upload_mask"):
         np.testing.assert_array_equal(getattr(full, field), getattr(gd, field), err_msg=field)
     np.testing.assert_allclose(full.loss, gd.loss, rtol=1e-12)
     np.testing.assert_allclose(full.wall_clock, gd.wall_clock, rtol=1e-12)
@@ -115,6 +120,7 @@ def test_async_tiny_case_by_hand():
         num_trials=1,
         step_size=alpha,
         record_masks=True,
+        chunk_size=2,  # the program of test_k_async_against_the_event_simulation's k = 1
     )
     assert [np.flatnonzero(m).tolist() for m in r.upload_mask[0]] == [[1], [0], [1], [2], [0], [2]]
     np.testing.assert_array_equal(r.wall_clock[0], [0, 1, 2, 3, 3, 4, 4])
@@ -236,23 +242,29 @@ def test_updates_per_unit_time_against_renewal_theory():
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("name", ["async", "k-async"])
 def test_deterministic_chunk_invariant_and_replayed_across_chunks(name):
+    """Three programs: the drawn run in chunks (DRAWN), the unchunked replay of its unit
+    times, and a replay in chunks of 16."""
     s = lj.make(name, M, k=2) if name == "k-async" else lj.make(name, M)
-    kw = dict(num_iters=30, num_trials=3, upload_time=0.2, broadcast_time=0.1, seed=9)
-    a = lj.simulate(PROBLEM, s, DELAY, **kw)
-    assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, **kw), rtol=0)
-    assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, chunk_size=5, **kw))
-    times = np.random.default_rng(5).exponential(size=(3, 30, M))
-    kw["record_masks"] = True  # every replayed run: one program per chunk length
+    kw = dict(upload_time=0.2, broadcast_time=0.1, **DRAWN)
+    a = lj.simulate(PROBLEM, s, DELAY, seed=9, **kw)
+    assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, seed=9, **kw), rtol=0)
+    # the drawn run in chunks is the unchunked replay of its draws: job j of worker m
+    # draws X_{j,m}, whatever the chunk (a job started by update K - 1 has index < K)
+    K = DRAWN["num_iters"]
+    times = drawn_unit_times(DELAY, 9, DRAWN["num_trials"], K, M)
+    kw.pop("chunk_size")
     whole = lj.simulate(PROBLEM, s, unit_times=times, **kw)
-    assert_same_run(whole, lj.simulate(PROBLEM, s, unit_times=times, chunk_size=3, **kw))
-    # rows are read by job index, not by update: worker m ran jobs 0 … c_m (c_m completed),
-    # so rows past c_m are never read, and a row it did read changes the run
+    assert_same_run(a, whole)
+    np.testing.assert_array_equal(a.upload_mask, whole.upload_mask)
+    # rows are read by job index, not by update, also across chunks: worker m ran jobs
+    # 0 … c_m (c_m completed), so rows past c_m are never read, and a row it did read
+    # changes the run
     completed = whole.upload_mask.sum(axis=1)  # (trials, M)
-    assert completed.max() < 30 // 2  # most rows belong to no job at all
-    unread = np.arange(30)[None, :, None] > completed[:, None, :]
+    assert completed.max() < K // 2  # most rows belong to no job at all
+    unread = np.arange(K)[None, :, None] > completed[:, None, :]
     assert_same_run(
         whole,
-        lj.simulate(PROBLEM, s, unit_times=np.where(unread, 50.0, times), chunk_size=10, **kw),
+        lj.simulate(PROBLEM, s, unit_times=np.where(unread, 50.0, times), chunk_size=16, **kw),
         rtol=0,
     )
     read = times.copy()
@@ -263,8 +275,9 @@ def test_deterministic_chunk_invariant_and_replayed_across_chunks(name):
 
 
 def test_sweep_points_equal_separate_runs():
+    """(The separate runs are the program of test_deterministic_chunk_invariant_...[k-async].)"""
     s = lj.make("k-async", M, k=2)
-    kw = dict(num_iters=20, num_trials=3, seed=1)
+    kw = dict(seed=1, broadcast_time=0.1, **DRAWN)
     points = lj.sweep(PROBLEM, s, DELAY, upload_time=[0.0, 0.5], step_size=[0.01, 0.02], **kw)
     for point, (tau, alpha) in zip(points, [(0.0, 0.01), (0.5, 0.02)]):
         assert_same_run(
@@ -273,12 +286,11 @@ def test_sweep_points_equal_separate_runs():
 
 
 def test_masks_and_counts():
-    r = lj.simulate(
-        PROBLEM, lj.make("k-async", M, k=4), DELAY, num_iters=12, num_trials=2, record_masks=True
-    )
-    assert r.upload_mask.shape == (2, 12, M) and (r.upload_mask.sum(-1) == 4).all()
+    """(The program of test_deterministic_chunk_invariant_...[k-async].)"""
+    r = lj.simulate(PROBLEM, lj.make("k-async", M, k=2), DELAY, **DRAWN)
+    assert r.upload_mask.shape == (3, 32, M) and (r.upload_mask.sum(-1) == 2).all()
     np.testing.assert_array_equal(
-        r.downloads[:, 1:], np.broadcast_to(M + 4 * np.arange(12), (2, 12))
+        r.downloads[:, 1:], np.broadcast_to(M + 2 * np.arange(32), (3, 32))
     )
     assert (np.diff(r.wall_clock, axis=1) >= 0).all()
     assert r.config["strategy"] == "k-async" and r.config["xi"] is None
@@ -353,8 +365,11 @@ def test_command_line(tmp_path, capsys, monkeypatch):
     assert cli.main(base + ["--strategy", "k-async"]) == 0  # default k = M − S = 3
     assert "| k-async |" in capsys.readouterr().out
     assert (np.diff(Result.load(stem + "_k-async.npz").uploads, axis=1) == 3).all()
+    # --k reaches the strategy (the run of a k-async strategy: just above)
+    made = []
+    monkeypatch.setattr(lj, "simulate", lambda p, s, *a, **k: made.append(s) or small_result())
     assert cli.main(base + ["--strategy", "k-async", "--k", "2"]) == 0
-    assert (np.diff(Result.load(stem + "_k-async.npz").uploads, axis=1) == 2).all()
+    assert [(s.name, s.k) for s in made] == [("k-async", 2)]
     assert cli.main(base + ["--strategy", "k-async", "--k", "5"]) == 2
     assert "k must be an integer in [1, num_workers = 4], got 5" in capsys.readouterr().err
     assert cli.main(base + ["--strategy", "async", "--link", "shared"]) == 2

@@ -25,6 +25,8 @@ import lagc_jax as lj
 from lagc_jax import checkpoints, problems, strategies
 from lagc_jax.problems import lag_synthetic
 
+from helpers import SMALL_RUN
+
 EXP = lj.ShiftedExponential(rate=1.0)
 FIELDS = ("loss", "gap", "wall_clock", "uploads", "downloads", "computations", "diverged")
 
@@ -47,7 +49,8 @@ def assert_identical(a, b):
 
 
 def run(problem, directory=None, **kwargs):
-    options = dict(num_iters=24, num_trials=3, chunk_size=6)
+    """lagc in four chunks of 8 iterations (the modules' shared small runs)."""
+    options = dict(num_iters=32, **SMALL_RUN)
     options.update(kwargs)
     return lj.simulate(
         problem, strategies.make("lagc", 6, 1), EXP, checkpoint_dir=directory, **options
@@ -61,6 +64,9 @@ def manifest(directory):
 # --------------------------------------------------------------------------- #
 # fault injection: SIGKILL at random points
 # --------------------------------------------------------------------------- #
+KILLED_ITERS, KILLED_CHUNK, KILLS = 64, 4, 4
+
+
 def killed_run(checkpoint_dir, progress):
     """The run the fault-injection test kills (in a child) and runs uninterrupted (here)."""
     p = lag_synthetic(4, dim=10)
@@ -69,9 +75,9 @@ def killed_run(checkpoint_dir, progress):
         p,
         strategies.make("lagc", 4, 1),
         delay,
-        num_iters=120,
+        num_iters=KILLED_ITERS,
         num_trials=3,
-        chunk_size=4,
+        chunk_size=KILLED_CHUNK,
         record_masks=True,
         optimizer=optax.sgd(0.5 / p.smoothness, momentum=0.3),
         checkpoint_dir=checkpoint_dir,
@@ -112,10 +118,11 @@ def stderr_of(child) -> str:
 
 
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request):
-    """Kill a checkpointed run (30 chunks of 4 iterations) 10 times at random points,
-    resuming each time: after a random number of committed chunks, a random delay of up
-    to a few chunk durations lands the kill inside computing, writing a chunk or carry
-    file, or committing the manifest. The final Result equals the uninterrupted run."""
+    """Kill a checkpointed run (16 chunks of 4 iterations) 4 times at random points,
+    resuming each time: after a random number of committed chunks (spread over the run), a
+    random delay of up to a few chunk durations lands the kill inside loading, computing,
+    writing a chunk or carry file, or committing the manifest. The final Result equals the
+    uninterrupted run."""
     times = []  # one per chunk
     whole = killed_run(None, lambda done, total: times.append(time.monotonic()))
     chunk_time = float(np.median(np.diff(times)))
@@ -126,9 +133,10 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request
         child = start_child(directory, tmp_path / "resumed")
         request.addfinalizer(child.kill)  # never leave a child behind when an assert fails
         assert child.stdout.readline() == "started\n"
-        if kills < 10:
+        if kills < KILLS:
             done = manifest(directory)["done"] if (directory / checkpoints.MANIFEST).exists() else 0
-            for _ in range(rng.randint(0, (120 - done) // 4 - 1)):
+            left = (KILLED_ITERS - done) // KILLED_CHUNK  # chunks to go
+            for _ in range(rng.randint(0, min(left // (KILLS - kills), left - 1))):
                 assert child.stdout.readline().startswith("done")
             time.sleep(rng.uniform(0.0, 3 * chunk_time))
             child.send_signal(signal.SIGKILL)
@@ -150,30 +158,30 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request
     names = {p.name for p in directory.iterdir()}
     m = manifest(directory)
     assert names == {checkpoints.MANIFEST, m["carry"]["file"], *(c["file"] for c in m["chunks"])}
-    assert m["done"] == 120 and len(m["chunks"]) == 30
+    assert m["done"] == KILLED_ITERS and len(m["chunks"]) == KILLED_ITERS // KILLED_CHUNK
 
 
 # --------------------------------------------------------------------------- #
 # one test per fault
 # --------------------------------------------------------------------------- #
 def test_other_data_under_the_same_problem_name_is_rejected(tmp_path):
-    p = lag_synthetic(6, dim=12)
+    p = lag_synthetic(6, dim=10)
     X, y = p.examples
     other = problems.linear_regression(X * 1.001, y, name=p.name)  # same name, other data
     with pytest.raises(Interrupt):
-        run(p, tmp_path, progress=stop_at(12))
+        run(p, tmp_path, progress=stop_at(16))
     with pytest.raises(ValueError, match="different run"):
         run(other, tmp_path)
 
 
 def test_any_other_knob_is_rejected(tmp_path):
-    p = lag_synthetic(6, dim=12)
+    p = lag_synthetic(6, dim=10)
     with pytest.raises(Interrupt):
-        run(p, tmp_path, progress=stop_at(12), optimizer=optax.sgd(0.01, momentum=0.3))
+        run(p, tmp_path, progress=stop_at(16), optimizer=optax.sgd(0.01, momentum=0.3))
     for change in (
         dict(seed=1),
         dict(num_trials=4),
-        dict(chunk_size=12),
+        dict(chunk_size=16),
         dict(upload_time=0.5),
         dict(step_size=0.01),
         dict(optimizer=optax.sgd(0.01, momentum=0.5)),
@@ -190,7 +198,7 @@ def test_any_other_knob_is_rejected(tmp_path):
                 strategies.make("lagc", 6, 1),
                 delay,
                 checkpoint_dir=tmp_path,
-                **{**dict(num_iters=24, num_trials=3, chunk_size=6), **options},
+                **{**dict(num_iters=32, **SMALL_RUN), **options},
             )
     # the same configuration (a fresh but equal optimizer object) resumes
     seen = []
@@ -200,7 +208,7 @@ def test_any_other_knob_is_rejected(tmp_path):
         optimizer=optax.sgd(0.01, momentum=0.3),
         progress=lambda done, total: seen.append(done),
     )
-    assert seen == [18, 24]
+    assert seen == [24, 32]
 
 
 def interrupted_after_first_chunk(problem, strategy, directory, **kwargs):
@@ -325,32 +333,32 @@ def test_resume_refused_when_code_inside_the_run_changed(tmp_path, case):
 
 
 def test_kill_between_carry_and_manifest_resumes_from_the_committed_chunk(tmp_path, monkeypatch):
-    p = lag_synthetic(6, dim=12)
+    p = lag_synthetic(6, dim=10)
     whole = run(p)
     real = checkpoints.atomic_write
 
     def die_before_third_manifest(path, write):
-        if path.name == checkpoints.MANIFEST and path.exists() and manifest(tmp_path)["done"] == 12:
-            raise Interrupt  # the chunk and carry of iterations 12-18 are written, not committed
+        if path.name == checkpoints.MANIFEST and path.exists() and manifest(tmp_path)["done"] == 16:
+            raise Interrupt  # the chunk and carry of iterations 16-24 are written, not committed
         real(path, write)
 
     monkeypatch.setattr(checkpoints, "atomic_write", die_before_third_manifest)
     with pytest.raises(Interrupt):
         run(p, tmp_path)
     monkeypatch.setattr(checkpoints, "atomic_write", real)
-    assert manifest(tmp_path)["done"] == 12
+    assert manifest(tmp_path)["done"] == 16
     assert len(list(tmp_path.glob("carry_*.npz"))) == 2  # the uncommitted carry is there too
     seen = []
     resumed = run(p, tmp_path, progress=lambda done, total: seen.append(done))
-    assert seen == [18, 24]
+    assert seen == [24, 32]
     assert_identical(whole, resumed)
     assert len(list(tmp_path.glob("carry_*.npz"))) == 1  # leftovers removed at the next commit
 
 
 def interrupted(tmp_path):
-    p = lag_synthetic(6, dim=12)
+    p = lag_synthetic(6, dim=10)
     with pytest.raises(Interrupt):
-        run(p, tmp_path, progress=stop_at(18))
+        run(p, tmp_path, progress=stop_at(24))
     return p, manifest(tmp_path)
 
 
@@ -393,16 +401,7 @@ def test_corrupt_file_gives_a_value_error_naming_it(tmp_path, damage, which):
 
 def device_count_run(directory, progress=None):
     """The run moved between device counts: 3 trials, padded to 4 on 2 devices."""
-    return lj.simulate(
-        lag_synthetic(6, dim=12),
-        strategies.make("lagc", 6, 1),
-        lj.Pareto(1.0, 2.0),
-        num_iters=20,
-        num_trials=3,
-        chunk_size=5,
-        checkpoint_dir=directory,
-        progress=progress,
-    )
+    return run(lag_synthetic(6, dim=10), directory, progress=progress)
 
 
 RESUME = """
@@ -413,21 +412,21 @@ sys.path.insert(0, {tests!r})
 from test_checkpoints import device_count_run
 
 def stop(done, total):
-    if sys.argv[2] != "go" and done == int(sys.argv[2]):
+    if done == int(sys.argv[2]):
         raise SystemExit(3)
 
-device_count_run(sys.argv[1], stop).save(sys.argv[1] + "_result")
+device_count_run(sys.argv[1], stop)
 """.format(tests=str(Path(__file__).resolve().parent))
 
 
-def on_two_devices(directory, mode):
+def on_two_devices(directory, stop):
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
         "JAX_PLATFORMS": "cpu",
     }
     return subprocess.run(
-        [sys.executable, "-c", RESUME, str(directory), mode],
+        [sys.executable, "-c", RESUME, str(directory), str(stop)],
         capture_output=True,
         text=True,
         env=env,
@@ -436,18 +435,19 @@ def on_two_devices(directory, mode):
 
 def test_resume_on_another_device_count(tmp_path):
     """3 trials are padded to 4 on 2 devices; files hold the 3 real trials, so a run
-    moves between device counts (2 -> 1 -> 2) and ends with the uninterrupted run's numbers
-    (the one-device steps run in this process)."""
+    moves between device counts (1 -> 2 -> 1: the two-device chunks in a child process)
+    and ends with the uninterrupted run's numbers."""
     directory = tmp_path / "run"
-    out = on_two_devices(directory, "5")
-    assert out.returncode == 3, out.stderr[-3000:]
     with pytest.raises(Interrupt):
-        device_count_run(directory, stop_at(10))
-    assert manifest(directory)["done"] == 10
-    out = on_two_devices(directory, "go")
-    assert out.returncode == 0, out.stderr[-3000:]
-    a = lj.Result.load(tmp_path / "run_result")
+        device_count_run(directory, stop_at(8))
+    out = on_two_devices(directory, 16)
+    assert out.returncode == 3, out.stderr[-3000:]
+    assert manifest(directory)["done"] == 16
+    seen = []
+    a = device_count_run(directory, lambda done, total: seen.append(done))
+    assert seen == [24, 32]
     b = device_count_run(None)  # uninterrupted, one device
+    np.testing.assert_array_equal(a.upload_mask, b.upload_mask)
     for field in ("uploads", "downloads", "computations"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     for field in ("loss", "wall_clock"):  # batches of 3 vs 4 trials may round differently

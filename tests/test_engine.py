@@ -3,6 +3,7 @@
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -10,7 +11,7 @@ import lagc_jax as lj
 from lagc_jax import engine, strategies
 from lagc_jax.problems import lag_synthetic, linear_regression
 
-from helpers import assert_same_run
+from helpers import COUNTS, SMALL_PROBLEM, SMALL_RUN, assert_same_run, drawn_unit_times
 
 EXP = lj.ShiftedExponential(rate=1.0)
 
@@ -38,8 +39,30 @@ def replay(name, M, S, times, link, tau=0.5, tau_b=0.25, **options):
 
 
 # --------------------------------------------------------------------------- #
-# hand-computed wall clock and counts (MODEL.md §3-4)
+# hand-computed rounds (MODEL.md §3-4), at the level of a strategy's step (the engine sums
+# rounds: test_slowdown_multiplies_unit_times and every run against a NumPy reference)
 # --------------------------------------------------------------------------- #
+STEP = jax.jit(lambda strategy, state, round_, knobs: strategy.step(state, round_, knobs))
+
+
+def rounds(name, M, S, times, link, tau=0.5, tau_b=0.25):
+    """One round per row of ``times`` (unit times of the M workers), stepped from the
+    strategy's initial state: [(Δ, uploads, downloads, computations)] of each."""
+    problem, strategy = tiny_problem(M), strategies.make(name, M, S)
+    theta = jnp.zeros(problem.dim)
+    grads = jnp.asarray(problem.quadratic.hessians @ np.ones(problem.dim))  # any gradients
+    state = strategy.init(theta, problem.union_smoothness)
+    knobs = strategies.Knobs(
+        jnp.float64(1.0 / problem.smoothness),
+        lj.timing.Link(jnp.float64(tau), jnp.float64(tau_b), kind=link),
+    )
+    out = []
+    for k, x in enumerate(np.asarray(times, float)):
+        _, state, stats = STEP(strategy, state, strategies.Round(theta, grads, x, k), knobs)
+        out.append((float(stats.duration), *(int(getattr(stats, c)) for c in COUNTS)))
+    return out
+
+
 # unit times [1, 1.2, 1.1]; τ = 0.5, τ_b = 0.25.
 # parallel: arrivals 1.5, 1.7, 1.6.
 # shared FIFO in completion order w0, w2, w1: 1.5, max(1.1, 1.5)+.5 = 2.0, max(1.2, 2.0)+.5 = 2.5.
@@ -52,29 +75,18 @@ def replay(name, M, S, times, link, tau=0.5, tau_b=0.25, **options):
 )
 def test_hand_computed_gd_and_fastest_k(link, gd_wait, fastest_wait):
     times = [[1.0, 1.2, 1.1], [1.0, 1.2, 1.1]]
-    gd = replay("gd", 3, 0, times, link)
-    np.testing.assert_allclose(gd.wall_clock[0], [0, gd_wait + 0.25, 2 * (gd_wait + 0.25)])
-    np.testing.assert_array_equal(gd.uploads[0], [0, 3, 6])
-    np.testing.assert_array_equal(gd.downloads[0], [0, 3, 6])
-    np.testing.assert_array_equal(gd.computations[0], [0, 3, 6])
-    fk = replay("fastest-k", 3, 1, times, link)
-    np.testing.assert_allclose(
-        fk.wall_clock[0], [0, fastest_wait + 0.25, 2 * (fastest_wait + 0.25)]
-    )
-    np.testing.assert_array_equal(fk.uploads[0], [0, 2, 4])
-    np.testing.assert_array_equal(fk.downloads[0], [0, 3, 6])
-    np.testing.assert_array_equal(fk.computations[0], [0, 3, 6])
+    for got in rounds("gd", 3, 0, times, link):
+        np.testing.assert_allclose(got, [gd_wait + 0.25, 3, 3, 3], rtol=1e-12)
+    for got in rounds("fastest-k", 3, 1, times, link):
+        np.testing.assert_allclose(got, [fastest_wait + 0.25, 2, 3, 3], rtol=1e-12)
 
 
 # gc, M = 3, S = 1: load 2, compute 2, 2.4, 2.2; waits for the 2nd arrival.
 # parallel: 2.5, 2.9, 2.7 -> 2.7.  shared: w0 2.5, w2 max(2.2, 2.5)+.5 = 3.0 -> 3.0.
 @pytest.mark.parametrize("link, wait", [("parallel", 2.7), ("shared", 3.0)])
 def test_hand_computed_gc(link, wait):
-    r = replay("gc", 3, 1, [[1.0, 1.2, 1.1]], link)
-    np.testing.assert_allclose(r.wall_clock[0], [0, wait + 0.25])
-    np.testing.assert_array_equal(
-        [r.uploads[0, 1], r.downloads[0, 1], r.computations[0, 1]], [2, 3, 6]
-    )
+    (got,) = rounds("gc", 3, 1, [[1.0, 1.2, 1.1]], link)
+    np.testing.assert_allclose(got, [wait + 0.25, 2, 3, 6], rtol=1e-12)
 
 
 # grouping, M = 4, S = 1: groups {0,1}, {2,3}; load 2: compute 2, 2.4, 2.2, 0.6.
@@ -86,11 +98,8 @@ def test_hand_computed_gc(link, wait):
     [("parallel", 0.5, 2.5), ("shared", 0.5, 2.5), ("parallel", 2.0, 4.0), ("shared", 2.0, 4.6)],
 )
 def test_hand_computed_grouping(link, tau, wait):
-    r = replay("grouping", 4, 1, [[1.0, 1.2, 1.1, 0.3]], link, tau=tau)
-    np.testing.assert_allclose(r.wall_clock[0], [0, wait + 0.25])
-    np.testing.assert_array_equal(
-        [r.uploads[0, 1], r.downloads[0, 1], r.computations[0, 1]], [2, 4, 8]
-    )
+    (got,) = rounds("grouping", 4, 1, [[1.0, 1.2, 1.1, 0.3]], link, tau=tau)
+    np.testing.assert_allclose(got, [wait + 0.25, 2, 4, 8], rtol=1e-12)
 
 
 def test_slowdown_multiplies_unit_times():
@@ -151,14 +160,21 @@ def test_model_example_numbers():
 
 @pytest.mark.parametrize("name, dist", sorted(CLOSED_FORMS))
 def test_mean_iteration_time_matches_closed_form(name, dist):
-    delay = lj.ShiftedExponential(shift=0.2, rate=1.0) if dist == "exp" else lj.Pareto(1.0, SHAPE)
+    """On i.i.d. unit times drawn by NumPy and replayed: one program per strategy for both
+    laws (the engine's own draws of these laws are checked by
+    test_kernels.py::test_sample_unit_times_jit_vmap_and_moments)."""
+    rng = np.random.default_rng(3)
+    if dist == "exp":
+        times = 0.2 + rng.exponential(size=(400, 50, M))
+    else:  # Pareto(1, κ) = U^(-1/κ)
+        times = (1.0 - rng.random(size=(400, 50, M))) ** (-1 / SHAPE)
     r = lj.simulate(
         lag_synthetic(M, dim=M),
         strategies.make(name, M, S),
-        delay,
+        None,
         num_iters=50,
         num_trials=400,
-        seed=3,
+        unit_times=times,
     )
     durations = np.diff(r.wall_clock, axis=1).ravel()  # 20,000 i.i.d. iteration times
     expected = CLOSED_FORMS[(name, dist)]
@@ -170,8 +186,10 @@ def test_mean_iteration_time_matches_closed_form(name, dist):
 # equivalences, determinism, chunking, caching
 # --------------------------------------------------------------------------- #
 def run(name, M_, S_, problem=None, **kwargs):
-    problem = problem or lag_synthetic(M_, dim=20)
-    kwargs = {"num_iters": 30, "num_trials": 5, "upload_time": 0.3, **kwargs}
+    """A drawn run of the modules' shared small sizes (helpers.SMALL_RUN, d = 10), 24
+    iterations unless told: any multiple of 8 uses the same program."""
+    problem = problem or lag_synthetic(M_, dim=10)
+    kwargs = {"num_iters": 24, "upload_time": 0.3, **SMALL_RUN, **kwargs}
     options = kwargs.pop("options", {})
     return lj.simulate(problem, strategies.make(name, M_, S_, **options), EXP, **kwargs)
 
@@ -195,25 +213,31 @@ def test_common_random_numbers_across_strategies():
     # gd and fastest-k with S = 0 wait for the same (last) arrival on the same draws.
     np.testing.assert_array_equal(run("gd", 6, 0).wall_clock, run("fastest-k", 6, 0).wall_clock)
     # gc waits for order statistic M-S of the *same* unit times scaled by load S+1.
-    gc, fk = run("gc", 6, 2, upload_time=0.0), run("fastest-k", 6, 2, upload_time=0.0)
-    np.testing.assert_allclose(gc.wall_clock, 3 * fk.wall_clock, rtol=1e-12)
+    gc, fk = run("gc", 6, 1, upload_time=0.0), run("fastest-k", 6, 1, upload_time=0.0)
+    np.testing.assert_allclose(gc.wall_clock, 2 * fk.wall_clock, rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["gc", "lagc", "g-lag", "lag-wk"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        # slow: their chunks of record_every = 1 are checked for every strategy by
+        # test_strategy_battery.py::test_simulate_is_deterministic_chunking_invariant_...
+        pytest.param("gc", marks=pytest.mark.slow),
+        "lagc",
+        pytest.param("g-lag", marks=pytest.mark.slow),
+        pytest.param("lag-wk", marks=pytest.mark.slow),
+    ],
+)
 def test_chunked_equals_unchunked(name):
     """Chunks of one record block, of two, and uneven ones (10, 10, 4): four programs."""
-    whole = run(name, 6, 1 if name != "g-lag" else 2, num_iters=24, record_every=2)
+    whole = run(name, 6, 1, record_every=2, chunk_size=None)
     for chunk in (2, 4, 10):
-        chunked = run(
-            name, 6, 1 if name != "g-lag" else 2, num_iters=24, record_every=2, chunk_size=chunk
-        )
-        assert_same_run(whole, chunked)
+        assert_same_run(whole, run(name, 6, 1, record_every=2, chunk_size=chunk))
 
 
 def test_record_every_thins_records():
-    """(The thinned run is test_chunked_equals_unchunked[gc]'s program.)"""
-    full = run("gc", 6, 1, num_iters=24)
-    thin = run("gc", 6, 1, num_iters=24, record_every=2)
+    full = run("gc", 6, 1)
+    thin = run("gc", 6, 1, record_every=2)
     np.testing.assert_array_equal(thin.iterations, np.arange(0, 25, 2))
     for field in ("loss", "uploads", "computations"):
         np.testing.assert_array_equal(getattr(thin, field), getattr(full, field)[:, ::2])
@@ -223,7 +247,7 @@ def test_record_every_thins_records():
 def test_numeric_knobs_do_not_recompile():
     problem = lag_synthetic(6, dim=10)
     strategy = strategies.make("gc", 6, 1)
-    kwargs = dict(num_iters=5, num_trials=3)
+    kwargs = dict(num_iters=24, **SMALL_RUN)
     lj.simulate(problem, strategy, EXP, **kwargs)
     size = engine._run_chunk._cache_size()
     lj.simulate(
@@ -274,8 +298,7 @@ def test_a_chunked_run_compiles_one_program_per_chunk_length():
 
 
 def test_gd_converges_to_optimum_float64():
-    problem = lag_synthetic(6, dim=20)
-    r = run("gd", 6, 0, problem=problem, num_iters=400, num_trials=1)
+    r = run("gd", 6, 0, num_iters=400)
     assert r.gap[0, -1] < 1e-10
     assert r.gap[0, 0] > 1.0
     assert not r.diverged.any()
@@ -284,9 +307,9 @@ def test_gd_converges_to_optimum_float64():
 def test_default_optimizer_is_sgd_with_step_one_over_L():
     import optax
 
-    problem = lag_synthetic(4, dim=10)
-    a = run("gd", 4, 0, problem=problem)
-    b = run("gd", 4, 0, problem=problem, optimizer=optax.sgd(1.0 / problem.smoothness))
+    problem = SMALL_PROBLEM
+    a = run("gd", 6, 0, problem=problem)
+    b = run("gd", 6, 0, problem=problem, optimizer=optax.sgd(1.0 / problem.smoothness))
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-13)
 
 
@@ -294,20 +317,12 @@ def test_any_optax_optimizer_runs():
     """Heavy-ball momentum through optax: f(θ^k) follows a hand-rolled heavy ball."""
     import optax
 
-    problem = lag_synthetic(4, dim=10)
+    problem = SMALL_PROBLEM
     alpha, beta = 1.0 / problem.smoothness, 0.5
-    r = run(
-        "gd",
-        4,
-        0,
-        problem=problem,
-        num_iters=60,
-        num_trials=1,
-        optimizer=optax.sgd(alpha, momentum=beta),
-    )
+    r = run("gd", 6, 0, problem=problem, num_iters=64, optimizer=optax.sgd(alpha, momentum=beta))
     X, y = problem.examples
     theta, velocity, losses = np.zeros(10), np.zeros(10), []
-    for _ in range(61):
+    for _ in range(65):
         residual = np.einsum("pnd,d->pn", X, theta) - y
         losses.append(0.5 * np.sum(residual**2))
         velocity = beta * velocity + np.einsum("pnd,pn->d", X, residual)
@@ -329,8 +344,8 @@ def test_any_optax_optimizer_runs():
         (dict(record_every=7), "record_every"),
         (dict(step_size=-0.1), "step_size"),
         (dict(unit_times=np.ones((2, 3, 4))), "unit_times must have shape"),
-        (dict(unit_times=-np.ones((5, 30, 6))), "unit_times must be finite and >= 0"),
-        (dict(unit_times=np.full((5, 30, 6), np.inf)), "unit_times must be finite"),
+        (dict(unit_times=-np.ones((3, 24, 6))), "unit_times must be finite and >= 0"),
+        (dict(unit_times=np.full((3, 24, 6), np.inf)), "unit_times must be finite"),
         (dict(slowdown=np.zeros(6)), "slowdown"),
     ],
 )
@@ -388,49 +403,44 @@ def test_gc_accepts_user_encoding(reference_dir):
     ref = np.load(reference_dir / "gradient_coding" / "cyclic_n6_s2.npz")
     s = strategies.make("gc", 6, 2, encoding=ref["B"])
     np.testing.assert_array_equal(s.encoding, ref["B"])
-    r = run("gc", 6, 2, options={"encoding": ref["B"]}, num_iters=200, num_trials=2)
-    gd = run("gd", 6, 0, num_iters=200, num_trials=2)
+    r = run("gc", 6, 2, options={"encoding": ref["B"]}, num_iters=200)
+    gd = run("gd", 6, 0, num_iters=200)
     np.testing.assert_allclose(r.loss, gd.loss, rtol=1e-8)
 
 
 def test_unit_times_replay_reproduces_draws():
     """Replaying the unit times a run drew gives that run back."""
-    from lagc_jax.delays import sample_unit_times
-
-    trials, iters, M_ = 3, 4, 6
-    keys = [jax.random.fold_in(jax.random.key(5), i) for i in range(trials)]
-    draw = jax.jit(lambda key, k: sample_unit_times(EXP, jax.random.fold_in(key, k), M_))
-    times = np.array([[draw(key, k) for k in range(iters)] for key in keys])
-    drawn = run("gc", M_, 1, num_iters=iters, num_trials=trials, seed=5)
+    drawn = run("gc", 6, 1, seed=5)
+    times = drawn_unit_times(EXP, 5, drawn.num_trials, 24, 6)
     replayed = lj.simulate(
-        lag_synthetic(M_, dim=20),
-        strategies.make("gc", M_, 1),
+        lag_synthetic(6, dim=10),
+        strategies.make("gc", 6, 1),
         None,
-        num_iters=iters,
-        num_trials=trials,
+        num_iters=24,
         unit_times=times,
         upload_time=0.3,
+        **SMALL_RUN,
     )
     assert_same_run(drawn, replayed)
+    np.testing.assert_array_equal(drawn.upload_mask, replayed.upload_mask)
 
 
 # --------------------------------------------------------------------------- #
 # validation where the mistake is made
 # --------------------------------------------------------------------------- #
 def test_seed_outside_the_key_range_is_rejected():
-    import jax
-
-    p, s = lag_synthetic(4, dim=10), strategies.make("gd", 4)
+    p, s = SMALL_PROBLEM, strategies.make("gd", 6)
+    kw = dict(num_iters=24, **SMALL_RUN)
     with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*63 - 1\]"):
-        lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**63)
+        lj.simulate(p, s, lj.ShiftedExponential(), seed=2**63, **kw)
     jax.config.update("jax_enable_x64", False)
     try:  # without x64 the key keeps 32 bits: seed and seed + 2**32 would be the same run
         with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32 - 1\].*off"):
-            lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**32 + 1)
+            lj.simulate(p, s, lj.ShiftedExponential(), seed=2**32 + 1, **kw)
     finally:
         jax.config.update("jax_enable_x64", True)
-    a = lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=1)
-    b = lj.simulate(p, s, lj.ShiftedExponential(), num_iters=2, num_trials=1, seed=2**32 + 1)
+    a = lj.simulate(p, s, lj.ShiftedExponential(), seed=1, **kw)
+    b = lj.simulate(p, s, lj.ShiftedExponential(), seed=2**32 + 1, **kw)
     assert not np.array_equal(a.wall_clock, b.wall_clock)  # with x64: distinct runs
 
 

@@ -25,13 +25,14 @@ print("ok")
 """
 
 
+# The residual form's gap floors by iteration ~250; gd on p is RESOLUTION's program (400 × 2)
 FLOOR = """
 import dataclasses, numpy as np, lagc_jax as lj
 p = lj.problems.lag_synthetic(12, dim=50)
 direct = dataclasses.replace(p, quadratic=None)
 for name, S in (("gd", 0), ("gc", 2)):
-    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=1000,
-                               num_trials=3, seed=1).gap[:, -300:]).min() for q in (p, direct)]
+    gaps = [np.abs(lj.simulate(q, lj.make(name, 12, S), lj.ShiftedExponential(), num_iters=400,
+                               num_trials=2, seed=1).gap[:, -150:]).min() for q in (p, direct)]
     print(name, gaps[0], gaps[1], float(np.spacing(np.float32(p.optimal_value))))
 """
 
@@ -82,14 +83,16 @@ try:
     lj.simulate(p, lj.make("gc", 30, 10), lj.ShiftedExponential(), num_iters=5, num_trials=2)
 except ValueError as error:
     print(error)
-r = lj.simulate(p, lj.make("gc", 30, 2), lj.ShiftedExponential(), num_iters=5, num_trials=2)
+r = lj.simulate(lj.problems.lag_synthetic(12), lj.make("gc", 12, 2), lj.ShiftedExponential(),
+                num_iters=400, num_trials=2)  # FLOOR's program
 print("small code runs:", r.config["dtype"], float(r.decoding_residual.max()) < 1e-3)
 """
 
 
 def test_float32_refuses_a_code_it_cannot_decode(float32_child):
     """gc at M = 30, S = 10 (max|a| ≈ 7e5) would converge to a wrong point in float32: the
-    run is refused before compiling, naming the reason; a small code still runs."""
+    run is refused before compiling, naming the reason; a small code (M = 12, S = 2,
+    max|a| ≈ 8.6) still runs."""
     first, second = float32_child("refused").splitlines()
     assert first.startswith("gc: decoding weights up to max|a| = 7.11e+05")
     assert "float32 cannot represent this code's decoding" in first
@@ -98,12 +101,14 @@ def test_float32_refuses_a_code_it_cannot_decode(float32_child):
 
 RESOLUTION = """
 import warnings, numpy as np, lagc_jax as lj
-from lagc_jax import datasets
 p = lj.problems.lag_synthetic(12)
 r = lj.simulate(p, lj.make("gd", 12), lj.ShiftedExponential(), num_iters=400, num_trials=2)
 print("min gap", float(r.gap.min()))
 print("reached at", int(r.to_reach(1e-6)["iterations"][0]))
-logistic = datasets.breast_cancer(6)
+rng = np.random.default_rng(0)
+X = rng.standard_normal((60, 4))
+y = np.where(X @ np.array([1.0, -1.0, 0.5, 0.0]) + 0.3 * rng.standard_normal(60) > 0, 1.0, -1.0)
+logistic = lj.problems.logistic_regression(X, y, num_partitions=6)
 r = lj.simulate(logistic, lj.make("gd", 6), lj.ShiftedExponential(), num_iters=3, num_trials=2)
 print("resolution", r.config["gap_resolution"] > 0)
 with warnings.catch_warnings(record=True) as caught:

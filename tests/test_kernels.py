@@ -72,20 +72,21 @@ def test_wait_fastest_matches_numpy(case, k):
 
 
 def test_kernels_vmap_over_trials():
+    """(Each vmapped kernel jitted: one program, not one per operation.)"""
     rng = np.random.default_rng(0)
     c = rng.exponential(size=(50, 6))
     uploads = rng.random((50, 6)) < 0.7
-    shared = jax.vmap(lambda x, u: timing.arrival_times(x, u, 0.4, "shared"))(c, uploads)
+    shared = jax.jit(jax.vmap(lambda x, u: timing.arrival_times(x, u, 0.4, "shared")))(c, uploads)
     for i in range(50):
         np.testing.assert_allclose(
             shared[i], np_arrivals(c[i], uploads[i], 0.4, "shared"), rtol=1e-12
         )
-    used, t = jax.vmap(lambda a: strategies.wait_first_per_group(a, 3))(c)
+    used, t = jax.jit(jax.vmap(lambda a: strategies.wait_first_per_group(a, 3)))(c)
     for i in range(50):
         ref_used, ref_t = np_first_per_group(c[i], 3)
         np.testing.assert_array_equal(used[i], ref_used)
         assert float(t[i]) == ref_t
-    used, t = jax.vmap(lambda a: strategies.wait_fastest(a, 4))(c)
+    used, t = jax.jit(jax.vmap(lambda a: strategies.wait_fastest(a, 4)))(c)
     assert used.sum(axis=1).tolist() == [4] * 50
     np.testing.assert_array_equal(t, np.sort(c, axis=1)[:, 3])
 
@@ -126,7 +127,7 @@ def test_sample_unit_times_jit_vmap_and_moments():
     # mean 0.5 + 1/2, sd 1/2: standard error 0.5/sqrt(60000)
     assert abs(float(exp.mean()) - 1.0) < 4 * 0.5 / np.sqrt(exp.size)
     assert float(exp.min()) >= 0.5
-    par = jax.vmap(lambda k: delays.sample_unit_times(delays.Pareto(2.0, 3.0), k, 3))(keys)
+    par = jax.jit(jax.vmap(lambda k: delays.sample_unit_times(delays.Pareto(2.0, 3.0), k, 3)))(keys)
     # P(X > x) = (2/x)^3: check the empirical tail at x = 3 within 4 binomial standard errors
     p = (2.0 / 3.0) ** 3
     assert abs(float((par > 3.0).mean()) - p) < 4 * np.sqrt(p * (1 - p) / par.size)

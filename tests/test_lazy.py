@@ -10,6 +10,8 @@ import lagc_jax as lj
 from lagc_jax import strategies
 from lagc_jax.problems import lag_synthetic, linear_regression
 
+from helpers import SMALL_RUN
+
 EXP = lj.ShiftedExponential(rate=1.0)
 LAZY = ("lag-wk", "lag-ps", "lagc", "lagc-ps", "g-lag", "g-lag-wk")
 
@@ -142,9 +144,12 @@ def test_clean_start_iterations_to_1e8(reference_dir, name, first_k, uploads_bef
 # equivalences (MODEL.md §6)
 # --------------------------------------------------------------------------- #
 def simulate(name, M, S, problem=None, **kwargs):
+    """A drawn run of the modules' shared small sizes (helpers.SMALL_RUN, d = 10, masks
+    recorded), 40 iterations unless told: any multiple of 8 uses the same program, and
+    ξ is traced (ξ = 0 runs the default's program)."""
     options = kwargs.pop("options", {})
-    kwargs = {"num_iters": 40, "num_trials": 4, "upload_time": 0.2, "seed": 1, **kwargs}
-    problem = problem or lag_synthetic(M, dim=24)
+    kwargs = {"num_iters": 40, "upload_time": 0.2, "seed": 1, **SMALL_RUN, **kwargs}
+    problem = problem or lag_synthetic(M, dim=10)
     return lj.simulate(problem, strategies.make(name, M, S, **options), EXP, **kwargs)
 
 
@@ -157,9 +162,9 @@ FIELDS = ("loss", "wall_clock", "uploads", "downloads", "computations")
     [
         ("lag-wk", "gd", 0),
         ("lag-ps", "gd", 0),
-        ("lagc", "gc", 2),
-        ("g-lag", "grouping", 2),
-        ("g-lag-wk", "grouping", 2),
+        ("lagc", "gc", 1),
+        ("g-lag", "grouping", 1),
+        ("g-lag-wk", "grouping", 1),
     ],
 )
 def test_zero_threshold_equals_twin(lazy, twin, S, link):
@@ -170,8 +175,8 @@ def test_zero_threshold_equals_twin(lazy, twin, S, link):
 
 
 def test_zero_threshold_lagc_ps_equals_gc_in_iterates():
-    a = simulate("lagc-ps", 6, 2, options={"xi": 0.0})
-    b = simulate("gc", 6, 2)
+    a = simulate("lagc-ps", 6, 1, options={"xi": 0.0})
+    b = simulate("gc", 6, 1)
     # gc's messages are one product with the coded Hessians, lagc-ps's decoded fresh
     # sum is formed from the partition gradients: equal up to rounding
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-13)
@@ -181,60 +186,52 @@ def test_zero_threshold_lagc_ps_equals_gc_in_iterates():
 
 
 def test_lagc_ps_has_iterates_of_lag_ps_on_partitions():
-    problem = lag_synthetic(8, dim=24)
-    a = simulate("lagc-ps", 8, 2, problem=problem, num_iters=150)
-    b = simulate("lag-ps", 8, 0, problem=problem, num_iters=150)
+    a = simulate("lagc-ps", 6, 1, num_iters=152)
+    b = simulate("lag-ps", 6, 0, num_iters=152)
     np.testing.assert_allclose(a.loss, np.broadcast_to(b.loss[:1], a.loss.shape), rtol=1e-9)
-    assert b.uploads[0, -1] < 8 * 150  # lazy: fewer partition gradients than gd
+    assert b.uploads[0, -1] < 6 * 152  # lazy: fewer partition gradients than gd
 
 
 def test_g_lag_has_iterates_of_lag_ps_on_virtual_workers():
     M, S = 6, 1
-    problem = lag_synthetic(M, dim=24)
+    problem = lag_synthetic(M, dim=10)
     X, y = problem.examples
     merged = linear_regression(X.reshape(M // 2, -1, X.shape[-1]), y.reshape(M // 2, -1))
-    a = simulate("g-lag", M, S, problem=problem, num_iters=150)
-    b = simulate("lag-ps", M // 2, 0, problem=merged, num_iters=150)
+    a = simulate("g-lag", M, S, problem=problem, num_iters=152)
+    b = simulate("lag-ps", M // 2, 0, problem=merged, num_iters=152)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9)
     np.testing.assert_array_equal(a.uploads, b.uploads)
 
 
 def test_lazy_strategies_save_uploads_and_converge():
     problem = lag_synthetic(12, dim=50)
-    gd = simulate("gd", 12, 0, problem=problem, num_iters=300, num_trials=2)
+    gd_uploads = 12 * 304  # M a round (test_engine.py::test_hand_computed_gd_and_fastest_k)
     for name in ("lag-wk", "lag-ps", "g-lag", "g-lag-wk", "lagc-ps"):
-        r = simulate(
-            name,
-            12,
-            0 if name.startswith("lag-") else 2,
-            problem=problem,
-            num_iters=300,
-            num_trials=2,
-        )
-        assert r.uploads[0, -1] < 0.6 * gd.uploads[0, -1], name
+        r = simulate(name, 12, 0 if name.startswith("lag-") else 2, problem=problem, num_iters=304)
+        assert r.uploads[0, -1] < 0.6 * gd_uploads, name
         assert r.gap[0, -1] < 1e-6, name
 
 
 def test_upload_mask_shape_and_totals():
-    r = simulate("g-lag", 12, 2, record_masks=True, num_iters=30)
-    assert r.upload_mask.shape == (4, 30, 4)
+    r = simulate("g-lag", 6, 1)
+    assert r.upload_mask.shape == (3, 40, 3)  # units are the 3 groups
     np.testing.assert_array_equal(r.upload_mask.sum(axis=(1, 2)), r.uploads[:, -1])
-    r = simulate("lagc-ps", 6, 1, record_masks=True, num_iters=30)
-    assert r.upload_mask.shape == (4, 30, 6)  # units are the 6 partitions
+    r = simulate("lagc-ps", 6, 1)
+    assert r.upload_mask.shape == (3, 40, 6)  # units are the 6 partitions
 
 
 def test_trajectories_independent_of_delays_stay_unbatched():
-    """lag-ps's θ trajectory is computed once for all trials: 1000 trials cost little more than 2
-    (the 2-trial program is the one test_lazy_strategies_save_uploads_and_converge compiles)."""
+    """lag-ps's θ trajectory is computed once for all trials: 1000 trials cost little more than 3
+    (the 3-trial program is the one test_lazy_strategies_save_uploads_and_converge compiles)."""
     problem = lag_synthetic(12, dim=50)
 
     def seconds(trials):
-        simulate("lag-ps", 12, 0, problem=problem, num_iters=300, num_trials=trials)  # compile
+        simulate("lag-ps", 12, 0, problem=problem, num_iters=304, num_trials=trials)  # compile
         start = time.perf_counter()
-        simulate("lag-ps", 12, 0, problem=problem, num_iters=300, num_trials=trials, seed=2)
+        simulate("lag-ps", 12, 0, problem=problem, num_iters=304, num_trials=trials, seed=2)
         return time.perf_counter() - start
 
-    few, many = seconds(2), seconds(1000)
+    few, many = seconds(3), seconds(1000)
     # batched θ would cost ~1000× the gradient work; unbatched it is the cheap timing part
     assert many < 40 * few + 0.5, (few, many)
 
@@ -243,20 +240,13 @@ def test_trajectories_independent_of_delays_stay_unbatched():
 # divergence and validation
 # --------------------------------------------------------------------------- #
 def test_divergence_is_flagged_and_warned():
-    problem = lag_synthetic(6, dim=20)
+    problem = lag_synthetic(6, dim=10)
     with pytest.warns(RuntimeWarning, match="diverged"):
-        r = lj.simulate(
-            problem,
-            strategies.make("gd", 6),
-            EXP,
-            num_iters=200,
-            num_trials=2,
-            step_size=3.0 / problem.smoothness,
-        )
+        r = simulate("gd", 6, 0, problem=problem, num_iters=200, step_size=3.0 / problem.smoothness)
     assert r.diverged.all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ok = lj.simulate(problem, strategies.make("gd", 6), EXP, num_iters=50, num_trials=2)
+        ok = simulate("gd", 6, 0, problem=problem, num_iters=48)
     assert not ok.diverged.any()
 
 

@@ -10,6 +10,13 @@ import numpy as np
 
 import lagc_jax as lj
 
+from helpers import SMALL_RUN
+
+# The modules' shared small run (its one-process programs are test_strategy_battery.py's):
+# 3 trials, padded to 4 on the 4 devices; chunked
+RUN = dict(num_iters=32, upload_time=0.1, **SMALL_RUN)
+FIELDS = ("loss", "wall_clock", "uploads", "downloads", "computations", "upload_mask")
+
 WORKER = """
 import sys
 import jax
@@ -20,14 +27,13 @@ jax.distributed.initialize(coordinator_address="127.0.0.1:" + sys.argv[2], num_p
 import numpy as np, lagc_jax as lj
 assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
 p = lj.problems.lag_synthetic(6, dim=10)
-out = {}
+out = {{}}
 for name in ("gc", "lag-wk"):  # iterates batched over trials, and computed once
-    r = lj.simulate(p, lj.make(name, 6, 1), lj.ShiftedExponential(), num_iters=30, num_trials=7,
-                    chunk_size=10, upload_time=0.1)
-    for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
-        out[f"{name}_{field}"] = getattr(r, field)
+    r = lj.simulate(p, lj.make(name, 6, 1), lj.ShiftedExponential(), **{run!r})
+    for field in {fields!r}:
+        out[f"{{name}}_{{field}}"] = getattr(r, field)
 np.savez(sys.argv[3], **out)
-"""
+""".format(run=RUN, fields=FIELDS)
 
 
 def free_port() -> int:
@@ -65,16 +71,8 @@ def test_two_processes_equal_one(tmp_path):
     for i in range(2):  # every process holds the whole result
         got = np.load(outputs[i])
         for name in ("gc", "lag-wk"):
-            single = lj.simulate(
-                p,
-                lj.make(name, 6, 1),
-                lj.ShiftedExponential(),
-                num_iters=30,
-                num_trials=7,
-                chunk_size=10,
-                upload_time=0.1,
-            )
-            for field in ("loss", "wall_clock", "uploads", "downloads", "computations"):
+            single = lj.simulate(p, lj.make(name, 6, 1), lj.ShiftedExponential(), **RUN)
+            for field in FIELDS:
                 np.testing.assert_array_equal(
                     got[f"{name}_{field}"],
                     getattr(single, field),

@@ -12,39 +12,25 @@ import lagc_jax as lj
 from lagc_jax import engine, strategies
 from lagc_jax.problems import lag_synthetic
 
-from helpers import assert_same_run
+from helpers import SMALL_PROBLEM, SMALL_RUN, SMALL_STRAGGLERS, SMALL_WORKERS, assert_same_run
 
 EXP = lj.ShiftedExponential(rate=1.0)
 
 
 @pytest.mark.parametrize("name", ["gc", "lag-ps"])
 def test_sweep_points_equal_separate_runs(name):
-    problem = lag_synthetic(6, dim=12)
-    strategy = strategies.make(name, 6, 1 if name == "gc" else 0)
+    """(The separate runs are the modules' shared small runs: test_strategy_battery.py's
+    programs.)"""
+    problem = SMALL_PROBLEM
+    strategy = strategies.make(name, SMALL_WORKERS, SMALL_STRAGGLERS)
     step_sizes = [0.5 / problem.smoothness, 1.0 / problem.smoothness]
     taus = [0.0, 0.7]
-    swept = lj.sweep(
-        problem,
-        strategy,
-        EXP,
-        num_iters=20,
-        num_trials=3,
-        step_size=step_sizes,
-        upload_time=taus,
-        link="shared",
-    )
+    kw = dict(num_iters=24, **SMALL_RUN)
+    swept = lj.sweep(problem, strategy, EXP, step_size=step_sizes, upload_time=taus, **kw)
     for point, (alpha, tau) in enumerate(zip(step_sizes, taus)):
-        single = lj.simulate(
-            problem,
-            strategy,
-            EXP,
-            num_iters=20,
-            num_trials=3,
-            step_size=alpha,
-            upload_time=tau,
-            link="shared",
-        )
+        single = lj.simulate(problem, strategy, EXP, step_size=alpha, upload_time=tau, **kw)
         assert_same_run(swept[point], single, rtol=1e-12)
+        np.testing.assert_array_equal(swept[point].upload_mask, single.upload_mask)
         assert swept[point].config["upload_time"] == tau
 
 
@@ -93,16 +79,17 @@ def test_sweep_validation():
 
 @pytest.mark.parametrize("name", ["lagc", "g-lag"])
 def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
-    problem = lag_synthetic(6, dim=12)
-    strategy = strategies.make(name, 6, 1)
-    kwargs = dict(num_iters=24, num_trials=3, chunk_size=6, record_masks=True)
+    """Four chunks of 8 (the modules' shared small runs)."""
+    problem = SMALL_PROBLEM
+    strategy = strategies.make(name, SMALL_WORKERS, SMALL_STRAGGLERS)
+    kwargs = dict(num_iters=32, **SMALL_RUN)
     whole = lj.simulate(problem, strategy, EXP, **kwargs)
 
     class Interrupt(Exception):
         pass
 
     def stop_after_two_chunks(done, total):
-        if done == 12:
+        if done == 16:
             raise Interrupt
 
     with pytest.raises(Interrupt):
@@ -123,39 +110,32 @@ def test_checkpointed_run_resumes_after_interruption(tmp_path, name):
         progress=lambda done, total: seen.append(done),
         **kwargs,
     )
-    assert seen == [18, 24]  # only the two missing chunks ran
+    assert seen == [24, 32]  # only the two missing chunks ran
     assert_same_run(whole, resumed, rtol=0)
     np.testing.assert_array_equal(whole.upload_mask, resumed.upload_mask)
     with pytest.raises(ValueError, match="different run"):
         lj.simulate(problem, strategy, EXP, checkpoint_dir=tmp_path, seed=1, **kwargs)
 
 
-def sharded_runs():
-    """The runs compared across device counts: 7 trials (padded to 8 on 4 devices), chunked,
-    iterates batched (gc, lagc) and computed once (lag-ps), and a sweep."""
+def sharded_runs(names):
+    """The runs compared across device counts: for each strategy a sweep of two points (one
+    program), 7 trials (padded to 8 on 4 devices), chunked; iterates batched over the trials
+    (gc, lagc) or computed once (lag-ps)."""
     p = lag_synthetic(6, dim=12)
     out = {}
-    for name in ("gc", "lag-ps", "lagc"):
-        r = lj.simulate(
+    for name in names:
+        points = lj.sweep(
             p,
             strategies.make(name, 6, 1 if name != "lag-ps" else 0),
             lj.Pareto(1.0, 2.0),
             num_iters=15,
             num_trials=7,
-            upload_time=0.2,
+            upload_time=[0.2, 1.0],
             chunk_size=5,
         )
-        for f in ("loss", "wall_clock", "uploads", "computations"):
-            out[name + "/" + f] = getattr(r, f)
-    sw = lj.sweep(
-        p,
-        strategies.make("gc", 6, 1),
-        lj.ShiftedExponential(),
-        num_iters=6,
-        num_trials=5,
-        upload_time=[0.0, 1.0],
-    )
-    out["sweep"] = np.stack([r.wall_clock for r in sw])
+        for point, r in enumerate(points):
+            for f in ("loss", "wall_clock", "uploads", "computations"):
+                out[f"{name}/{point}/{f}"] = getattr(r, f)
     return out
 
 
@@ -165,20 +145,32 @@ jax.config.update("jax_enable_x64", True)
 assert len(jax.devices()) == 4, jax.devices()
 sys.path.insert(0, {tests!r})
 from test_scale import sharded_runs
-np.savez({path!r}, **sharded_runs())
+np.savez({path!r}, **sharded_runs({names!r}))
 """
 
 
-def test_results_identical_on_one_and_four_devices(tmp_path):
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("gc",),
+        # slow: iterates computed once (lag-ps) are sharded on 4 devices by
+        # test_open_engine.py::test_metrics_and_draws_identical_on_four_devices (gd) and
+        # test_multiprocess.py (lag-wk); lagc's are batched over the trials, as gc's, and
+        # lagc moves between device counts in test_checkpoints.py (1 and 2 devices)
+        pytest.param(("lag-ps", "lagc"), marks=pytest.mark.slow),
+    ],
+    ids=",".join,
+)
+def test_results_identical_on_one_and_four_devices(tmp_path, names):
     """One device here, four in a child process."""
-    one = sharded_runs()
+    one = sharded_runs(names)
     env = {
         **os.environ,
         "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
         "JAX_PLATFORMS": "cpu",
     }
     code = SHARDED.format(
-        tests=str(Path(__file__).resolve().parent), path=str(tmp_path / "four.npz")
+        tests=str(Path(__file__).resolve().parent), path=str(tmp_path / "four.npz"), names=names
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]

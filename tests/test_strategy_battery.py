@@ -13,9 +13,18 @@ import pytest
 import lagc_jax as lj
 from lagc_jax import strategies as st
 
-from helpers import assert_same_run, count_compilations
+from helpers import (
+    SMALL_DELAY,
+    SMALL_PROBLEM,
+    SMALL_RUN,
+    SMALL_STRAGGLERS,
+    SMALL_WORKERS,
+    assert_same_run,
+    count_compilations,
+    drawn_unit_times,
+)
 
-M, S = 6, 1
+M, S = SMALL_WORKERS, SMALL_STRAGGLERS
 BUILT_IN = lj.names()
 
 
@@ -74,11 +83,12 @@ def registered():
 
 
 ALL = BUILT_IN + ("test-hand-gd", "test-half")
-PROBLEM = lj.problems.lag_synthetic(M, dim=10)
-DELAY = lj.ShiftedExponential(shift=0.1, rate=1.0)
-# The drawn runs of the tests below share these sizes: one program per strategy, compiled
-# once for the module (the times, step sizes and seeds are traced)
-RUN = dict(num_iters=24, num_trials=3, record_masks=True)
+PROBLEM, DELAY = SMALL_PROBLEM, SMALL_DELAY  # d = 10
+# The drawn runs of the tests below share these sizes (those of the other modules' small
+# runs): one program per strategy, compiled once (the times, step sizes and seeds are
+# traced); chunked, so a run is also a check of chunking against the unchunked replay of
+# its draws
+RUN = dict(num_iters=24, **SMALL_RUN)
 # One strategy round, jitted once for the module (the jit key is the strategy's structure)
 STEP = jax.jit(lambda strategy, state, round_, knobs_: strategy.step(state, round_, knobs_))
 
@@ -151,8 +161,17 @@ def test_no_recompilation_when_knobs_or_encoding_change(name):
     assert compiled == []
 
 
+@pytest.fixture(scope="module")
+def drawn_times():
+    """The unit times of the drawn runs with seed 5, (trials, iterations, M)."""
+    return drawn_unit_times(DELAY, 5, RUN["num_trials"], RUN["num_iters"], M)
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name):
+def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name, drawn_times):
+    """Two programs per strategy: the drawn run (trials vmapped, in chunks of 8) equals, trial
+    by trial, the unchunked one-trial replay of its unit times. So chunking changes nothing,
+    vmap over trials is a Python loop over trials, and replay gives the draws back."""
     s = lj.make(name, M, S)
     a = lj.simulate(PROBLEM, s, DELAY, seed=5, upload_time=0.2, **RUN)
     b = lj.simulate(PROBLEM, s, DELAY, seed=5, upload_time=0.2, **RUN)
@@ -160,17 +179,20 @@ def test_simulate_is_deterministic_chunking_invariant_and_loops_like_vmap(name):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     other = lj.simulate(PROBLEM, s, DELAY, seed=6, upload_time=0.2, **RUN)
     assert not np.array_equal(a.wall_clock, other.wall_clock)
-    kw = dict(num_iters=24, num_trials=3, upload_time=0.2)
-    assert_same_run(a, lj.simulate(PROBLEM, s, DELAY, seed=5, chunk_size=8, **kw))
-    # vmap over trials = a Python loop over trials (replayed unit times)
-    times = np.random.default_rng(1).exponential(size=(3, 24, M)) + 0.1
-    together = lj.simulate(PROBLEM, s, unit_times=times, **kw)
-    for i in range(3):
-        alone = lj.simulate(PROBLEM, s, unit_times=times[i : i + 1], **(kw | dict(num_trials=1)))
-        for field in ("uploads", "downloads", "computations"):
-            np.testing.assert_array_equal(getattr(together, field)[i], getattr(alone, field)[0])
-        np.testing.assert_allclose(together.wall_clock[i], alone.wall_clock[0], rtol=1e-12)
-        np.testing.assert_allclose(together.loss[i], alone.loss[0], rtol=1e-12)
+    for i in range(RUN["num_trials"]):
+        alone = lj.simulate(
+            PROBLEM,
+            s,
+            unit_times=drawn_times[i : i + 1],
+            num_iters=RUN["num_iters"],
+            num_trials=1,
+            upload_time=0.2,
+            record_masks=True,
+        )
+        for field in ("uploads", "downloads", "computations", "upload_mask"):
+            np.testing.assert_array_equal(getattr(a, field)[i], getattr(alone, field)[0])
+        np.testing.assert_allclose(a.wall_clock[i], alone.wall_clock[0], rtol=1e-12)
+        np.testing.assert_allclose(a.loss[i], alone.loss[0], rtol=1e-12)
 
 
 def test_hand_written_protocol_strategy_equals_gd():
