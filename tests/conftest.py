@@ -8,7 +8,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import jax
+# One BLAS thread (set before numpy loads; subprocesses inherit it): the tests' matrices are
+# small, and OpenBLAS threads spinning on a shared two-core machine made small solves
+# take 0.02-6 s from run to run.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
 import pytest
 
 jax.config.update("jax_enable_x64", True)
