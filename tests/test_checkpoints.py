@@ -64,7 +64,7 @@ def manifest(directory):
 # --------------------------------------------------------------------------- #
 # fault injection: SIGKILL at random points
 # --------------------------------------------------------------------------- #
-KILLED_ITERS, KILLED_CHUNK, KILLS = 64, 4, 4
+KILLED_ITERS, KILLED_CHUNK, KILLS = 64, 4, 3
 
 
 def killed_run(checkpoint_dir, progress):
@@ -118,7 +118,7 @@ def stderr_of(child) -> str:
 
 
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, request):
-    """Kill a checkpointed run (16 chunks of 4 iterations) 4 times at random points,
+    """Kill a checkpointed run (16 chunks of 4 iterations) 3 times at random points,
     resuming each time: after a random number of committed chunks (spread over the run), a
     random delay of up to a few chunk durations lands the kill inside loading, computing,
     writing a chunk or carry file, or committing the manifest. The final Result equals the

@@ -203,11 +203,17 @@ def test_g_lag_has_iterates_of_lag_ps_on_virtual_workers():
     np.testing.assert_array_equal(a.uploads, b.uploads)
 
 
-def test_lazy_strategies_save_uploads_and_converge():
-    problem = lag_synthetic(12, dim=50)
-    gd_uploads = 12 * 304  # M a round (test_engine.py::test_hand_computed_gd_and_fastest_k)
+@pytest.mark.parametrize(
+    # slow: the paper's size (the small size runs the programs of the tests above)
+    "M, S, dim",
+    [(6, 1, 10), pytest.param(12, 2, 50, marks=pytest.mark.slow)],
+    ids=["small", "paper-size"],
+)
+def test_lazy_strategies_save_uploads_and_converge(M, S, dim):
+    problem = lag_synthetic(M, dim=dim)
+    gd_uploads = M * 304  # M a round (test_engine.py::test_hand_computed_gd_and_fastest_k)
     for name in ("lag-wk", "lag-ps", "g-lag", "g-lag-wk", "lagc-ps"):
-        r = simulate(name, 12, 0 if name.startswith("lag-") else 2, problem=problem, num_iters=304)
+        r = simulate(name, M, 0 if name.startswith("lag-") else S, problem=problem, num_iters=304)
         assert r.uploads[0, -1] < 0.6 * gd_uploads, name
         assert r.gap[0, -1] < 1e-6, name
 
@@ -222,7 +228,7 @@ def test_upload_mask_shape_and_totals():
 
 def test_trajectories_independent_of_delays_stay_unbatched():
     """lag-ps's θ trajectory is computed once for all trials: 1000 trials cost little more than 3
-    (the 3-trial program is the one test_lazy_strategies_save_uploads_and_converge compiles)."""
+    (at M = 12, d = 50, where a batched θ would cost ~1000× the gradient work)."""
     problem = lag_synthetic(12, dim=50)
 
     def seconds(trials):
