@@ -100,6 +100,26 @@ def delay_spec(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--stragglers`` and ``--delay``, as every simulating command takes them.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_grid_arguments(parser)
+    >>> args = parser.parse_args(["--workers", "6"])
+    >>> args.workers, args.stragglers
+    (6, 2)
+    """
+    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
+    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
+    parser.add_argument(
+        "--delay",
+        type=delay_spec,
+        default="exp:1",
+        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
+        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
+    )
+
+
 def check_writable(prog: str, flag: str, path) -> None:
     """Exit 2 with one line unless files can be created in ``path``'s directory (created here)."""
     directory = Path(path).parent

@@ -16,21 +16,13 @@ import argparse
 from pathlib import Path
 
 from .. import strategies
-from ..checks import applicable, check_relations, delay_spec, int_at_least, number
+from ..checks import add_grid_arguments, applicable, check_relations, int_at_least, number
 from ..studies import paper
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``lagc-jax table``."""
-    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
-    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
-    parser.add_argument(
-        "--delay",
-        type=delay_spec,
-        default="exp:1",
-        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
-        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
-    )
+    add_grid_arguments(parser)
     parser.add_argument(
         "--trials", type=int_at_least(2), default=200, help="Monte Carlo trials (default 200)"
     )

@@ -21,6 +21,7 @@ import sys
 from .. import strategies
 from ..checks import (
     LINKS,
+    add_grid_arguments,
     PROBLEMS,
     accepts_option,
     applicable,
@@ -29,7 +30,6 @@ from ..checks import (
     check_writable,
     default_k,
     default_straggle_probability,
-    delay_spec,
     import_user_modules,
     int_at_least,
     number,
@@ -52,15 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "one that registers strategies with lagc_jax.register; repeatable",
     )
     parser.add_argument("--strategy", default="all", help="a strategy name or 'all' (default: all)")
-    parser.add_argument("--workers", type=int_at_least(1), default=12, help="M (default 12)")
-    parser.add_argument("--stragglers", type=int_at_least(0), default=2, help="S (default 2)")
-    parser.add_argument(
-        "--delay",
-        type=delay_spec,
-        default="exp:1",
-        help="exp:RATE[,SHIFT], pareto:SCALE,SHAPE, weibull:SCALE,SHAPE[,SHIFT], "
-        "lognormal:MU,SIGMA or bimodal:RATE,SLOW_FACTOR,P_SLOW (default exp:1)",
-    )
+    add_grid_arguments(parser)
     parser.add_argument(
         "--trials", type=int_at_least(1), default=200, help="Monte Carlo trials (default 200)"
     )
