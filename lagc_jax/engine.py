@@ -274,13 +274,16 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             )
         if "grad_error" in static.record:
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
+        # where the program computes the gap, the loss f* + gap is formed after the loop
+        # (the same operation on the recorded gaps): one reduction and record less a round
+        recorded = {"gap": values["gap"]} if "gap" in values else values
         acc = dict(
             acc,
             **{
                 f"first_{name}": jnp.where(
                     i % static.record_every == 0, value, acc[f"first_{name}"]
                 )
-                for name, value in values.items()
+                for name, value in recorded.items()
             },
             duration=acc["duration"] + stats.duration,
             uploads=acc["uploads"] + stats.uploads,
@@ -298,8 +301,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
         acc = dict(
-            first_loss=zero,
-            **({"first_gap": zero} if optimal_value is not None else {}),
+            **({"first_gap": zero} if optimal_value is not None else {"first_loss": zero}),
             duration=zero,
             uploads=izero,
             downloads=izero,
@@ -316,6 +318,8 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     )
     if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
+    if optimal_value is not None:
+        records["first_loss"] = optimal_value + records["first_gap"]
     records["residual"] = jnp.max(records["residual"])  # the chunk's worst decoding
     end_values, _ = evaluate(carry[0])
     return carry, records, masks, end_values
