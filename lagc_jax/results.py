@@ -200,8 +200,10 @@ class Result:
         """Write ``STEM.npz`` and a JSON record of the configuration, ``STEM.json``, atomically.
 
         ``path`` is the stem; only a trailing ``.npz`` or ``.json`` is taken as an
-        extension, so ``out/pareto_1.5`` writes ``out/pareto_1.5.npz``. Files get the
-        permissions the umask gives new files. Returns the .npz path.
+        extension, so ``out/pareto_1.5`` writes ``out/pareto_1.5.npz``. The record is
+        written first, so an .npz on disk always has its record (a save interrupted in
+        between leaves no .npz). Files get the permissions the umask gives new files.
+        Returns the .npz path.
         """
         stem = _stem(path)
         npz, record_path = stem.with_name(stem.name + ".npz"), stem.with_name(stem.name + ".json")
@@ -213,9 +215,9 @@ class Result:
                 arrays[optional] = getattr(self, optional)
         for name, values in self.metrics.items():
             arrays[_METRIC_PREFIX + name] = values
-        atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
         record = json.dumps(self.config, indent=2, sort_keys=True, default=str).encode()
         atomic_write(record_path, lambda f: f.write(record))
+        atomic_write(npz, lambda f: np.savez_compressed(f, **arrays))
         return npz
 
     @classmethod

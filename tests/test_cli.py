@@ -322,8 +322,8 @@ def test_dotted_out_stem_keeps_its_dots(tmp_path, capsys):
 
 def test_ctrl_c_stops_cleanly_and_keeps_written_files(tmp_path):
     """SIGINT while simulating: exit 130, one line, no traceback, no crash (3 tries, the signal
-    0, 0.2 and 0.4 s after the first strategy's Result is saved, i.e. its .json is written:
-    Result.save writes the .npz first, and a signal between the two leaves no .json)."""
+    0, 0.2 and 0.4 s after the first strategy's Result is saved, i.e. its .npz is written:
+    Result.save writes the .json first and the .npz last)."""
     import signal
     import subprocess
     import sys
@@ -355,10 +355,10 @@ def test_ctrl_c_stops_cleanly_and_keeps_written_files(tmp_path):
         )
         deadline = time.monotonic() + 120
         # wait until a strategy's Result is saved: simulation is under way
-        while not list(stem.parent.glob("run_*.json")) and time.monotonic() < deadline:
+        while not list(stem.parent.glob("run_*.npz")) and time.monotonic() < deadline:
             assert child.poll() is None, child.communicate()
             time.sleep(0.05)
-        assert list(stem.parent.glob("run_*.json"))
+        assert list(stem.parent.glob("run_*.npz"))
         time.sleep(0.2 * attempt)
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=60)

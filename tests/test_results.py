@@ -114,6 +114,29 @@ def test_save_keeps_dotted_stems(tmp_path):
     assert a.save(tmp_path / "run.v2.npz") == tmp_path / "run.v2.npz"
 
 
+def test_an_interrupted_save_leaves_no_npz_without_its_record(tmp_path, monkeypatch):
+    """The .npz, the file a reader looks for, is written last: Ctrl-C during a save never
+    leaves a result whose configuration record is missing."""
+    from lagc_jax import results
+
+    written = []
+
+    def interrupted_after_one(path, write):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path.name)
+        real_atomic_write(path, write)
+
+    real_atomic_write = results.atomic_write
+    monkeypatch.setattr(results, "atomic_write", interrupted_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        small_result().save(tmp_path / "r")
+    assert written == ["r.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
+    with pytest.raises(FileNotFoundError):
+        Result.load(tmp_path / "r")
+
+
 def test_save_honours_the_umask(tmp_path):
     import os
 
