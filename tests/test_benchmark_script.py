@@ -64,3 +64,14 @@ def test_compare_with_reports_differences():
     problems_found = ref.compare_with(result, loop)
     assert any("uploads" in p for p in problems_found)
     assert any("loss" in p for p in problems_found)
+
+
+def test_baseline_targets_name_the_right_target():
+    """Against the commit before the speed work the target is 2×; against any other commit,
+    not slower (the docstring's examples, run here: scripts are not collected as doctests)."""
+    import doctest
+
+    import benchmark
+
+    failures, tried = doctest.testmod(benchmark, verbose=False)[:2]
+    assert tried >= 3 and failures == 0
