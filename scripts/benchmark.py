@@ -1548,11 +1548,13 @@ def baseline_targets(baseline, profiles=(), machine=None) -> list[str]:
     worst = min(r["speedup"] for r in dependent)
     # the 2x target of the speed work holds against the commit before it; against any
     # other commit the target is not to be slower
-    wanted = 2.0 if baseline["commit"].startswith(SPEED_WORK_BASELINE) else 0.95
+    if baseline["commit"].startswith(SPEED_WORK_BASELINE):
+        wanted, goal, noise = 2.0, "≥ 2× faster than", ""
+    else:
+        wanted, goal, noise = 0.95, "at least as fast as", ", within 5 % timing noise"
     text = (
-        f"delay-dependent strategies {'≥ 2× faster than' if wanted == 2 else 'at least as fast as'} "
-        f"commit {baseline['commit']} (M = 12, d = 50, 1000 trials, float32, subprocess "
-        f"rounds{'' if wanted == 2 else ', within 5 % timing noise'}): "
+        f"delay-dependent strategies {goal} commit {baseline['commit']} (M = 12, d = 50, "
+        f"1000 trials, float32, subprocess rounds{noise}): "
         f"{verdict(worst >= wanted)} — "
         + ", ".join(
             f"{r['name']} {r['speedup']:.2f}× ({r['then']:.3f} → {r['now']:.3f} µs)"
