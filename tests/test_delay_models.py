@@ -594,3 +594,15 @@ def test_builtin_new_law_in_simulate():
     assert float(per_iteration.min()) >= 0.3
     _assert_within_4se(per_iteration, analysis.expected_iteration_time("fastest-k", 6, 1, WEIBULL))
     assert r.config["delay"] == {"Weibull": [2.0, 0.7, 0.3]}
+
+
+def test_a_model_without_sample_or_from_standard_is_told_what_to_define():
+    """The protocol's defaults name the class and the method a user's model lacks."""
+
+    class NoDraws(delays.DelayModel):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"NoDraws must define sample\(key"):
+        NoDraws().sample(jax.random.key(0), 3)
+    with pytest.raises(NotImplementedError, match="NoDraws is not a transform of standard"):
+        NoDraws().from_standard(jnp.ones(3))
