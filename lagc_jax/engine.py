@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import partial, reduce
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -212,16 +212,16 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     dtype = carry[0].dtype
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
-    optimal_value = None if data.quadratic is None else data.quadratic.optimal_value
 
     def evaluate(theta):
-        """({"loss": f, and "gap": f − f* where the problem computes it itself}, grads):
-        f as f* + gap, the same operations as ``loss_and_grads``."""
+        """({"gap": f − f*} where the problem computes it itself, else {"loss": f}, grads).
+        The host forms f = f* + gap in the compute dtype (``_assemble``): the same
+        operation as ``loss_and_grads``, and no loss record in the program."""
         if oracle.gap_and_grads is None:
             loss, grads = oracle.loss_and_grads(theta)
             return {"loss": loss}, grads
         gap, grads = oracle.gap_and_grads(theta)
-        return {"loss": optimal_value + gap, "gap": gap}, grads
+        return {"gap": gap}, grads
 
     source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
     summed = [m.name for m in static.metrics if m.accumulate == "sum"]
@@ -274,16 +274,13 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
             )
         if "grad_error" in static.record:
             reported["grad_error"] = _gradient_error(aggregate, full_grads)
-        # where the program computes the gap, the loss f* + gap is formed after the loop
-        # (the same operation on the recorded gaps): one reduction and record less a round
-        recorded = {"gap": values["gap"]} if "gap" in values else values
         acc = dict(
             acc,
             **{
                 f"first_{name}": jnp.where(
                     i % static.record_every == 0, value, acc[f"first_{name}"]
                 )
-                for name, value in recorded.items()
+                for name, value in values.items()
             },
             duration=acc["duration"] + stats.duration,
             uploads=acc["uploads"] + stats.uploads,
@@ -301,7 +298,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
         acc = dict(
-            **({"first_gap": zero} if optimal_value is not None else {"first_loss": zero}),
+            **({"first_loss": zero} if oracle.gap_and_grads is None else {"first_gap": zero}),
             duration=zero,
             uploads=izero,
             downloads=izero,
@@ -318,9 +315,6 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     )
     if "masks" in static.record:
         masks = masks.reshape(-1, masks.shape[-1])
-    if optimal_value is not None:
-        records["first_loss"] = optimal_value + records["first_gap"]
-    records["residual"] = jnp.max(records["residual"])  # the chunk's worst decoding
     end_values, _ = evaluate(carry[0])
     return carry, records, masks, end_values
 
@@ -1051,13 +1045,14 @@ def _run(problem, spec: _RunSpec, *, progress, checkpoint_dir):
         if progress is not None:
             progress(k0 + length, spec.num_iters)
 
-    def join(name):
-        parts = [r[name] for r in records]
-        if name == "residual":  # per trial, its worst decoding over the chunks
-            return reduce(np.maximum, parts)
-        return np.concatenate(parts, axis=trial_axis + 1)
-
-    joined = records[0] if len(records) == 1 else {name: join(name) for name in records[0]}
+    joined = (
+        records[0]
+        if len(records) == 1
+        else {
+            name: np.concatenate([r[name] for r in records], axis=trial_axis + 1)
+            for name in records[0]
+        }
+    )
     mask = (
         np.concatenate(masks, axis=trial_axis + 1).astype(bool) if "masks" in spec.record else None
     )
@@ -1080,7 +1075,12 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
     metrics, the divergence flag."""
     config = spec.configs[point]
     name = f"{spec.strategies[point].name}{f'[point {point}]' if spec.num_points > 1 else ''}"
-    num_trials = records["first_loss"].shape[0]
+    num_trials = records["duration"].shape[0]
+    f_star = problem.optimal_value
+    if "gap" in end_values:  # f = f* + gap in the compute dtype, as ``loss_and_grads`` forms it
+        f_star_c = np.asarray(problem.quadratic.optimal_value).astype(end_values["gap"].dtype)
+        records = dict(records, first_loss=f_star_c + records["first_gap"])
+        end_values = dict(end_values, loss=f_star_c + end_values["gap"])
 
     def with_end(name):
         first = records[f"first_{name}"]
@@ -1089,7 +1089,6 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
         values[:, -1] = end_values[name]
         return values
 
-    f_star = problem.optimal_value
     loss = with_end("loss")
     # f − f*: computed by the program where the problem can (no floor at eps·|f*|)
     gap = with_end("gap") if "gap" in end_values else loss - f_star
@@ -1119,7 +1118,10 @@ def _assemble(problem, spec: _RunSpec, point: int, records, end_values, mask) ->
             RuntimeWarning,
             stacklevel=4,
         )
-    residual = records["residual"]  # worst decoding of each trial
+    # worst decoding of each trial, reduced here rather than after the device loop: that
+    # reduction changed XLA's buffer packing so that gd's loop body ran serially, 15 %
+    # slower (docs/performance.md, "Small programs and XLA's thunk executor")
+    residual = records["residual"].max(axis=1)
     tolerance = DECODING_TOLERANCE[config["dtype"]]
     undecoded = ~(residual <= tolerance)
     if undecoded.any():
