@@ -790,6 +790,43 @@ def test_strategy_draws_are_reproducible_by_seed(drawn):
     assert not np.isin(other.x0[:, 1:], rh.x0[:, 1:]).any()
 
 
+@st.pytree_dataclass
+class ResidualHalf(RandomHalf):
+    """RandomHalf reporting its round's uniform draw u, scaled by 2⁻⁴⁰ (exact, and far below
+    the decoding tolerance), as the decoding residual: a residual that changes every round."""
+
+    name: str = st.static(default="residual-half")
+
+    def step(self, state, round, knobs):
+        aggregate, state, stats = super().step(state, round, knobs)
+        return aggregate, state, stats._replace(decoding_residual=stats.metrics["u"] * 2.0**-40)
+
+
+def test_decoding_residual_is_the_worst_of_every_round_across_chunks_and_resumes(tmp_path):
+    kw = dict(num_iters=K, num_trials=T, upload_time=0.2, seed=3)
+    whole = lj.simulate(PROBLEM, ResidualHalf(M), PARETO, **kw)
+    worst = np.nanmax(whole.u, axis=1) * 2.0**-40  # u of every round: entry 0 is NaN
+    np.testing.assert_array_equal(whole.decoding_residual, worst)
+    assert len(np.unique(np.nanargmax(whole.u, axis=1))) > 1  # the worst round differs by trial
+    # chunks of 2 recording every 2nd round: still the worst of every round
+    thinned = lj.simulate(PROBLEM, ResidualHalf(M), PARETO, chunk_size=2, record_every=2, **kw)
+    np.testing.assert_array_equal(thinned.decoding_residual, worst)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(done, total):
+        if done == 2:
+            raise Interrupt
+
+    chunked = dict(kw, chunk_size=2, checkpoint_dir=tmp_path)
+    with pytest.raises(Interrupt):
+        lj.simulate(PROBLEM, ResidualHalf(M), PARETO, progress=stop, **chunked)
+    resumed = lj.simulate(PROBLEM, ResidualHalf(M), PARETO, **chunked)
+    np.testing.assert_array_equal(resumed.decoding_residual, worst)
+    assert_same_run(resumed, whole, rtol=0)
+
+
 SHARDED = """
 import sys, numpy as np, jax
 jax.config.update("jax_enable_x64", True)
