@@ -212,16 +212,16 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
     dtype = carry[0].dtype
     optimizer = _optimizer(static, traced.knobs.step_size, traced.optimizer_args)
     oracle = gradient_oracle(static.weighted_loss, data)  # loop-invariant work once
+    # The value recorded: the gap f − f* where the problem computes it itself (the host
+    # forms f = f* + gap in the compute dtype, ``_assemble``: the same operation as
+    # ``loss_and_grads``, and no loss record in the program), else f.
+    recorded = "loss" if oracle.gap_and_grads is None else "gap"
+    value_and_grads = oracle.gap_and_grads or oracle.loss_and_grads
 
     def evaluate(theta):
-        """({"gap": f − f*} where the problem computes it itself, else {"loss": f}, grads).
-        The host forms f = f* + gap in the compute dtype (``_assemble``): the same
-        operation as ``loss_and_grads``, and no loss record in the program."""
-        if oracle.gap_and_grads is None:
-            loss, grads = oracle.loss_and_grads(theta)
-            return {"loss": loss}, grads
-        gap, grads = oracle.gap_and_grads(theta)
-        return {"gap": gap}, grads
+        """({recorded: its value at θ}, grads)."""
+        value, grads = value_and_grads(theta)
+        return {recorded: value}, grads
 
     source = _UnitTimes(static, traced, trial_key, replayed, M, dtype)
     summed = [m.name for m in static.metrics if m.accumulate == "sum"]
@@ -298,7 +298,7 @@ def _trial_chunk(static: _Static, data, traced: _Traced, carry, trial_key, repla
         carry, ahead = state
         zero, izero = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
         acc = dict(
-            **({"first_loss": zero} if oracle.gap_and_grads is None else {"first_gap": zero}),
+            **{f"first_{recorded}": zero},
             duration=zero,
             uploads=izero,
             downloads=izero,
